@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Set up everything equal needs on a fresh machine: a virtualenv in .venv with the
+# pinned CPU build of torch, equal with its local-LLM, server, sample and dev extras,
+# Debian's python3-doc (text of the sample corpus) and the assembled local model.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+. .venv/bin/activate
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+# torch first, pinned: the CPU wheel lies on local disk; an open range would pull a CUDA build.
+pip install -q torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
+# llama-cpp-python compiles from source the first time (about 4-6 minutes on 2 cores).
+pip install -q -e ".[local,server,sample,dev]" 2>&1 | grep -v "^WARNING: Location" || true
+python -c "import equal, llama_cpp, torch, faiss, ot" >/dev/null
+if [ ! -d /usr/share/doc/python3.11/html/_sources ]; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && apt-get install -y -qq python3-doc) >/dev/null 2>&1 \
+      || echo "warning: could not install python3-doc; 'equal make-sample' will not work" >&2
+  else
+    echo "warning: install Debian's python3-doc for the sample corpus (sudo apt-get install python3-doc)" >&2
+  fi
+fi
+equal prepare-model >/dev/null
+echo "equal is set up in .venv"

@@ -1,0 +1,74 @@
+"""Bandit policies: small validated objects that pick clusters from the arm state.
+
+A policy only scores and selects; the run loop pulls, extracts and rewards.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from equal.bandit.arms import ClusterArms
+from equal.errors import ConfigError
+
+
+class Policy(Protocol):
+    def select(self, arms: ClusterArms, n: int, rng: np.random.Generator) -> list[int]:
+        """Up to ``n`` distinct available clusters to pull this round."""
+        ...
+
+
+class UCBPolicy:
+    """UCB over clusters with neighbour-shared rewards.
+
+    ``U_j = S_j / c_j + alpha * sqrt(2 ln N / (c_j + 1))``, with ``alpha``
+    constant (released scripts: 0.001) or decaying as ``1 / (N + 1)`` (paper).
+    With no reward seen yet (round 0) it picks clusters at random.
+    """
+
+    def __init__(self, alpha: float = 0.001, schedule: str = "constant") -> None:
+        if alpha < 0:
+            raise ConfigError("bandit.alpha must be >= 0")
+        if schedule not in ("constant", "decaying"):
+            raise ConfigError("bandit.alpha_schedule must be 'constant' or 'decaying'")
+        self.alpha = alpha
+        self.schedule = schedule
+
+    def scores(self, arms: ClusterArms) -> np.ndarray:
+        """UCB score of every cluster, ``(K,)``."""
+        n = max(arms.total, 1.0)
+        alpha = self.alpha if self.schedule == "constant" else 1.0 / (arms.total + 1.0)
+        return arms.mean_reward() + alpha * np.sqrt(2.0 * np.log(n) / (arms.count + 1.0))
+
+    def select(self, arms: ClusterArms, n: int, rng: np.random.Generator) -> list[int]:
+        open_ = np.flatnonzero(arms.available())
+        if len(open_) == 0:
+            return []
+        n = min(n, len(open_))
+        if arms.total == 0:
+            return sorted(int(c) for c in rng.choice(open_, size=n, replace=False))
+        scores = self.scores(arms)[open_]
+        order = np.argsort(-scores, kind="stable")  # ties: lowest cluster id first
+        return [int(c) for c in open_[order[:n]]]
+
+
+class UniformPolicy:
+    """Random clusters, uniformly among those with documents left: the bandit-free baseline."""
+
+    def select(self, arms: ClusterArms, n: int, rng: np.random.Generator) -> list[int]:
+        open_ = np.flatnonzero(arms.available())
+        n = min(n, len(open_))
+        return sorted(int(c) for c in rng.choice(open_, size=n, replace=False)) if n else []
+
+
+POLICIES = {"ucb": UCBPolicy, "uniform": UniformPolicy}
+
+
+def build_policy(name: str, alpha: float = 0.001, schedule: str = "constant") -> Policy:
+    """Make the policy called ``name`` (see :data:`POLICIES`)."""
+    if name == "ucb":
+        return UCBPolicy(alpha=alpha, schedule=schedule)
+    if name == "uniform":
+        return UniformPolicy()
+    raise ConfigError(f"bandit.policy must be one of {sorted(POLICIES)}, not {name!r}")

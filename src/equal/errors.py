@@ -1,0 +1,44 @@
+"""Exceptions raised by equal.
+
+The whole hierarchy::
+
+    EqualError                 base of everything equal raises on purpose
+    ├── ConfigError            the user's configuration is invalid
+    ├── InputError             a corpus or reference file cannot be used as given
+    ├── BackendError           an LLM or embedding backend failed
+    │   ├── RateLimited        the server answered 429 after every retry
+    │   └── ServerUnavailable  the server kept failing (5xx, timeouts, refused)
+    └── BudgetExhausted        a call was asked for after the budget was spent
+
+Every message says what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class EqualError(Exception):
+    """Base class of every error equal raises on purpose."""
+
+
+class ConfigError(EqualError):
+    """The configuration is invalid (unknown key, bad value, inconsistent settings)."""
+
+
+class InputError(EqualError):
+    """A corpus or reference file is missing, unreadable or unusable."""
+
+
+class BackendError(EqualError):
+    """An LLM or embedding backend failed in a way retries did not fix."""
+
+
+class RateLimited(BackendError):
+    """The server kept answering 429 Too Many Requests."""
+
+
+class ServerUnavailable(BackendError):
+    """The server kept failing: 5xx answers, timeouts or refused connections."""
+
+
+class BudgetExhausted(EqualError):
+    """An extraction was requested after the extraction budget was spent."""

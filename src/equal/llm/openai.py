@@ -1,0 +1,201 @@
+"""Any OpenAI-compatible chat server over HTTP: vLLM, llama.cpp server, Ollama, hosted APIs.
+
+Requests run concurrently (an asyncio semaphore), each retried with
+exponential backoff and jitter on 429 (honouring ``Retry-After``), 5xx,
+timeouts, dropped connections and malformed bodies. Every fault is counted
+in ``stats``. The API key is read from an environment variable at start and
+kept only in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+from typing import Any
+
+import httpx
+
+from equal.errors import BackendError, RateLimited, ServerUnavailable
+from equal.llm.base import ChatRequest, OnResult
+from equal.records import Generation
+from equal.stats import Stats
+
+logger = logging.getLogger(__name__)
+
+
+class _Retryable(Exception):
+    def __init__(self, kind: str, detail: str, retry_after: float | None = None) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.retry_after = retry_after
+
+
+def _retry_after_seconds(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+class OpenAICompatibleLLM:
+    """Chat completions from an OpenAI-compatible server.
+
+    Args:
+        base_url: e.g. ``http://127.0.0.1:8000/v1``.
+        model: the model name the server knows.
+        api_key_env: environment variable holding the API key (optional for local servers).
+        concurrency: requests in flight at once.
+        max_retries: retries per request before giving up.
+        timeout_s: per-request timeout.
+        json_mode: ``schema`` (``response_format`` json_schema), ``object``
+            (json_object) or ``none``.
+        backoff_base_s, backoff_max_s: exponential backoff bounds.
+        stats: counters for calls, tokens and each kind of fault.
+    """
+
+    def __init__(self, base_url: str, model: str, *, api_key_env: str | None = "OPENAI_API_KEY",
+                 concurrency: int = 8, max_retries: int = 5, timeout_s: float = 120.0,
+                 json_mode: str = "schema", backoff_base_s: float = 1.0, backoff_max_s: float = 30.0,
+                 stats: Stats | None = None, seed: int = 0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.api_key_env = api_key_env
+        self.concurrency = concurrency
+        self.max_retries = max_retries
+        self.timeout_s = timeout_s
+        self.json_mode = json_mode
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self.stats = stats if stats is not None else Stats()
+        self.name = f"openai:{self.base_url}:{model}:{json_mode}"
+        self._rng = random.Random(seed)
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def _body(self, request: ChatRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": list(request.messages),
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+        }
+        if request.json_schema is not None and self.json_mode == "schema":
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "extraction", "schema": request.json_schema},
+            }
+        elif request.json_schema is not None and self.json_mode == "object":
+            body["response_format"] = {"type": "json_object"}
+        return body
+
+    async def _once(self, client: httpx.AsyncClient, request: ChatRequest) -> Generation:
+        try:
+            response = await client.post(f"{self.base_url}/chat/completions", json=self._body(request))
+        except httpx.TimeoutException as exc:
+            raise _Retryable("timeouts", f"timed out after {self.timeout_s}s") from exc
+        except httpx.TransportError as exc:
+            raise _Retryable("connection_errors", f"{type(exc).__name__}: {exc}") from exc
+        if response.status_code == 429:
+            raise _Retryable("http_429", "429 Too Many Requests", _retry_after_seconds(response))
+        if response.status_code >= 500:
+            raise _Retryable("http_5xx", f"HTTP {response.status_code}", _retry_after_seconds(response))
+        if response.status_code in (401, 403):
+            raise BackendError(
+                f"{self.base_url} refused the request (HTTP {response.status_code}); "
+                f"check the API key in ${self.api_key_env}"
+            )
+        if response.status_code >= 400:
+            raise BackendError(
+                f"{self.base_url} rejected the request (HTTP {response.status_code}): {response.text[:300]}; "
+                "check extraction.model and extraction.json_mode"
+            )
+        try:
+            data = response.json()
+            choice = data["choices"][0]
+            text = choice["message"]["content"] or ""
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise _Retryable("malformed_responses", f"malformed response body: {response.text[:200]!r}") from exc
+        usage = data.get("usage") or {}
+        if not usage:
+            self.stats.inc("llm_usage_missing")
+        if choice.get("finish_reason") == "length":
+            self.stats.inc("llm_truncated")
+        return Generation(
+            text=text,
+            tokens_in=int(usage.get("prompt_tokens") or 0),
+            tokens_out=int(usage.get("completion_tokens") or 0),
+            metadata={"finish_reason": choice.get("finish_reason")},
+        )
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.backoff_max_s)
+        delay = min(self.backoff_max_s, self.backoff_base_s * 2**attempt)
+        return delay * (0.5 + 0.5 * self._rng.random())
+
+    async def _with_retries(self, client: httpx.AsyncClient, request: ChatRequest) -> Generation:
+        last = _Retryable("none", "no attempt made")
+        for attempt in range(self.max_retries + 1):
+            try:
+                generation = await self._once(client, request)
+            except _Retryable as exc:
+                last = exc
+                self.stats.inc(f"llm_{exc.kind}")
+                if attempt == self.max_retries:
+                    break
+                self.stats.inc("llm_retries")
+                delay = self._backoff(attempt, exc.retry_after)
+                logger.warning("LLM request failed (%s); retry %d in %.1fs", exc, attempt + 1, delay)
+                await asyncio.sleep(delay)
+                continue
+            self.stats.inc("llm_calls")
+            self.stats.inc("tokens_in", generation.tokens_in)
+            self.stats.inc("tokens_out", generation.tokens_out)
+            return generation
+        advice = (f"{self.base_url} failed {self.max_retries + 1} times in a row ({last}); "
+                  "check that the server is up, then run the same command again: the run resumes "
+                  "and every answer already received is kept")
+        if last.kind == "http_429":
+            raise RateLimited(advice)
+        raise ServerUnavailable(advice)
+
+    async def _generate(self, requests: list[ChatRequest], on_result: OnResult | None) -> list[Generation]:
+        semaphore = asyncio.Semaphore(self.concurrency)
+        timeout = httpx.Timeout(self.timeout_s)
+        limits = httpx.Limits(max_connections=self.concurrency)
+        async with httpx.AsyncClient(timeout=timeout, limits=limits, headers=self._headers()) as client:
+
+            async def one(i: int, request: ChatRequest) -> Generation:
+                async with semaphore:
+                    generation = await self._with_retries(client, request)
+                if on_result is not None:
+                    on_result(i, generation)
+                return generation
+
+            tasks = [asyncio.create_task(one(i, r)) for i, r in enumerate(requests)]
+            try:
+                return list(await asyncio.gather(*tasks))
+            except BaseException:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
+
+    def generate(self, requests: list[ChatRequest], on_result: OnResult | None = None) -> list[Generation]:
+        if not requests:
+            return []
+        return asyncio.run(self._generate(requests, on_result))
+
+    def close(self) -> None:
+        pass
+

@@ -1,0 +1,41 @@
+"""The extraction budget: documents (= extraction calls) and LLM tokens."""
+
+from __future__ import annotations
+
+import math
+
+
+class Budget:
+    """Tracks what extraction has spent against its caps.
+
+    Every extracted document costs one call, whether the answer came from the
+    server or from the response cache, so a resumed run makes the same
+    decisions as an uninterrupted one. The token cap is checked after each
+    round, so the last round may overshoot it by at most one round's tokens.
+
+    Args:
+        max_documents: documents (calls) allowed; ``None`` for no cap.
+        max_tokens: tokens (in + out) allowed; ``None`` for no cap.
+    """
+
+    def __init__(self, max_documents: int | None = None, max_tokens: int | None = None) -> None:
+        self.max_documents = max_documents
+        self.max_tokens = max_tokens
+        self.documents = 0
+        self.tokens = 0
+
+    @classmethod
+    def from_settings(cls, n_documents: int, fraction: float | None, llm_calls: int | None,
+                      tokens: int | None) -> Budget:
+        caps = [c for c in (math.ceil(fraction * n_documents) if fraction else None, llm_calls) if c]
+        return cls(max_documents=min(caps) if caps else None, max_tokens=tokens)
+
+    def documents_left(self) -> float:
+        return math.inf if self.max_documents is None else max(0, self.max_documents - self.documents)
+
+    def exhausted(self) -> bool:
+        return self.documents_left() <= 0 or (self.max_tokens is not None and self.tokens >= self.max_tokens)
+
+    def charge(self, documents: int, tokens: int) -> None:
+        self.documents += documents
+        self.tokens += tokens

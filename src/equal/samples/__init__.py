@@ -1,0 +1,1 @@
+"""Real sample data built from registry packages: the demo corpus and reference set."""

@@ -1,0 +1,115 @@
+"""The whole run loop on a labelled synthetic corpus (hashing embedder, replayed pairs)."""
+
+import json
+
+import pytest
+
+from equal import run
+from equal.errors import ConfigError, InputError
+from equal.run.pipeline import round_shape
+from equal.testing import FakeOpenAIServer
+
+
+def _relevant_share(result):
+    by_label = result.stats["summary"]["extracted_by_label"]
+    return by_label.get("python", 0) / sum(by_label.values())
+
+
+def test_run_writes_dataset_stats_and_round_log(replay_config):
+    result = run(replay_config())
+    run_dir = result.run_dir
+    for name in ("config.yaml", "dataset.jsonl", "stats.json", "rounds.jsonl", "clusters.json"):
+        assert (run_dir / name).exists(), name
+    records = [json.loads(line) for line in (run_dir / "dataset.jsonl").read_text().splitlines()]
+    assert records and len(records) == result.stats["counters"]["pairs_written"]
+    for record in records:
+        assert [m["role"] for m in record["messages"]] == ["user", "assistant"]
+        assert {"document_id", "cluster", "round", "pull_reward", "stage", "label"} <= set(record["provenance"])
+    summary = result.stats["summary"]
+    assert summary["documents_extracted"] == 40  # 20% of 200 documents
+    assert summary["warmup_documents"] == 8
+    assert {r["provenance"]["stage"] for r in records} == {"warmup", "bandit"}
+    rounds = [json.loads(line) for line in (run_dir / "rounds.jsonl").read_text().splitlines()]
+    assert rounds and all({"cluster", "documents", "reward"} <= set(rounds[0]["pulls"][0]) for _ in rounds)
+    doc_ids = [r["provenance"]["document_id"] for r in records]
+    assert len(doc_ids) == len(set(doc_ids))  # each document extracted once
+
+
+def test_equal_beats_random_selection_on_the_relevant_source(replay_config):
+    equal_share = [_relevant_share(run(replay_config(seed=s, **{"output.dir": f"/tmp/eq-{s}"})))
+                   for s in (0, 1, 2)]
+    random_share = [_relevant_share(run(replay_config(seed=s, **{"bandit.selection": "random",
+                                                               "output.dir": f"/tmp/rnd-{s}"})))
+                    for s in (0, 1, 2)]
+    # relevant documents are 20% of the corpus
+    assert sum(random_share) / 3 < 0.35
+    assert sum(equal_share) / 3 > 1.8 * sum(random_share) / 3
+
+
+def test_same_seed_same_dataset(replay_config, tmp_path):
+    a = run(replay_config(**{"output.dir": str(tmp_path / "a")}))
+    b = run(replay_config(**{"output.dir": str(tmp_path / "b")}))
+    assert (a.run_dir / "dataset.jsonl").read_text() == (b.run_dir / "dataset.jsonl").read_text()
+
+
+def test_rerun_resumes_from_cache_without_paying_twice(replay_config, tmp_path):
+    with FakeOpenAIServer() as server:
+        cfg = replay_config(**{"extraction.extractor": "openai", "extraction.model": "fake",
+                               "extraction.base_url": server.base_url})
+        first = run(cfg)
+        sent = server.total_requests
+        second = run(cfg)
+    assert sent == first.stats["counters"]["llm_calls"] == 40
+    assert server.total_requests == sent  # the second run sent nothing
+    assert second.stats["counters"]["llm_cache_hits"] == 40
+    assert (first.dataset_path.read_text() == second.dataset_path.read_text())
+
+
+@pytest.mark.parametrize("overrides", [
+    {"budget.fraction": 1.0, "budget.llm_calls": 25},
+    {"budget.fraction": 1.0, "budget.tokens": 3000, "extraction.extractor": "openai"},
+])
+def test_budget_in_calls_or_tokens(replay_config, overrides):
+    with FakeOpenAIServer() as server:
+        overrides = {**overrides, "extraction.model": "fake", "extraction.base_url": server.base_url}
+        result = run(replay_config(**overrides))
+    if "budget.llm_calls" in overrides:
+        assert result.stats["summary"]["documents_extracted"] == 25
+    else:
+        tokens = result.stats["summary"]["tokens_spent"]
+        assert 3000 <= tokens < 3000 + 20 * 200  # stops after the round that crosses the cap
+
+
+def test_sinkhorn_euclidean_centroid_order_and_formats(replay_config):
+    result = run(replay_config(**{"reward.solver": "sinkhorn", "reward.cost": "euclidean",
+                                  "bandit.document_order": "centroid", "bandit.alpha_schedule": "decaying",
+                                  "output.format": "sharegpt", "reward.offset": 0.12}))
+    first = json.loads(result.dataset_path.read_text().splitlines()[0])
+    assert first["conversations"][0]["from"] == "human"
+    assert result.stats["summary"]["reward_offset"] == 0.12
+
+
+def test_parquet_output(replay_config):
+    import pyarrow.parquet as pq
+
+    result = run(replay_config(**{"output.format": "parquet"}))
+    table = pq.read_table(result.dataset_path)
+    assert table.num_rows == result.stats["counters"]["pairs_written"]
+
+
+def test_more_clusters_than_documents_is_a_clear_error(replay_config):
+    with pytest.raises(ConfigError, match="lower clustering.k"):
+        run(replay_config(**{"clustering.k": 500}))
+
+
+def test_too_small_reference_is_a_clear_error(replay_config, tmp_path):
+    path = tmp_path / "tiny.jsonl"
+    path.write_text('{"question": "q", "answer": "a"}\n')
+    with pytest.raises(InputError, match="fewer than the 10 needed"):
+        run(replay_config(**{"reference.path": str(path)}))
+
+
+def test_round_shape():
+    assert round_shape(73_000, 1000, "auto", "auto") == (50, 10)  # the released setting at paper scale
+    assert round_shape(40, 16, "auto", "auto") == (1, 2)
+    assert round_shape(1000, 3, 50, 10) == (3, 10)  # never more clusters than exist

@@ -1,0 +1,130 @@
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from equal.corpus import read_documents, read_reference
+from equal.errors import InputError
+from equal.stats import Stats
+
+
+def _docs(path, **kw):
+    stats = Stats()
+    return list(read_documents(path, stats=stats, **kw)), stats
+
+
+def test_jsonl_bad_records_are_counted_not_fatal(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(b"\n".join([
+        json.dumps({"id": "a", "text": "A good document about something."}).encode(),
+        b"{not json",
+        json.dumps([1, 2]).encode(),
+        json.dumps({"id": "b"}).encode(),
+        json.dumps({"id": "c", "text": 42}).encode(),
+        json.dumps({"id": "d", "text": "   "}).encode(),
+        json.dumps({"id": "a", "text": "Same id as the first document."}).encode(),
+        b'{"id": "e", "text": "caf\xe9 not utf8"}',
+        json.dumps({"id": "f", "text": "binary\x00\x01\x02 blob"}).encode(),
+        json.dumps({"id": "g", "text": "Another good document."}).encode(),
+    ]))
+    docs, stats = _docs(path, id_field="id")
+    assert [d.id for d in docs] == ["a", "g"]
+    counters = stats.as_dict()
+    assert counters["skipped_corrupt_line"] == 1
+    assert counters["skipped_not_an_object"] == 1
+    assert counters["skipped_missing_field"] == 1
+    assert counters["skipped_wrong_type"] == 1
+    assert counters["skipped_empty"] == 1
+    assert counters["skipped_duplicate_id"] == 1
+    assert counters["skipped_undecodable"] == 1
+    assert counters["skipped_binary"] == 1
+    assert counters["documents_read"] == 2
+
+
+def test_missing_text_field_everywhere_is_a_clear_error(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps({"body": "text under another name"}) + "\n")
+    with pytest.raises(InputError, match="text_field"):
+        _docs(path)
+
+
+def test_missing_path_is_a_clear_error(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        _docs(tmp_path / "nope.jsonl")
+
+
+def test_unknown_suffix_asks_for_format(tmp_path):
+    path = tmp_path / "c.xml"
+    path.write_text("<a/>")
+    with pytest.raises(InputError, match="corpus.format"):
+        _docs(path)
+
+
+def test_content_hash_ids_are_stable(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps({"text": "Hello there, world."}) + "\n")
+    first, _ = _docs(path)
+    second, _ = _docs(path)
+    assert first[0].id == second[0].id and len(first[0].id) == 16
+
+
+def test_parquet_and_csv(tmp_path):
+    rows = [{"doc": f"Document number {i} has some words.", "key": f"k{i}"} for i in range(5)]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "c.parquet")
+    docs, _ = _docs(tmp_path / "c.parquet", text_field="doc", id_field="key")
+    assert [d.id for d in docs] == [f"k{i}" for i in range(5)]
+    (tmp_path / "c.csv").write_text("key,doc\nx,\"A document, with a comma.\"\ny,Second one.\n")
+    docs, _ = _docs(tmp_path / "c.csv", text_field="doc", id_field="key")
+    assert [(d.id, d.text) for d in docs] == [("x", "A document, with a comma."), ("y", "Second one.")]
+
+
+def test_text_folder_skips_binary_and_non_utf8(tmp_path):
+    (tmp_path / "a.txt").write_text("A text file with words.")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.md").write_text("# Title\n\nMarkdown body.")
+    (tmp_path / "c.txt").write_bytes(b"\x00\x01binary")
+    (tmp_path / "d.txt").write_bytes(b"\xff\xfe\xfa latin junk")
+    docs, stats = _docs(tmp_path)
+    assert sorted(d.id for d in docs) == ["a.txt", "sub/b.md"]
+    assert stats.get("skipped_binary") == 1 and stats.get("skipped_undecodable") == 1
+
+
+def test_long_document_becomes_passages(tmp_path):
+    text = "\n\n".join("paragraph " * 50 for _ in range(6))
+    (tmp_path / "c.jsonl").write_text(json.dumps({"id": "long", "text": text}) + "\n")
+    docs, stats = _docs(tmp_path / "c.jsonl", id_field="id", max_passage_chars=1200)
+    assert len(docs) > 1 and all(d.source_id == "long" for d in docs)
+    assert [d.id for d in docs] == [f"long#p{i}" for i in range(len(docs))]
+    assert stats.get("passages") == len(docs)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(st.binary(max_size=80), st.dictionaries(st.text(max_size=5), st.one_of(
+    st.text(max_size=40), st.integers(), st.none(), st.lists(st.integers(), max_size=3)), max_size=4)
+    .map(lambda d: json.dumps(d).encode())), max_size=20))
+def test_reader_never_crashes_on_arbitrary_lines(tmp_path, lines):
+    path = tmp_path / "fuzz.jsonl"
+    path.write_bytes(b"\n".join(line.replace(b"\n", b" ") for line in lines))
+    stats = Stats()
+    try:
+        docs = list(read_documents(path, stats=stats))
+    except InputError as exc:  # allowed only for "no record has the text field"
+        assert "text_field" in str(exc)
+        return
+    assert all(d.text.strip() for d in docs)
+
+
+def test_reference_formats_and_minimum(tmp_path):
+    path = tmp_path / "r.jsonl"
+    rows = [{"question": "q1", "answer": "a1"}, {"prompt": "q2", "output": "a2"},
+            {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "q3"},
+                          {"role": "assistant", "content": "a3"}]},
+            {"unrelated": "field"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pairs = read_reference(path, min_examples=3)
+    assert [(p.question, p.answer) for p in pairs] == [("q1", "a1"), ("q2", "a2"), ("q3", "a3")]
+    with pytest.raises(InputError, match="fewer than the 10 needed"):
+        read_reference(path, min_examples=10)

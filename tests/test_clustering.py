@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from equal.clustering import (KMeansClusterer, cluster_moments, default_n_clusters, neighbour_lists,
-                              w2_diag_distances)
+from equal.clustering import KMeansClusterer, cluster_moments, default_n_clusters, neighbour_lists, w2_diag_distances
 from equal.errors import ConfigError
 
 

@@ -128,3 +128,11 @@ def test_reference_formats_and_minimum(tmp_path):
     assert [(p.question, p.answer) for p in pairs] == [("q1", "a1"), ("q2", "a2"), ("q3", "a3")]
     with pytest.raises(InputError, match="fewer than the 10 needed"):
         read_reference(path, min_examples=10)
+
+
+def test_saved_hugging_face_dataset(tmp_path):
+    import datasets
+    rows = {"content": ["First saved document.", "Second saved document.", ""], "uid": ["u1", "u2", "u3"]}
+    datasets.Dataset.from_dict(rows).save_to_disk(str(tmp_path / "ds"))
+    docs, stats = _docs(tmp_path / "ds", text_field="content", id_field="uid")
+    assert [d.id for d in docs] == ["u1", "u2"] and stats.get("skipped_empty") == 1

@@ -108,7 +108,7 @@ class ExtractionConfig(Strict):
     timeout_s: float = Field(120.0, gt=0, description="Per-request timeout in seconds.")
     max_tokens: int = Field(768, gt=0, description="Output tokens per extraction call.")
     temperature: float = Field(0.0, ge=0)
-    json_mode: Literal["schema", "object", "none"] = Field("schema", description="How structured output is requested: a JSON schema, plain JSON mode, or not at all.")
+    json_mode: Literal["schema", "object_schema", "object", "none"] = Field("schema", description="How structured output is requested (openai): schema = response_format json_schema (vLLM, OpenAI); object_schema = json_object with a schema (llama-cpp-python server); object = plain JSON mode (Ollama); none.")
     n_ctx: int = Field(2048, gt=0, description="Context window of the local model.")
     n_threads: int | None = Field(None, gt=0, description="CPU threads of the local model (unset: all cores).")
     cache_dir: Path | None = Field(None, description="Where LLM responses are cached; unset: RUN_DIR/cache. Share it between runs to never pay twice.")

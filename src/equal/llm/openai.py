@@ -52,8 +52,9 @@ class OpenAICompatibleLLM:
         concurrency: requests in flight at once.
         max_retries: retries per request before giving up.
         timeout_s: per-request timeout.
-        json_mode: ``schema`` (``response_format`` json_schema), ``object``
-            (json_object) or ``none``.
+        json_mode: ``schema`` (OpenAI ``json_schema``: vLLM, OpenAI), ``object_schema``
+            (``json_object`` with a ``schema``: llama-cpp-python's server), ``object``
+            (plain ``json_object``: Ollama, most APIs) or ``none``.
         backoff_base_s, backoff_max_s: exponential backoff bounds.
         stats: counters for calls, tokens and each kind of fault.
     """
@@ -94,6 +95,9 @@ class OpenAICompatibleLLM:
                 "type": "json_schema",
                 "json_schema": {"name": "extraction", "schema": request.json_schema},
             }
+        elif request.json_schema is not None and self.json_mode == "object_schema":
+            # llama-cpp-python's server (and Anyscale-style APIs) take the schema inside json_object
+            body["response_format"] = {"type": "json_object", "schema": request.json_schema}
         elif request.json_schema is not None and self.json_mode == "object":
             body["response_format"] = {"type": "json_object"}
         return body

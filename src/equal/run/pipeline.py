@@ -41,6 +41,16 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
+class Clusters:
+    """The cluster structure the bandit plays on."""
+
+    k: int
+    labels: np.ndarray  # (n,) int64
+    centroids: np.ndarray  # (k, d) float32
+    neighbours: list[np.ndarray]  # per cluster, the clusters sharing its rewards (itself included)
+
+
+@dataclass
 class RunResult:
     """What a finished run produced."""
 
@@ -52,7 +62,8 @@ class RunResult:
     selected_documents: list[str] = field(default_factory=list)
 
 
-def round_shape(documents: int, n_clusters: int, clusters_per_round: int | str, docs_per_pull: int | str) -> tuple[int, int]:
+def round_shape(documents: int, n_clusters: int, clusters_per_round: int | str,
+                docs_per_pull: int | str) -> tuple[int, int]:
     """Clusters per round B and documents per pull m.
 
     ``auto`` aims at about 20 rounds whatever the budget: m = sqrt(D / 10)
@@ -155,83 +166,120 @@ class EqualRun:
         self.embedder = self._embedder or build_embedder(cfg.embedding)
         self.extractor = self._extractor or build_extractor(cfg.extraction, self.run_dir, self.stats, cfg.seed)
         self._failures: list[dict[str, Any]] = []
-        rng = np.random.default_rng(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+        try:
+            self.documents, reference = self._read()
+            n = len(self.documents)
+            doc_embeddings = self._embed([d.text for d in self.documents], "embedding documents")
+            self.reference_embeddings = self._embed([p.as_text() for p in reference], "embedding reference")
+            self.budget = Budget.from_settings(n, cfg.budget.fraction, cfg.budget.llm_calls, cfg.budget.tokens)
+            doc_budget = int(min(self.budget.documents_left(), n))
 
-        documents, reference = self._read()
-        n = len(documents)
-        doc_embeddings = self._embed([d.text for d in documents], "embedding documents")
-        self.reference_embeddings = self._embed([p.as_text() for p in reference], "embedding reference")
-        self.budget = Budget.from_settings(n, cfg.budget.fraction, cfg.budget.llm_calls, cfg.budget.tokens)
-        doc_budget = min(self.budget.documents_left(), n)
+            warm_idx, warm_extractions = self._warmup(doc_budget)
+            # Contrastive alignment of the embedder on the warm-up pairs (issue 3) belongs here:
+            # it re-embeds the documents before they are clustered.
+            clusters = self._cluster(doc_embeddings)
+            b, m = round_shape(doc_budget - len(warm_idx), clusters.k, cfg.bandit.clusters_per_round,
+                               cfg.bandit.docs_per_pull)
+            if cfg.bandit.selection == "random":
+                b, m = 1, b * m  # the same documents per round, drawn from the whole corpus
+            warm_pulls, offset = self._warmup_rewards(warm_extractions, m)
+            arms = self._arms(clusters, doc_embeddings, warm_idx)
+            pulls = self._bandit(arms, b, m, offset, [p.reward for p in warm_pulls if p.distance is not None])
 
-        # Warm-up: a random sample, extracted first; it sets the reward offset and its pairs are kept.
-        n_warm = int(min(doc_budget, n - 1, max(cfg.warmup.min_documents,
-                                                round(cfg.warmup.fraction_of_budget * doc_budget))))
-        warm_idx = [int(i) for i in rng.choice(n, size=n_warm, replace=False)] if n_warm else []
+            pairs = self._provenance(warm_pulls, pulls, clusters.labels)
+            dataset_path = write_dataset(pairs, self.run_dir, cfg.output.format)
+            self.stats.inc("pairs_written", len(pairs))
+            selected = [d for p in warm_pulls + pulls for d in p.document_ids]
+            summary = {
+                "corpus_passages": n, "reference_examples": len(reference), "clusters": clusters.k,
+                "clusters_per_round": b, "docs_per_pull": m, "warmup_documents": len(warm_idx),
+                "reward_offset": offset, "documents_extracted": len(selected),
+                "tokens_spent": self.budget.tokens, "wall_seconds": round(time.monotonic() - started, 2),
+            }
+            if cfg.corpus.label_field:
+                summary["extracted_by_label"] = self._count_labels(selected)
+            self._write_logs(arms, summary)
+        finally:
+            self.extractor.close()
+            self.embedding_cache.close()
+        logger.info("run finished: %d pairs from %d documents in %s", len(pairs), len(selected), self.run_dir)
+        return RunResult(self.run_dir, dataset_path, pairs, warm_pulls + pulls,
+                         json.loads((self.run_dir / "stats.json").read_text()), selected)
+
+    def _warmup(self, doc_budget: int) -> tuple[list[int], list[Extraction]]:
+        """Extract a seeded random sample first; it sets the reward offset and its pairs are kept."""
+        cfg, n = self.config.warmup, len(self.documents)
+        n_warm = int(min(doc_budget, n - 1, max(cfg.min_documents, round(cfg.fraction_of_budget * doc_budget))))
+        warm_idx = [int(i) for i in self.rng.choice(n, size=n_warm, replace=False)] if n_warm else []
+        extractions: list[Extraction] = []
         with self.progress.task("warm-up extraction", total=n_warm) as task:
-            warm_extractions = []
             for start in range(0, n_warm, 8):  # small batches so progress moves
-                warm_extractions += self._extract([documents[i] for i in warm_idx[start:start + 8]])
-                task.advance(min(8, n_warm - start))
+                batch = warm_idx[start:start + 8]
+                extractions += self._extract([self.documents[i] for i in batch])
+                task.advance(len(batch))
+        return warm_idx, extractions
 
-        # Clusters (a single arm holding every document when selection is random).
-        if cfg.bandit.selection == "random":
-            k, labels = 1, np.zeros(n, dtype=np.int64)
-            neighbours = [np.array([0])]
-            centroids = doc_embeddings.mean(0, keepdims=True)
-        else:
-            k = default_n_clusters(n) if cfg.clustering.k == "auto" else int(cfg.clustering.k)
-            with self.progress.task(f"k-means, k={k}", total=None):
-                km = KMeansClusterer(k, n_iter=cfg.clustering.iterations, random_state=cfg.seed).fit(doc_embeddings)
-            labels, centroids = km.labels_, km.centroids_
-            mu, sigma = cluster_moments(doc_embeddings, labels, k)
-            neighbours = neighbour_lists(w2_diag_distances(mu, sigma),
-                                         threshold=cfg.clustering.neighbour_threshold,
-                                         quantile=cfg.clustering.neighbour_quantile)
+    def _cluster(self, doc_embeddings: np.ndarray) -> Clusters:
+        """k-means and the neighbour graph; one cluster of everything when selection is random."""
+        cfg, n = self.config.clustering, len(doc_embeddings)
+        if self.config.bandit.selection == "random":
+            return Clusters(1, np.zeros(n, dtype=np.int64), doc_embeddings.mean(0, keepdims=True), [np.array([0])])
+        k = default_n_clusters(n) if cfg.k == "auto" else int(cfg.k)
+        with self.progress.task(f"k-means, k={k}", total=None):
+            km = KMeansClusterer(k, n_iter=cfg.iterations, random_state=self.config.seed).fit(doc_embeddings)
+        mu, sigma = cluster_moments(doc_embeddings, km.labels_, k)
+        neighbours = neighbour_lists(w2_diag_distances(mu, sigma), threshold=cfg.neighbour_threshold,
+                                     quantile=cfg.neighbour_quantile)
         self.stats.inc("clusters", k)
-        b, m = round_shape(doc_budget - n_warm, k, cfg.bandit.clusters_per_round, cfg.bandit.docs_per_pull)
-        if cfg.bandit.selection == "random":
-            b, m = 1, b * m  # the same documents per round, drawn from the whole corpus
+        return Clusters(k, km.labels_, km.centroids_, neighbours)
 
-        # Reward offset from the warm-up, in pseudo-pulls of m documents.
-        warm_pulls: list[Pull] = []
-        for start in range(0, n_warm, m):
-            chunk = warm_extractions[start:start + m]
+    def _warmup_rewards(self, extractions: list[Extraction], m: int) -> tuple[list[Pull], float]:
+        """Cut the warm-up into pseudo-pulls of m documents; ``offset: auto`` makes their mean reward 0."""
+        pulls = []
+        for start in range(0, len(extractions), m):
+            chunk = extractions[start:start + m]
             pairs = [p for e in chunk for p in e.pairs]
-            warm_pulls.append(Pull(-1, -1, [e.document_id for e in chunk], pairs, self._distance(pairs), 0.0))
-        offset = auto_offset([p.distance for p in warm_pulls if p.distance is not None]) \
-            if cfg.reward.offset == "auto" else float(cfg.reward.offset)
-        seen_rewards = []
-        for pull in warm_pulls:
+            pulls.append(Pull(-1, -1, [e.document_id for e in chunk], pairs, self._distance(pairs), 0.0))
+        if self.config.reward.offset == "auto":
+            offset = auto_offset([p.distance for p in pulls if p.distance is not None])
+        else:
+            offset = float(self.config.reward.offset)
+        for pull in pulls:
             if pull.distance is not None:
                 pull.reward = reward_from_distance(pull.distance, offset)
-                seen_rewards.append(pull.reward)
+        return pulls, offset
 
-        # Arms: each cluster's documents not used by the warm-up, in the chosen order.
-        open_docs = np.ones(n, dtype=bool)
+    def _arms(self, clusters: Clusters, doc_embeddings: np.ndarray, warm_idx: list[int]) -> ClusterArms:
+        """Each cluster's documents not used by the warm-up, in the configured order."""
+        labels, k = clusters.labels, clusters.k
+        open_docs = np.ones(len(labels), dtype=bool)
         open_docs[warm_idx] = False
         by_label = np.argsort(labels, kind="stable")
         by_label = by_label[open_docs[by_label]]
         members = []
         for c, idx in enumerate(np.split(by_label, np.cumsum(np.bincount(labels[by_label], minlength=k))[:-1])):
-            if cfg.bandit.document_order == "centroid" and len(idx):
-                idx = idx[np.argsort(((doc_embeddings[idx] - centroids[c]) ** 2).sum(1), kind="stable")]
+            if self.config.bandit.document_order == "centroid" and len(idx):
+                idx = idx[np.argsort(((doc_embeddings[idx] - clusters.centroids[c]) ** 2).sum(1), kind="stable")]
             else:
-                idx = rng.permutation(idx)
+                idx = self.rng.permutation(idx)
             members.append(idx)
-        arms = ClusterArms(members, neighbours)
-        policy = build_policy(cfg.bandit.policy, cfg.bandit.alpha, cfg.bandit.alpha_schedule)
+        return ClusterArms(members, clusters.neighbours)
 
+    def _bandit(self, arms: ClusterArms, b: int, m: int, offset: float, seen_rewards: list[float]) -> list[Pull]:
+        """Rounds of select, extract, reward and share until the budget or the arms run out."""
+        cfg = self.config.bandit
+        policy = build_policy(cfg.policy, cfg.alpha, cfg.alpha_schedule)
         pulls: list[Pull] = []
-        rounds_path = self.run_dir / "rounds.jsonl"
-        with rounds_path.open("w") as rounds_log, \
-                self.progress.task("bandit rounds", total=int(doc_budget - n_warm)) as task:
+        total = self.budget.documents_left()
+        total = min(int(total) if np.isfinite(total) else arms.remaining(), arms.remaining())
+        with (self.run_dir / "rounds.jsonl").open("w") as rounds_log, \
+                self.progress.task("bandit rounds (documents)", total=total) as task:
             round_no = 0
             while not self.budget.exhausted() and arms.available().any():
                 left = self.budget.documents_left()
-                chosen = policy.select(arms, b, rng)
                 plan = []
-                for c in chosen:
+                for c in policy.select(arms, b, self.rng):
                     take = int(min(m, left))
                     if take <= 0:
                         break
@@ -240,13 +288,11 @@ class EqualRun:
                     plan.append((c, docs))
                 if not plan:
                     break
-                extractions = self._extract([documents[i] for _, docs in plan for i in docs])
-                cursor = 0
+                # one batch per round, so an HTTP backend runs the round's calls concurrently
+                extractions = iter(self._extract([self.documents[i] for _, docs in plan for i in docs]))
                 round_pulls = []
                 for c, docs in plan:
-                    chunk = extractions[cursor:cursor + len(docs)]
-                    cursor += len(docs)
-                    pairs = [p for e in chunk for p in e.pairs]
+                    pairs = [p for _ in docs for p in next(extractions).pairs]
                     distance = self._distance(pairs)
                     if distance is None:  # no pair: the lowest reward seen so far
                         reward = min(seen_rewards) if seen_rewards else -1.0
@@ -254,74 +300,62 @@ class EqualRun:
                     else:
                         reward = reward_from_distance(distance, offset)
                     seen_rewards.append(reward)
-                    pull = Pull(round_no, c, [documents[i].id for i in docs], pairs, distance, reward)
-                    round_pulls.append(pull)
-                for pull in round_pulls:  # rewards are shared after the round, as in the released script
+                    round_pulls.append(Pull(round_no, c, [self.documents[i].id for i in docs], pairs, distance,
+                                            reward))
+                for pull in round_pulls:  # shared after the round: all pulls chose from one state
                     arms.share(pull.cluster, pull.reward)
                 pulls += round_pulls
-                best = np.argsort(-arms.mean_reward(), kind="stable")[:5]
+                best = [int(c) for c in np.argsort(-arms.mean_reward(), kind="stable")[:5]]
                 rounds_log.write(json.dumps({
                     "round": round_no,
                     "pulls": [{"cluster": p.cluster, "documents": p.document_ids, "pairs": len(p.pairs),
                                "distance": p.distance, "reward": p.reward} for p in round_pulls],
                     "documents_spent": self.budget.documents, "tokens_spent": self.budget.tokens,
-                    "best_clusters": [int(c) for c in best],
+                    "best_clusters": best,
                 }) + "\n")
                 rounds_log.flush()
                 task.advance(sum(len(p.document_ids) for p in round_pulls))
-                task.note(f"round {round_no}: {sum(len(p.pairs) for p in round_pulls)} pairs, "
-                          f"best clusters {[int(c) for c in best[:3]]}")
+                task.note(f"round {round_no}: {sum(len(p.pairs) for p in round_pulls)} pairs, best clusters {best[:3]}")
                 round_no += 1
         self.stats.inc("rounds", round_no)
+        return pulls
 
-        # Output: every pair paid for, warm-up included, with provenance.
-        label_field = cfg.corpus.label_field
-        by_id = {d.id: d for d in documents}
-        cluster_of = {documents[i].id: int(labels[i]) for i in range(n)}
-        output_pairs: list[QAPair] = []
+    def _provenance(self, warm_pulls: list[Pull], pulls: list[Pull], labels: np.ndarray) -> list[QAPair]:
+        """Every pair paid for, warm-up included, tagged with where it came from."""
+        label_field = self.config.corpus.label_field
+        index = {d.id: i for i, d in enumerate(self.documents)}
+        out = []
         for stage, group in (("warmup", warm_pulls), ("bandit", pulls)):
             for pull in group:
                 for pair in pull.pairs:
-                    doc = by_id[pair.document_id]
-                    pair.metadata.update({
-                        "source_id": doc.source_id, "cluster": cluster_of[pair.document_id], "round": pull.round,
-                        "pull_reward": round(pull.reward, 6), "stage": stage,
-                    })
+                    i = index[pair.document_id]
+                    doc = self.documents[i]
+                    pair.metadata.update({"source_id": doc.source_id, "cluster": int(labels[i]), "round": pull.round,
+                                          "pull_reward": round(pull.reward, 6), "stage": stage})
                     if label_field:
                         pair.metadata["label"] = doc.metadata.get(label_field)
-                    output_pairs.append(pair)
-        dataset_path = write_dataset(output_pairs, self.run_dir, cfg.output.format)
-        self.stats.inc("pairs_written", len(output_pairs))
+                    out.append(pair)
+        return out
+
+    def _count_labels(self, document_ids: list[str]) -> dict[str, int]:
+        label_field = self.config.corpus.label_field or ""
+        by_id = {d.id: d for d in self.documents}
+        counts: dict[str, int] = {}
+        for doc_id in document_ids:
+            key = str(by_id[doc_id].metadata.get(label_field))
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def _write_logs(self, arms: ClusterArms, summary: dict[str, Any]) -> None:
         with (self.run_dir / "parse_failures.jsonl").open("w") as f:
             for failure in self._failures:
                 f.write(json.dumps(failure, ensure_ascii=False) + "\n")
-        self._write_arms(arms, k)
-        selected = [d for p in warm_pulls + pulls for d in p.document_ids]
-        summary = {
-            "corpus_passages": n, "reference_examples": len(reference), "clusters": k,
-            "clusters_per_round": b, "docs_per_pull": m, "warmup_documents": n_warm,
-            "reward_offset": offset, "documents_extracted": len(selected),
-            "tokens_spent": self.budget.tokens, "wall_seconds": round(time.monotonic() - started, 2),
-        }
-        if label_field:
-            labels_count: dict[str, int] = {}
-            for doc_id in selected:
-                key = str(by_id[doc_id].metadata.get(label_field))
-                labels_count[key] = labels_count.get(key, 0) + 1
-            summary["extracted_by_label"] = labels_count
-        self.stats.save(self.run_dir / "stats.json", {"summary": summary})
-        self.extractor.close()
-        self.embedding_cache.close()
-        logger.info("run finished: %d pairs from %d documents in %s", len(output_pairs), len(selected), self.run_dir)
-        return RunResult(self.run_dir, dataset_path, output_pairs, warm_pulls + pulls,
-                         json.loads((self.run_dir / "stats.json").read_text()), selected)
-
-    def _write_arms(self, arms: ClusterArms, k: int) -> None:
         mean = arms.mean_reward()
         rows = [{"cluster": c, "size": int(arms.sizes[c]), "pulls": int(arms.pulls[c]),
                  "count": float(arms.count[c]), "mean_reward": float(mean[c]),
-                 "neighbours": [int(j) for j in arms.neighbours[c]]} for c in range(k)]
+                 "neighbours": [int(j) for j in arms.neighbours[c]]} for c in range(arms.n_arms)]
         (self.run_dir / "clusters.json").write_text(json.dumps(rows, indent=1))
+        self.stats.save(self.run_dir / "stats.json", {"summary": summary})
 
 
 def run(config: RunConfig, *, progress: Progress | None = None, embedder: Embedder | None = None,

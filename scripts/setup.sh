@@ -10,11 +10,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 . .venv/bin/activate
 export PIP_DISABLE_PIP_VERSION_CHECK=1
-pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+# pip's exit status is kept (pipefail); only the noise about missing local mirrors is dropped.
+quiet_pip() { pip install -q "$@" 2>&1 | { grep -v "^WARNING: Location" || true; }; }
+quiet_pip --upgrade pip
 # torch first, pinned: the CPU wheel lies on local disk; an open range would pull a CUDA build.
-pip install -q torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
+quiet_pip torch==2.13.0
 # llama-cpp-python compiles from source the first time (about 4-6 minutes on 2 cores).
-pip install -q -e ".[local,server,sample,dev]" 2>&1 | grep -v "^WARNING: Location" || true
+quiet_pip -e ".[local,server,sample,dev]"
 python -c "import equal, llama_cpp, torch, faiss, ot" >/dev/null
 if [ ! -d /usr/share/doc/python3.11/html/_sources ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then

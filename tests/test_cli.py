@@ -44,3 +44,25 @@ def test_validate_prints_resolved_config(tmp_path):
     config.write_text("seed: 5\n")
     result = runner.invoke(app, ["validate", str(config)])
     assert result.exit_code == 0 and "seed: 5" in result.output and "neighbour_quantile" in result.output
+
+
+def test_extract_every_passage_then_replay_it(corpus_path, reference_path, tmp_path):
+    from equal.testing import FakeOpenAIServer
+
+    out = tmp_path / "all.jsonl"
+    with FakeOpenAIServer() as server:
+        args = ["extract", "--corpus", str(corpus_path), "--id-field", "id", "--label-field", "source",
+                "--extractor", "openai", "--model", "fake", "--base-url", server.base_url, "--out", str(out), "-q"]
+        first = runner.invoke(app, args)
+        assert first.exit_code == 0, first.output
+        assert server.total_requests == 200
+        again = runner.invoke(app, args)  # resumes from the cache beside --out
+        assert again.exit_code == 0 and server.total_requests == 200
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 200 and all(len(r["qa_pairs"]) == 1 and r["source"] for r in rows)
+    config = tmp_path / "c.yaml"
+    config.write_text("embedding:\n  model: hashing-128\nclustering:\n  k: 8\n")
+    replay = runner.invoke(app, ["run", str(config), "--corpus", str(out), "--reference", str(reference_path),
+                                 "--id-field", "id", "--extractor", "replay", "--out", str(tmp_path / "r"), "-q"])
+    assert replay.exit_code == 0, replay.output
+    assert json.loads((tmp_path / "r" / "stats.json").read_text())["counters"]["pairs_written"] == 10

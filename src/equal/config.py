@@ -107,6 +107,7 @@ class ExtractionConfig(Strict):
     max_retries: int = Field(5, ge=0, description="Retries on 429, 5xx, timeouts and dropped connections.")
     timeout_s: float = Field(120.0, gt=0, description="Per-request timeout in seconds.")
     max_tokens: int = Field(768, gt=0, description="Output tokens per extraction call.")
+    max_pairs: int = Field(5, gt=0, description="Most pairs kept per passage; also the schema's maxItems, which stops small models from looping.")
     temperature: float = Field(0.0, ge=0)
     json_mode: Literal["schema", "object_schema", "object", "none"] = Field("schema", description="How structured output is requested (openai): schema = response_format json_schema (vLLM, OpenAI); object_schema = json_object with a schema (llama-cpp-python server); object = plain JSON mode (Ollama); none.")
     n_ctx: int = Field(2048, gt=0, description="Context window of the local model.")

@@ -13,7 +13,7 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from equal.config import load_config
-from equal.errors import EqualError
+from equal.errors import ConfigError, EqualError
 
 app = typer.Typer(
     help="equal: turn a web corpus into instruction-tuning data for your task, spending LLM calls only "
@@ -108,6 +108,41 @@ def _print_summary(stats: dict, dataset_path: Path) -> None:
     Console().print(table)
 
 
+@app.command("extract")
+def extract_command(
+    config: ConfigArg = None, corpus: CorpusOpt = None, text_field: TextFieldOpt = None, id_field: IdFieldOpt = None,
+    label_field: LabelFieldOpt = None, extractor: ExtractorOpt = None, model: ModelOpt = None,
+    base_url: BaseUrlOpt = None, cache_dir: CacheDirOpt = None,
+    out: Annotated[Path, typer.Option("--out", help="JSONL file to write: one line per passage with its qa_pairs.")] = Path("extracted.jsonl"),
+    quiet: QuietOpt = False, verbose: VerboseOpt = False,
+) -> None:
+    """Extract the pairs of every passage (the "All" baseline); the output replays with --extractor replay.
+
+    Resumable: answers are cached (in --cache-dir, default beside --out), so a killed job continues where it stopped.
+    """
+    _setup_logging(verbose, quiet)
+    overrides = {"corpus.path": corpus, "corpus.text_field": text_field, "corpus.id_field": id_field,
+                 "corpus.label_field": label_field, "extraction.extractor": extractor, "extraction.model": model,
+                 "extraction.base_url": base_url, "extraction.cache_dir": cache_dir}
+    try:
+        cfg = load_config(config, {k: (str(v) if isinstance(v, Path) else v) for k, v in overrides.items()})
+        if cfg.corpus.path is None:
+            raise ConfigError("missing required setting: corpus.path (--corpus)")
+        from equal.run.extract_all import extract_all
+
+        if quiet:
+            counters = extract_all(cfg, out)
+        else:
+            from equal.cli.progress import RichProgress
+
+            with RichProgress(console) as progress:
+                counters = extract_all(cfg, out, progress=progress)
+    except EqualError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(counters))
+
+
 @app.command("validate")
 def validate_command(config: Annotated[Path, typer.Argument(help="YAML config file to check.")]) -> None:
     """Check a config file and print it with every default filled in."""
@@ -136,8 +171,8 @@ def prepare_model_command() -> None:
 @app.command("make-sample")
 def make_sample_command(
     out_dir: Annotated[Path, typer.Argument(help="Folder for corpus.jsonl, reference.jsonl, reference_heldout.jsonl.")],
-    wikipedia: Annotated[int, typer.Option(help="Off-task Wikipedia summaries in the corpus.")] = 400,
-    python: Annotated[int, typer.Option(help="On-task Python documentation passages in the corpus.")] = 100,
+    wikipedia: Annotated[int, typer.Option(help="Off-task Wikipedia summaries in the corpus.")] = 320,
+    python: Annotated[int, typer.Option(help="On-task Python documentation passages in the corpus.")] = 80,
     reference: Annotated[int, typer.Option(help="Python FAQ pairs in the reference set (the rest is held out).")] = 100,
     seed: Annotated[int, typer.Option(help="Seed of the sampling.")] = 0,
 ) -> None:

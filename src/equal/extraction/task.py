@@ -10,6 +10,14 @@ from typing import Any
 from equal.llm.base import ChatRequest
 from equal.records import Document, QAPair
 
+def pairs_schema(max_pairs: int | None = None) -> dict[str, Any]:
+    """The JSON schema of an answer; ``max_pairs`` caps the list (grammar-constrained backends obey it)."""
+    schema = json.loads(json.dumps(PAIRS_SCHEMA))
+    if max_pairs is not None:
+        schema["properties"]["pairs"]["maxItems"] = max_pairs
+    return schema
+
+
 PAIRS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -129,13 +137,19 @@ class ExtractionTask:
     Args:
         max_tokens: output tokens allowed per answer.
         temperature: sampling temperature (0 for reproducible extraction).
-        use_schema: attach :data:`PAIRS_SCHEMA` so backends can constrain the output.
+        use_schema: attach the answer's JSON schema so backends can constrain the output.
+        max_pairs: most pairs kept per passage (also the schema's ``maxItems``): small
+            models otherwise go on writing variations of the same pair until
+            ``max_tokens`` runs out.
     """
 
-    def __init__(self, *, max_tokens: int = 768, temperature: float = 0.0, use_schema: bool = True) -> None:
+    def __init__(self, *, max_tokens: int = 768, temperature: float = 0.0, use_schema: bool = True,
+                 max_pairs: int = 5) -> None:
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.use_schema = use_schema
+        self.max_pairs = max_pairs
+        self._schema = pairs_schema(max_pairs)
 
     def format_input(self, document: Document) -> ChatRequest:
         return ChatRequest(
@@ -145,10 +159,10 @@ class ExtractionTask:
             ),
             max_tokens=self.max_tokens,
             temperature=self.temperature,
-            json_schema=PAIRS_SCHEMA if self.use_schema else None,
+            json_schema=self._schema if self.use_schema else None,
         )
 
     def format_output(self, document: Document, text: str) -> tuple[list[QAPair], ParseResult]:
-        result = parse_pairs(text)
+        result = parse_pairs(text, max_pairs=self.max_pairs)
         pairs = [QAPair(question=q, answer=a, document_id=document.id) for q, a in result.pairs]
         return pairs, result

@@ -26,7 +26,7 @@ def build_extractor(config: ExtractionConfig, run_dir: Path, stats: Stats, seed:
     if config.extractor == "replay":
         return ReplayExtractor(config.replay_field, stats=stats)
     task = ExtractionTask(max_tokens=config.max_tokens, temperature=config.temperature,
-                          use_schema=config.json_mode != "none")
+                          use_schema=config.json_mode != "none", max_pairs=config.max_pairs)
     cache = ResponseCache((config.cache_dir or run_dir / "cache") / "responses.sqlite")
     if config.extractor == "local":
         from equal.llm.llamacpp import LlamaCppLLM

@@ -102,7 +102,7 @@ def python_faq(root: Path = PYTHON_DOCS, max_answer_chars: int = 1500) -> list[d
     return pairs
 
 
-def build(out_dir: Path, *, n_wikipedia: int = 450, n_python: int = 150, n_reference: int = 100,
+def build(out_dir: Path, *, n_wikipedia: int = 320, n_python: int = 80, n_reference: int = 100,
           seed: int = 0) -> dict[str, int]:
     """Write ``corpus.jsonl``, ``reference.jsonl`` and ``reference_heldout.jsonl`` into ``out_dir``."""
     rng = random.Random(seed)

@@ -85,6 +85,20 @@ class WarmupConfig(Strict):
     min_documents: int = Field(8, ge=0, description="Warm-up at least this many documents (when the budget allows).")
 
 
+class AlignmentConfig(Strict):
+    """Contrastive fine-tuning of the embedder on the warm-up pairs (paper: document clustering)."""
+
+    enabled: bool = Field(False, description="Fine-tune the embedder so a document lies near the pairs extracted from it, then re-embed and cluster with it.")
+    epochs: int = Field(2, gt=0, description="Training epochs (released: 2).")
+    learning_rate: float = Field(2e-5, gt=0, description="AdamW learning rate (released: 1e-5 for bge-base).")
+    batch_size: int = Field(16, gt=1, description="Examples per batch; the other pairs of a batch are negatives too.")
+    temperature: float = Field(0.02, gt=0, description="InfoNCE temperature t (paper: 0.02); loss scale 1/t.")
+    max_length: int = Field(256, gt=0, description="Tokens kept per text in training.")
+    hard_negatives: int = Field(7, ge=0, description="Hard negatives mined per document (paper: 7).")
+    negative_ranks: tuple[int, int] = Field((2, 200), description="Similarity ranks the hard negatives are drawn from (paper: 2-200).")
+    reward_model: Literal["aligned", "base"] = Field("base", description="Which model embeds the pairs and the reference for the OT reward (see docs/alignment.md).")
+
+
 class BudgetConfig(Strict):
     fraction: float | None = Field(0.05, gt=0, le=1, description="Extract at most this fraction of the corpus's passages (paper: 0.05, 0.2).")
     llm_calls: int | None = Field(None, gt=0, description="Or/and: at most this many extraction calls.")
@@ -130,6 +144,7 @@ class RunConfig(Strict):
     reward: RewardConfig = Field(default_factory=RewardConfig)
     bandit: BanditConfig = Field(default_factory=BanditConfig)
     warmup: WarmupConfig = Field(default_factory=WarmupConfig)
+    alignment: AlignmentConfig = Field(default_factory=AlignmentConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     extraction: ExtractionConfig = Field(default_factory=ExtractionConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)

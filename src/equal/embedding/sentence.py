@@ -60,16 +60,18 @@ class SentenceTransformerEmbedder:
         device: ``auto``, ``cpu`` or ``cuda``.
         batch_size: texts per forward pass.
         max_length: tokens kept per text (longer texts are truncated).
+        cache_name: how the embedding cache names this model (default: from its path);
+            give one that changes with the weights when a path can be retrained.
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, device: str = "auto", batch_size: int = 64,
-                 max_length: int | None = 256) -> None:
+                 max_length: int | None = 256, cache_name: str | None = None) -> None:
         self.model = model
         self.device = device
         self.batch_size = batch_size
         self.max_length = max_length
         self.path, base_name = resolve_model_path(model)
-        self.name = f"{base_name}|max_length={max_length}"
+        self.name = f"{cache_name or base_name}|max_length={max_length}"
         self._st: Any = None
 
     def load(self) -> Any:

@@ -10,6 +10,7 @@ from typing import Any
 from equal.llm.base import ChatRequest
 from equal.records import Document, QAPair
 
+
 def pairs_schema(max_pairs: int | None = None) -> dict[str, Any]:
     """The JSON schema of an answer; ``max_pairs`` caps the list (grammar-constrained backends obey it)."""
     schema = json.loads(json.dumps(PAIRS_SCHEMA))

@@ -12,6 +12,7 @@ continues.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -26,8 +27,8 @@ from equal.bandit import ClusterArms, build_policy
 from equal.clustering import KMeansClusterer, cluster_moments, default_n_clusters, neighbour_lists, w2_diag_distances
 from equal.config import RunConfig, dump_config
 from equal.corpus import read_documents, read_reference
-from equal.embedding import Embedder, EmbeddingCache, embed_cached
-from equal.errors import InputError
+from equal.embedding import Embedder, EmbeddingCache, SentenceTransformerEmbedder, embed_cached
+from equal.errors import ConfigError, InputError
 from equal.extraction.extractor import Extractor
 from equal.output import write_dataset
 from equal.progress import NullProgress, Progress
@@ -129,8 +130,8 @@ class EqualRun:
         skips = {k: v for k, v in self.stats.as_dict().items() if k.startswith("skipped_")}
         return ", ".join(f"{k}={v}" for k, v in skips.items()) or "none"
 
-    def _embed(self, texts: list[str], description: str) -> np.ndarray:
-        return embed_cached(self.embedder, texts, self.embedding_cache, progress=self.progress,
+    def _embed(self, texts: list[str], description: str, embedder: Embedder | None = None) -> np.ndarray:
+        return embed_cached(embedder or self.embedder, texts, self.embedding_cache, progress=self.progress,
                             description=description)
 
     def _extract(self, documents: list[Document]) -> list[Extraction]:
@@ -149,7 +150,7 @@ class EqualRun:
     def _distance(self, pairs: list[QAPair]) -> float | None:
         if not pairs:
             return None
-        x = self._embed([p.as_text() for p in pairs], "embedding pairs")
+        x = self._embed([p.as_text() for p in pairs], "embedding pairs", self.pair_embedder)
         cfg = self.config.reward
         return ot_distance(x, self.reference_embeddings, cost=cfg.cost, solver=cfg.solver,
                            reg=cfg.sinkhorn_reg).value
@@ -164,11 +165,13 @@ class EqualRun:
         cache_dir = cfg.extraction.cache_dir or self.run_dir / "cache"
         self.embedding_cache = EmbeddingCache(cache_dir / "embeddings.sqlite")
         self.embedder = self._embedder or build_embedder(cfg.embedding)
+        self.pair_embedder = self.embedder  # embeds pairs and reference for the reward
         self.extractor = self._extractor or build_extractor(cfg.extraction, self.run_dir, self.stats, cfg.seed)
         self._failures: list[dict[str, Any]] = []
         self.rng = np.random.default_rng(cfg.seed)
         try:
-            self.documents, reference = self._read()
+            self.documents, self.reference = self._read()
+            reference = self.reference
             n = len(self.documents)
             doc_embeddings = self._embed([d.text for d in self.documents], "embedding documents")
             self.reference_embeddings = self._embed([p.as_text() for p in reference], "embedding reference")
@@ -176,8 +179,8 @@ class EqualRun:
             doc_budget = int(min(self.budget.documents_left(), n))
 
             warm_idx, warm_extractions = self._warmup(doc_budget)
-            # Contrastive alignment of the embedder on the warm-up pairs (issue 3) belongs here:
-            # it re-embeds the documents before they are clustered.
+            if cfg.alignment.enabled and cfg.bandit.selection == "equal":
+                doc_embeddings = self._align(warm_idx, warm_extractions, doc_embeddings)
             clusters = self._cluster(doc_embeddings)
             b, m = round_shape(doc_budget - len(warm_idx), clusters.k, cfg.bandit.clusters_per_round,
                                cfg.bandit.docs_per_pull)
@@ -219,6 +222,52 @@ class EqualRun:
                 extractions += self._extract([self.documents[i] for i in batch])
                 task.advance(len(batch))
         return warm_idx, extractions
+
+    def _align(self, warm_idx: list[int], extractions: list[Extraction], doc_embeddings: np.ndarray) -> np.ndarray:
+        """Fine-tune the embedder on the warm-up pairs and re-embed the corpus with it (SPEC.md section 3).
+
+        A model already trained in this run directory is reused, never retrained.
+        Returns the document embeddings to cluster.
+        """
+        from equal.alignment import align_embedder, build_examples
+        from equal.alignment.trainer import trained_model_ready
+
+        cfg, emb_cfg = self.config.alignment, self.config.embedding
+        base_path = getattr(self.embedder, "path", None)
+        if base_path is None:
+            raise ConfigError("alignment needs a sentence-transformers embedder; set embedding.model to 'minilm' "
+                              "or a local model folder, or set alignment.enabled: false")
+        model_dir = self.run_dir / "aligned_model"
+        if trained_model_ready(model_dir):
+            self.stats.inc("alignment_reused")
+        else:
+            with_pairs = [(i, e) for i, e in zip(warm_idx, extractions) if e.pairs]
+            if len(with_pairs) < 2:
+                logger.warning("alignment skipped: the warm-up gave pairs for %d documents; need 2", len(with_pairs))
+                self.stats.inc("alignment_skipped")
+                return doc_embeddings
+            texts = [p.as_text() for _, e in with_pairs for p in e.pairs]
+            owner = [j for j, (_, e) in enumerate(with_pairs) for _ in e.pairs]
+            examples = build_examples(
+                [self.documents[i].id for i, _ in with_pairs], [self.documents[i].text for i, _ in with_pairs],
+                texts, owner, doc_embeddings[[i for i, _ in with_pairs]],
+                self._embed(texts, "embedding warm-up pairs"), n_negatives=cfg.hard_negatives,
+                rank_window=cfg.negative_ranks, random_state=self.config.seed,
+            )
+            with self.progress.task(f"aligning the embedder on {len(examples)} pairs", total=None):
+                align_embedder(base_path, examples, model_dir, epochs=cfg.epochs, learning_rate=cfg.learning_rate,
+                               batch_size=cfg.batch_size, temperature=cfg.temperature, max_length=cfg.max_length,
+                               random_state=self.config.seed, device=emb_cfg.device)
+            self.stats.inc("alignment_examples", len(examples))
+        weights = hashlib.sha256((model_dir / "model.safetensors").read_bytes()).hexdigest()[:16]
+        aligned = SentenceTransformerEmbedder(str(model_dir), device=emb_cfg.device, batch_size=emb_cfg.batch_size,
+                                              max_length=emb_cfg.max_length, cache_name=f"aligned:{weights}")
+        self.embedder = aligned
+        if cfg.reward_model == "aligned":
+            self.pair_embedder = aligned
+            self.reference_embeddings = self._embed([p.as_text() for p in self.reference], "embedding reference",
+                                                    aligned)
+        return self._embed([d.text for d in self.documents], "embedding documents (aligned)")
 
     def _cluster(self, doc_embeddings: np.ndarray) -> Clusters:
         """k-means and the neighbour graph; one cluster of everything when selection is random."""

@@ -1,9 +1,14 @@
+from pathlib import Path
+
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from equal.alignment import build_examples, mine_hard_negatives
 from equal.embedding import normalize
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def _setup(seed, n_docs, pairs_per_doc, d=16):
@@ -52,3 +57,39 @@ def test_same_seed_same_triples_and_other_seed_differs():
         i = int(e.document_id[1:])
         assert e.anchor == doc_texts[i] and texts.index(e.positive) // 3 == i
         assert len(e.negatives) == 7 and all(texts.index(n) // 3 != i for n in e.negatives)
+
+
+@pytest.mark.slow
+def test_run_with_alignment_saves_the_model_and_never_retrains_it(tmp_path):
+    """Real MiniLM, replayed pairs: alignment trains once, is saved in the run, and a rerun reuses it."""
+    import json
+
+    from equal import load_config, run
+    from equal.alignment.trainer import COMPLETE_MARKER
+    from equal.testing.fake_server import default_answer
+
+    rows = [json.loads(x) for x in (FIXTURES / "mini_corpus.jsonl").read_text().splitlines()]
+    corpus = tmp_path / "corpus.jsonl"
+    with corpus.open("w") as f:
+        for r in rows:
+            r["qa_pairs"] = json.loads(default_answer([{"role": "user", "content": f"<<<{r['text']}>>>"}]))["pairs"]
+            f.write(json.dumps(r) + "\n")
+    cfg = load_config(None, {
+        "corpus.path": str(corpus), "corpus.id_field": "id", "corpus.label_field": "source",
+        "reference.path": str(FIXTURES / "mini_reference.jsonl"), "extraction.extractor": "replay",
+        "clustering.k": 3, "budget.fraction": 1.0, "warmup.fraction_of_budget": 0.5, "warmup.min_documents": 6,
+        "alignment.enabled": True, "alignment.epochs": 1, "alignment.batch_size": 4,
+        "alignment.hard_negatives": 2, "output.dir": str(tmp_path / "run"),
+    })
+    first = run(cfg)
+    model_dir = first.run_dir / "aligned_model"
+    marker = model_dir / COMPLETE_MARKER
+    assert marker.exists() and (model_dir / "model.safetensors").exists()
+    assert first.stats["counters"]["alignment_examples"] == 6
+    info = json.loads(marker.read_text())
+    assert info["negatives_per_example"] == 2 and info["temperature"] == 0.02
+    stamp = marker.stat().st_mtime_ns
+    second = run(cfg)
+    assert second.stats["counters"]["alignment_reused"] == 1
+    assert marker.stat().st_mtime_ns == stamp
+    assert second.dataset_path.read_text() == first.dataset_path.read_text()

@@ -22,12 +22,22 @@ def _play(policy, arms, means, rounds=150, b=1, m=1, seed=0):
     return arms
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("schedule", ["constant", "decaying"])
-def test_ucb_converges_to_the_dominant_arm(schedule):
+def test_ucb_converges_to_the_dominant_arm(schedule, seed):
     means = np.array([-0.1, 0.0, 0.3, -0.05, 0.02])
-    arms = _play(UCBPolicy(alpha=0.001, schedule=schedule), _arms(), means)
+    arms = _play(UCBPolicy(alpha=0.1, schedule=schedule), _arms(), means, seed=seed)
     assert int(np.argmax(arms.pulls)) == 2
     assert arms.pulls[2] > 0.8 * arms.pulls.sum()
+
+
+def test_tiny_alpha_exploits_the_first_arm_above_zero():
+    """The released alpha = 0.001 makes the offset a threshold: the first cluster found with a
+    positive reward is pulled for ever, even when a better one is never tried."""
+    means = np.array([-0.1, 0.0, 0.3, -0.05, 0.02])
+    arms = _play(UCBPolicy(alpha=0.001), _arms(), means, seed=0)
+    first = int(np.argmax(arms.pulls))
+    assert means[first] > 0 and arms.pulls[first] == arms.pulls.sum()
 
 
 def test_uniform_policy_spreads_pulls():

@@ -110,6 +110,6 @@ def test_openai_backend_against_a_real_llama_cpp_server(llama_server):
     llm = OpenAICompatibleLLM(llama_server, "qwen-0.5b", json_mode="object_schema", concurrency=2, stats=stats)
     lines = (FIXTURES / "mini_corpus.jsonl").read_text().splitlines()[:2]
     docs = [Document(id=r["id"], text=r["text"]) for r in map(json.loads, lines)]
-    out = LLMExtractor(llm, ExtractionTask(max_tokens=256), stats=stats).extract(docs)
+    out = LLMExtractor(llm, ExtractionTask(max_tokens=512, max_pairs=2), stats=stats).extract(docs)
     assert len(out) == 2 and all(e.parse_ok for e in out)
     assert stats.get("llm_calls") == 2 and stats.get("tokens_in") > 100 and stats.get("tokens_out") > 0

@@ -75,7 +75,7 @@ class BanditConfig(Strict):
     policy: Literal["ucb", "uniform"] = Field("ucb", description="ucb (EQUAL) or uniform (random clusters).")
     clusters_per_round: int | Literal["auto"] = Field("auto", description="B, clusters pulled per round (released: 50); auto scales with the budget.")
     docs_per_pull: int | Literal["auto"] = Field("auto", description="m, documents extracted per pull (released: 10); auto scales with the budget.")
-    alpha: float = Field(0.001, ge=0, description="UCB exploration weight (released: 0.001).")
+    alpha: float | Literal["auto"] = Field(0.001, description="UCB exploration weight; auto = the spread (std) of the warm-up rewards, so the bonus is in reward units (released: 0.001).")
     alpha_schedule: Literal["constant", "decaying"] = Field("constant", description="constant alpha, or 1/(N+1) (paper).")
     document_order: Literal["random", "centroid"] = Field("random", description="Order of documents inside a cluster: seeded random, or nearest the centroid first.")
 
@@ -83,6 +83,7 @@ class BanditConfig(Strict):
 class WarmupConfig(Strict):
     fraction_of_budget: float = Field(0.2, ge=0, lt=1, description="Share of the document budget spent on the random warm-up sample.")
     min_documents: int = Field(8, ge=0, description="Warm-up at least this many documents (when the budget allows).")
+    as_prior: bool = Field(True, description="Credit each cluster with the reward of its warm-up documents before round 0 (the paper starts every cluster at 0).")
 
 
 class AlignmentConfig(Strict):

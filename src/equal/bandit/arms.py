@@ -59,9 +59,14 @@ class ClusterArms:
         """``S_j / c_j``, 0 where ``c_j`` = 0."""
         return np.divide(self.reward_sum, self.count, out=np.zeros_like(self.reward_sum), where=self.count > 0)
 
-    def share(self, cluster: int, reward: float) -> None:
-        """Credit ``reward`` to ``cluster`` and, in full, to each of its neighbours."""
-        self.pulls[cluster] += 1
+    def share(self, cluster: int, reward: float, *, pulled: bool = True) -> None:
+        """Credit ``reward`` to ``cluster`` and, in full, to each of its neighbours.
+
+        ``pulled=False`` records evidence that did not come from pulling the
+        cluster (a warm-up prior): it updates the rewards, not ``pulls``.
+        """
+        if pulled:
+            self.pulls[cluster] += 1
         for j in self.neighbours[cluster]:
             self.reward_sum[j] += reward
             self.count[j] += 1

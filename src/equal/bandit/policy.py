@@ -46,7 +46,7 @@ class UCBPolicy:
         if len(open_) == 0:
             return []
         n = min(n, len(open_))
-        if arms.total == 0:
+        if arms.total == 0:  # no information yet: random clusters
             return sorted(int(c) for c in rng.choice(open_, size=n, replace=False))
         scores = self.scores(arms)[open_]
         order = np.argsort(-scores, kind="stable")  # ties: lowest cluster id first

@@ -187,8 +187,12 @@ class EqualRun:
             if cfg.bandit.selection == "random":
                 b, m = 1, b * m  # the same documents per round, drawn from the whole corpus
             warm_pulls, offset = self._warmup_rewards(warm_extractions, m)
+            warm_rewards = [p.reward for p in warm_pulls if p.distance is not None]
+            alpha = self._alpha(warm_rewards)
             arms = self._arms(clusters, doc_embeddings, warm_idx)
-            pulls = self._bandit(arms, b, m, offset, [p.reward for p in warm_pulls if p.distance is not None])
+            if cfg.warmup.as_prior and cfg.bandit.selection == "equal":
+                self._warmup_priors(arms, clusters.labels, warm_idx, warm_extractions, offset)
+            pulls = self._bandit(arms, b, m, offset, alpha, list(warm_rewards))
 
             pairs = self._provenance(warm_pulls, pulls, clusters.labels)
             dataset_path = write_dataset(pairs, self.run_dir, cfg.output.format)
@@ -197,7 +201,7 @@ class EqualRun:
             summary = {
                 "corpus_passages": n, "reference_examples": len(reference), "clusters": clusters.k,
                 "clusters_per_round": b, "docs_per_pull": m, "warmup_documents": len(warm_idx),
-                "reward_offset": offset, "documents_extracted": len(selected),
+                "reward_offset": offset, "alpha": alpha, "documents_extracted": len(selected),
                 "tokens_spent": self.budget.tokens, "wall_seconds": round(time.monotonic() - started, 2),
             }
             if cfg.corpus.label_field:
@@ -299,6 +303,24 @@ class EqualRun:
                 pull.reward = reward_from_distance(pull.distance, offset)
         return pulls, offset
 
+    def _alpha(self, warm_rewards: list[float]) -> float:
+        """``bandit.alpha``, or with ``auto`` the std of the warm-up rewards: a bonus in reward units."""
+        if self.config.bandit.alpha != "auto":
+            return float(self.config.bandit.alpha)
+        return float(np.std(warm_rewards)) if len(warm_rewards) >= 2 and np.std(warm_rewards) > 0 else 0.05
+
+    def _warmup_priors(self, arms: ClusterArms, labels: np.ndarray, warm_idx: list[int],
+                       extractions: list[Extraction], offset: float) -> None:
+        """Credit each cluster that holds warm-up documents with the reward of their pairs, shared as usual."""
+        by_cluster: dict[int, list[QAPair]] = {}
+        for i, extraction in zip(warm_idx, extractions):
+            by_cluster.setdefault(int(labels[i]), []).extend(extraction.pairs)
+        for cluster, pairs in sorted(by_cluster.items()):
+            distance = self._distance(pairs)
+            if distance is not None:
+                arms.share(cluster, reward_from_distance(distance, offset), pulled=False)
+                self.stats.inc("warmup_priors")
+
     def _arms(self, clusters: Clusters, doc_embeddings: np.ndarray, warm_idx: list[int]) -> ClusterArms:
         """Each cluster's documents not used by the warm-up, in the configured order."""
         labels, k = clusters.labels, clusters.k
@@ -315,10 +337,11 @@ class EqualRun:
             members.append(idx)
         return ClusterArms(members, clusters.neighbours)
 
-    def _bandit(self, arms: ClusterArms, b: int, m: int, offset: float, seen_rewards: list[float]) -> list[Pull]:
+    def _bandit(self, arms: ClusterArms, b: int, m: int, offset: float, alpha: float,
+                seen_rewards: list[float]) -> list[Pull]:
         """Rounds of select, extract, reward and share until the budget or the arms run out."""
         cfg = self.config.bandit
-        policy = build_policy(cfg.policy, cfg.alpha, cfg.alpha_schedule)
+        policy = build_policy(cfg.policy, alpha, cfg.alpha_schedule)
         pulls: list[Pull] = []
         total = self.budget.documents_left()
         total = min(int(total) if np.isfinite(total) else arms.remaining(), arms.remaining())

@@ -5,5 +5,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
 export HF_HUB_OFFLINE=1
-ruff check src tests
+ruff check src tests benchmarks
+mypy src/equal
 python -m pytest -q "$@"

@@ -35,11 +35,11 @@ def test_run_writes_dataset_stats_and_round_log(replay_config):
     assert len(doc_ids) == len(set(doc_ids))  # each document extracted once
 
 
-def test_equal_beats_random_selection_on_the_relevant_source(replay_config):
-    equal_share = [_relevant_share(run(replay_config(seed=s, **{"output.dir": f"/tmp/eq-{s}"})))
+def test_equal_beats_random_selection_on_the_relevant_source(replay_config, tmp_path):
+    equal_share = [_relevant_share(run(replay_config(seed=s, **{"output.dir": str(tmp_path / f"eq-{s}")})))
                    for s in (0, 1, 2)]
     random_share = [_relevant_share(run(replay_config(seed=s, **{"bandit.selection": "random",
-                                                               "output.dir": f"/tmp/rnd-{s}"})))
+                                                               "output.dir": str(tmp_path / f"rnd-{s}")})))
                     for s in (0, 1, 2)]
     # relevant documents are 20% of the corpus
     assert sum(random_share) / 3 < 0.35

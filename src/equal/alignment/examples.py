@@ -65,13 +65,13 @@ def build_examples(document_ids: Sequence[str], document_texts: Sequence[str], p
     Every example gets the same number of negatives (the fewest any document
     has, at most ``n_negatives``) because the loss takes a fixed column count.
     """
-    pair_document = np.asarray(pair_document, dtype=np.int64)
-    negatives = mine_hard_negatives(doc_embeddings, pair_embeddings, pair_document, n_negatives=n_negatives,
+    owner = np.asarray(pair_document, dtype=np.int64)
+    negatives = mine_hard_negatives(doc_embeddings, pair_embeddings, owner, n_negatives=n_negatives,
                                     rank_window=rank_window, random_state=random_state)
-    with_pairs = sorted(set(pair_document.tolist()))
+    with_pairs = sorted(set(owner.tolist()))
     n_common = min((len(negatives[i]) for i in with_pairs), default=0)
     examples = []
-    for p, i in enumerate(pair_document):
+    for p, i in enumerate(owner):
         examples.append(TrainingExample(
             document_id=document_ids[i], anchor=document_texts[i], positive=pair_texts[p],
             negatives=[pair_texts[j] for j in negatives[i][:n_common]],

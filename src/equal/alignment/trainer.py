@@ -58,9 +58,9 @@ def align_embedder(base_model: str, examples: list[TrainingExample], out_dir: Pa
     from sentence_transformers.training_args import BatchSamplers
 
     try:
-        from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+        from sentence_transformers.sentence_transformer import losses
     except ImportError:  # sentence-transformers < 6
-        from sentence_transformers.losses import MultipleNegativesRankingLoss
+        from sentence_transformers import losses  # type: ignore[no-redef,attr-defined]
 
     from equal.embedding.sentence import pick_device
 
@@ -79,7 +79,7 @@ def align_embedder(base_model: str, examples: list[TrainingExample], out_dir: Pa
         batch_sampler=BatchSamplers.NO_DUPLICATES,
         save_strategy="no", report_to="none", logging_steps=50, disable_tqdm=True,
     )
-    loss = MultipleNegativesRankingLoss(model, scale=1.0 / temperature)
+    loss = losses.MultipleNegativesRankingLoss(model, scale=1.0 / temperature)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
     result = trainer.train()
     if out_dir.exists():

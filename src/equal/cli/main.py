@@ -223,8 +223,8 @@ def compare_command(
             values[f"share {label}{marker}"] = f"{count / total:.1%}"
         for key, value in values.items():
             rows.setdefault(key, []).append(str(value))
-    for key, values in rows.items():
-        table.add_row(key, *values + [""] * (len(run_dirs) - len(values)))
+    for key, cells in rows.items():
+        table.add_row(key, *cells, *[""] * (len(run_dirs) - len(cells)))
     Console().print(table)
 
 

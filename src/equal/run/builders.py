@@ -31,8 +31,8 @@ def build_extractor(config: ExtractionConfig, run_dir: Path, stats: Stats, seed:
     if config.extractor == "local":
         from equal.llm.llamacpp import LlamaCppLLM
 
-        llm = LlamaCppLLM(config.model, n_ctx=config.n_ctx, n_threads=config.n_threads, seed=seed, stats=stats)
-        return LLMExtractor(llm, task, cache, stats)
+        local = LlamaCppLLM(config.model, n_ctx=config.n_ctx, n_threads=config.n_threads, seed=seed, stats=stats)
+        return LLMExtractor(local, task, cache, stats)
     if config.extractor == "openai":
         from equal.llm.openai import OpenAICompatibleLLM
 

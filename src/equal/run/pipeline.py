@@ -198,7 +198,7 @@ class EqualRun:
             dataset_path = write_dataset(pairs, self.run_dir, cfg.output.format)
             self.stats.inc("pairs_written", len(pairs))
             selected = [d for p in warm_pulls + pulls for d in p.document_ids]
-            summary = {
+            summary: dict[str, Any] = {
                 "corpus_passages": n, "reference_examples": len(reference), "clusters": clusters.k,
                 "clusters_per_round": b, "docs_per_pull": m, "warmup_documents": len(warm_idx),
                 "reward_offset": offset, "alpha": alpha, "documents_extracted": len(selected),

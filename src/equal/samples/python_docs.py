@@ -81,14 +81,14 @@ def python_doc_passages(root: Path = PYTHON_DOCS, max_chars: int = 1200) -> list
 
 def python_faq(root: Path = PYTHON_DOCS, max_answer_chars: int = 1500) -> list[dict]:
     """Question headings of the Python FAQ with the prose that answers them."""
-    pairs = []
+    pairs: list[dict[str, str]] = []
     for file in sorted((root / "faq").glob("*.rst.txt")):
         lines = file.read_text(errors="replace").splitlines()
         for i in range(len(lines) - 1):
             heading, underline = lines[i].strip(), lines[i + 1].strip()
             if not heading.endswith("?") or not re.fullmatch(r"-{3,}|={3,}", underline):
                 continue
-            body = []
+            body: list[str] = []
             for line in lines[i + 2:]:
                 if body and re.fullmatch(r"[-=~^]{3,}", line.strip()):
                     body.pop()  # that line was the next heading

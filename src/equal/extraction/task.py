@@ -124,9 +124,10 @@ def parse_pairs(text: str, *, max_pairs: int = 32, max_chars: int = 8000) -> Par
             pairs = _salvage(cleaned, max_chars)[:max_pairs]
             return ParseResult(pairs, ok=False, error=f"invalid JSON: {exc}", salvaged=bool(pairs))
         pairs = _pairs_from(value, max_chars)
-        if not pairs and not (isinstance(value, dict) and isinstance(value.get("pairs"), list)) \
-                and not (isinstance(value, list) and not value):
-            return ParseResult([], ok=False, error="JSON without question-answer pairs")
+        if not pairs:
+            items = value.get("pairs") if isinstance(value, dict) else value
+            if not (isinstance(items, list) and not items):  # only an empty list is a valid "none"
+                return ParseResult([], ok=False, error="JSON without a usable question-answer pair")
         return ParseResult(pairs[:max_pairs], ok=True)
     except Exception as exc:  # the parser must never take a run down
         return ParseResult([], ok=False, error=f"parser error: {type(exc).__name__}: {exc}")

@@ -28,10 +28,11 @@ from equal.reward import ot_distance
 STRATEGIES: dict[str, dict] = {
     "random documents": {"bandit.selection": "random"},
     "random clusters": {"bandit.policy": "uniform"},
-    "EQUAL, paper settings": {"bandit.alpha": 0.001, "warmup.as_prior": False},
-    "EQUAL, + warm-up priors": {"bandit.alpha": 0.001, "warmup.as_prior": True},
-    "EQUAL, + alpha auto": {"bandit.alpha": "auto", "warmup.as_prior": False},
-    "EQUAL (defaults: both)": {},
+    "EQUAL, paper settings": {"bandit.alpha": 0.001, "warmup.as_prior": False, "bandit.similarity_prior": False},
+    "EQUAL, + warm-up priors": {"warmup.as_prior": True, "bandit.similarity_prior": False},
+    "EQUAL, + similarity prior": {"warmup.as_prior": False, "bandit.similarity_prior": True},
+    "EQUAL, defaults (both priors)": {},
+    "EQUAL, both priors + alpha auto": {"bandit.alpha": "auto"},
 }
 
 

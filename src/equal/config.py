@@ -77,6 +77,7 @@ class BanditConfig(Strict):
     docs_per_pull: int | Literal["auto"] = Field("auto", description="m, documents extracted per pull (released: 10); auto scales with the budget.")
     alpha: float | Literal["auto"] = Field(0.001, description="UCB exploration weight; auto = the spread (std) of the warm-up rewards, so the bonus is in reward units (released: 0.001).")
     alpha_schedule: Literal["constant", "decaying"] = Field("constant", description="constant alpha, or 1/(N+1) (paper).")
+    similarity_prior: bool = Field(True, description="Start each cluster with one pseudo-reward from the similarity of its documents to the reference centroid (zero LLM cost); the paper starts every cluster at 0.")
     document_order: Literal["random", "centroid"] = Field("random", description="Order of documents inside a cluster: seeded random, or nearest the centroid first.")
 
 

@@ -59,6 +59,12 @@ class ClusterArms:
         """``S_j / c_j``, 0 where ``c_j`` = 0."""
         return np.divide(self.reward_sum, self.count, out=np.zeros_like(self.reward_sum), where=self.count > 0)
 
+    def add_prior(self, cluster: int, reward: float) -> None:
+        """One pseudo-observation of ``reward`` for ``cluster`` alone (not shared, not a pull)."""
+        self.reward_sum[cluster] += reward
+        self.count[cluster] += 1
+        self.total += 1
+
     def share(self, cluster: int, reward: float, *, pulled: bool = True) -> None:
         """Credit ``reward`` to ``cluster`` and, in full, to each of its neighbours.
 

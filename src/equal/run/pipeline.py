@@ -27,7 +27,7 @@ from equal.bandit import ClusterArms, build_policy
 from equal.clustering import KMeansClusterer, cluster_moments, default_n_clusters, neighbour_lists, w2_diag_distances
 from equal.config import RunConfig, dump_config
 from equal.corpus import read_documents, read_reference
-from equal.embedding import Embedder, EmbeddingCache, SentenceTransformerEmbedder, embed_cached
+from equal.embedding import Embedder, EmbeddingCache, SentenceTransformerEmbedder, embed_cached, normalize
 from equal.errors import ConfigError, InputError
 from equal.extraction.extractor import Extractor
 from equal.output import write_dataset
@@ -175,6 +175,8 @@ class EqualRun:
             n = len(self.documents)
             doc_embeddings = self._embed([d.text for d in self.documents], "embedding documents")
             self.reference_embeddings = self._embed([p.as_text() for p in reference], "embedding reference")
+            # base-model similarity of each document to the reference centroid (used by the similarity prior)
+            doc_reference_sim = doc_embeddings @ normalize(self.reference_embeddings.mean(0, keepdims=True))[0]
             self.budget = Budget.from_settings(n, cfg.budget.fraction, cfg.budget.llm_calls, cfg.budget.tokens)
             doc_budget = int(min(self.budget.documents_left(), n))
 
@@ -190,6 +192,8 @@ class EqualRun:
             warm_rewards = [p.reward for p in warm_pulls if p.distance is not None]
             alpha = self._alpha(warm_rewards)
             arms = self._arms(clusters, doc_embeddings, warm_idx)
+            if cfg.bandit.similarity_prior and cfg.bandit.selection == "equal":
+                self._similarity_priors(arms, clusters.labels, doc_reference_sim, warm_rewards)
             if cfg.warmup.as_prior and cfg.bandit.selection == "equal":
                 self._warmup_priors(arms, clusters.labels, warm_idx, warm_extractions, offset)
             pulls = self._bandit(arms, b, m, offset, alpha, list(warm_rewards))
@@ -308,6 +312,25 @@ class EqualRun:
         if self.config.bandit.alpha != "auto":
             return float(self.config.bandit.alpha)
         return float(np.std(warm_rewards)) if len(warm_rewards) >= 2 and np.std(warm_rewards) > 0 else 0.05
+
+    def _similarity_priors(self, arms: ClusterArms, labels: np.ndarray, doc_reference_sim: np.ndarray,
+                           warm_rewards: list[float]) -> None:
+        """One pseudo-reward per cluster from how close its documents lie to the reference centroid.
+
+        The clusters' mean similarities are standardised and scaled by the spread
+        of the warm-up rewards, so a cluster of on-task documents starts above an
+        unexplored one and an off-task cluster below, before any LLM call.
+        """
+        k = arms.n_arms
+        counts = np.bincount(labels, minlength=k)
+        sims = np.bincount(labels, weights=doc_reference_sim, minlength=k) / np.maximum(counts, 1)
+        present = counts > 0
+        if present.sum() < 2 or sims[present].std() == 0:
+            return
+        z = (sims - sims[present].mean()) / sims[present].std()
+        scale = float(np.std(warm_rewards)) if len(warm_rewards) >= 2 else 0.05
+        for c in np.flatnonzero(present):
+            arms.add_prior(int(c), float(z[c]) * scale)
 
     def _warmup_priors(self, arms: ClusterArms, labels: np.ndarray, warm_idx: list[int],
                        extractions: list[Extraction], offset: float) -> None:

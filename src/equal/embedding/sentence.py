@@ -79,6 +79,9 @@ class SentenceTransformerEmbedder:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # the library does not draw; the CLI shows its own bars
 
             self._st = SentenceTransformer(self.path, device=pick_device(self.device))
             if self.max_length:

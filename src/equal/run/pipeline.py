@@ -131,7 +131,9 @@ class EqualRun:
         return ", ".join(f"{k}={v}" for k, v in skips.items()) or "none"
 
     def _embed(self, texts: list[str], description: str, embedder: Embedder | None = None) -> np.ndarray:
-        return embed_cached(embedder or self.embedder, texts, self.embedding_cache, progress=self.progress,
+        # a bar only for large batches: a pull's few pairs would add one line per round
+        progress = self.progress if len(texts) > 256 else None
+        return embed_cached(embedder or self.embedder, texts, self.embedding_cache, progress=progress,
                             description=description)
 
     def _extract(self, documents: list[Document]) -> list[Extraction]:

@@ -55,12 +55,12 @@ def align_embedder(base_model: str, examples: list[TrainingExample], out_dir: Pa
         SentenceTransformerTrainer,
         SentenceTransformerTrainingArguments,
     )
-    from sentence_transformers.training_args import BatchSamplers
-
     try:
         from sentence_transformers.sentence_transformer import losses
+        from sentence_transformers.sentence_transformer.training_args import BatchSamplers
     except ImportError:  # sentence-transformers < 6
         from sentence_transformers import losses  # type: ignore[no-redef,attr-defined]
+        from sentence_transformers.training_args import BatchSamplers  # type: ignore[no-redef]
 
     from equal.embedding.sentence import pick_device
 
@@ -78,6 +78,7 @@ def align_embedder(base_model: str, examples: list[TrainingExample], out_dir: Pa
         # a document's pairs share its text: never put two in one batch, or one would be a false negative
         batch_sampler=BatchSamplers.NO_DUPLICATES,
         save_strategy="no", report_to="none", logging_steps=50, disable_tqdm=True,
+        dataloader_pin_memory=model.device.type == "cuda",
     )
     loss = losses.MultipleNegativesRankingLoss(model, scale=1.0 / temperature)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss)

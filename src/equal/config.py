@@ -98,7 +98,7 @@ class AlignmentConfig(Strict):
     max_length: int = Field(256, gt=0, description="Tokens kept per text in training.")
     hard_negatives: int = Field(7, ge=0, description="Hard negatives mined per document (paper: 7).")
     negative_ranks: tuple[int, int] = Field((2, 200), description="Similarity ranks the hard negatives are drawn from (paper: 2-200).")
-    reward_model: Literal["aligned", "base"] = Field("base", description="Which model embeds the pairs and the reference for the OT reward (see docs/alignment.md).")
+    reward_model: Literal["aligned", "base"] = Field("base", description="Which model embeds the pairs and the reference for the OT reward: base keeps the reward, offset and priors in one fixed space (measured equal separation, see docs/alignment.md).")
 
 
 class BudgetConfig(Strict):

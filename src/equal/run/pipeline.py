@@ -218,7 +218,7 @@ class EqualRun:
             self.embedding_cache.close()
         logger.info("run finished: %d pairs from %d documents in %s", len(pairs), len(selected), self.run_dir)
         return RunResult(self.run_dir, dataset_path, pairs, warm_pulls + pulls,
-                         json.loads((self.run_dir / "stats.json").read_text()), selected)
+                         {"counters": self.stats.as_dict(), "summary": summary}, selected)
 
     def _warmup(self, doc_budget: int) -> tuple[list[int], list[Extraction]]:
         """Extract a seeded random sample first; it sets the reward offset and its pairs are kept."""

@@ -144,9 +144,10 @@ class EqualRun:
                                        "raw": extraction.generation.text})
             self.budget.charge(1, extraction.generation.tokens_in + extraction.generation.tokens_out)
         self.stats.inc("documents_extracted", len(documents))
-        for doc in documents:
-            if self.config.corpus.label_field:
-                self.stats.inc(f"extracted_label:{doc.metadata.get(self.config.corpus.label_field)}")
+        label_field = self.config.corpus.label_field
+        if label_field:
+            for doc in documents:
+                self.stats.inc(f"extracted_label:{doc.metadata.get(label_field)}")
         return extractions
 
     def _distance(self, pairs: list[QAPair]) -> float | None:
@@ -211,7 +212,9 @@ class EqualRun:
                 "tokens_spent": self.budget.tokens, "wall_seconds": round(time.monotonic() - started, 2),
             }
             if cfg.corpus.label_field:
-                summary["extracted_by_label"] = self._count_labels(selected)
+                # derived from the counters _extract keeps, so the two can never disagree
+                summary["extracted_by_label"] = {k.split(":", 1)[1]: v for k, v in self.stats.as_dict().items()
+                                                 if k.startswith("extracted_label:")}
             self._write_logs(arms, summary)
         finally:
             self.extractor.close()
@@ -433,15 +436,6 @@ class EqualRun:
                         pair.metadata["label"] = doc.metadata.get(label_field)
                     out.append(pair)
         return out
-
-    def _count_labels(self, document_ids: list[str]) -> dict[str, int]:
-        label_field = self.config.corpus.label_field or ""
-        by_id = {d.id: d for d in self.documents}
-        counts: dict[str, int] = {}
-        for doc_id in document_ids:
-            key = str(by_id[doc_id].metadata.get(label_field))
-            counts[key] = counts.get(key, 0) + 1
-        return counts
 
     def _write_logs(self, arms: ClusterArms, summary: dict[str, Any]) -> None:
         with (self.run_dir / "parse_failures.jsonl").open("w") as f:

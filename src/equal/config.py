@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from equal.errors import ConfigError
+from equal.files import atomic_write_text
 
 
 class Strict(BaseModel):
@@ -29,6 +30,7 @@ class CorpusConfig(Strict):
     label_field: str | None = Field(None, description="Optional field copied into provenance and counted per label in stats (e.g. the source).")
     max_passage_chars: int = Field(3000, gt=100, description="Longer documents are split into passages of at most this many characters, on paragraph boundaries.")
     min_chars: int = Field(20, ge=1, description="Documents shorter than this are skipped as empty.")
+    max_document_chars: int = Field(2_000_000, gt=0, description="Documents longer than this (a dump, a log, a binary blob decoded as text) are skipped and counted as skipped_too_long.")
     limit: int | None = Field(None, gt=0, description="Read at most this many passages.")
 
 
@@ -122,6 +124,7 @@ class ExtractionConfig(Strict):
     concurrency: int = Field(8, gt=0, description="Requests in flight at once (openai).")
     max_retries: int = Field(5, ge=0, description="Retries on 429, 5xx, timeouts and dropped connections.")
     timeout_s: float = Field(120.0, gt=0, description="Per-request timeout in seconds.")
+    max_response_bytes: int = Field(1_000_000, gt=0, description="Answers larger than this are cut off and retried as faults (openai); after the last retry the document gets no pairs.")
     max_tokens: int = Field(768, gt=0, description="Output tokens per extraction call.")
     max_pairs: int = Field(5, gt=0, description="Most pairs kept per passage; also the schema's maxItems, which stops small models from looping.")
     temperature: float = Field(0.0, ge=0)
@@ -129,6 +132,15 @@ class ExtractionConfig(Strict):
     n_ctx: int = Field(2048, gt=0, description="Context window of the local model.")
     n_threads: int | None = Field(None, gt=0, description="CPU threads of the local model (unset: all cores).")
     cache_dir: Path | None = Field(None, description="Where LLM responses are cached; unset: RUN_DIR/cache. Share it between runs to never pay twice.")
+
+
+class DecontaminationConfig(Strict):
+    """Remove extracted pairs that copy the reference set or an evaluation set."""
+
+    enabled: bool = Field(True, description="Drop pairs sharing a long word n-gram with the reference set or an eval set, before they are rewarded or written.")
+    ngram: int = Field(8, ge=3, description="Words in the n-gram that counts as overlap (GPT-3 used 13 on long documents; pairs are short).")
+    against_reference: bool = Field(True, description="Check against the reference set itself.")
+    eval_sets: list[Path] = Field(default_factory=list, description="Evaluation sets (same formats as the reference) whose examples must not leak into the output.")
 
 
 class OutputConfig(Strict):
@@ -149,6 +161,7 @@ class RunConfig(Strict):
     alignment: AlignmentConfig = Field(default_factory=AlignmentConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     extraction: ExtractionConfig = Field(default_factory=ExtractionConfig)
+    decontamination: DecontaminationConfig = Field(default_factory=DecontaminationConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     seed: int = Field(42, description="Seeds every random choice of the run.")
 
@@ -213,4 +226,4 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
 
 def dump_config(config: RunConfig, path: Path) -> None:
     """Write the resolved config as YAML (it never holds secrets: only env var names)."""
-    path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    atomic_write_text(path, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))

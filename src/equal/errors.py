@@ -8,7 +8,8 @@ The whole hierarchy::
     ├── BackendError           an LLM or embedding backend failed
     │   ├── RateLimited        the server answered 429 after every retry
     │   └── ServerUnavailable  the server kept failing (5xx, timeouts, refused)
-    └── BudgetExhausted        a call was asked for after the budget was spent
+    ├── BudgetExhausted        a call was asked for after the budget was spent
+    └── RunLocked              another process is running in the same run directory
 
 Every message says what to do about it.
 """
@@ -42,3 +43,7 @@ class ServerUnavailable(BackendError):
 
 class BudgetExhausted(EqualError):
     """An extraction was requested after the extraction budget was spent."""
+
+
+class RunLocked(EqualError):
+    """Another equal process holds the run directory."""

@@ -53,9 +53,12 @@ def detect_format(path: Path) -> str:
     return fmt
 
 
-def _check_path(path: Path) -> None:
+def _check_path(path: Path, fmt: str) -> None:
     if not path.exists():
         raise InputError(f"{path} does not exist; check the corpus/reference path")
+    if path.is_dir() and fmt in ("jsonl", "parquet", "csv"):
+        raise InputError(f"{path} is a folder but the format is {fmt}; give the file inside it, "
+                         "or set the format to text (a folder of .txt/.md files) or hf (a saved dataset)")
     if path.is_file():
         try:
             with path.open("rb") as f:
@@ -161,11 +164,16 @@ def read_records(path: str | Path, fmt: str = "auto", stats: Stats | None = None
     """
     path = Path(path)
     stats = stats if stats is not None else Stats()
-    _check_path(path)
+    if not path.exists():
+        raise InputError(f"{path} does not exist; check the corpus/reference path")
     fmt = detect_format(path) if fmt == "auto" else fmt
     if fmt not in _READERS:
         raise InputError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-    yield from _READERS[fmt](path, stats)
+    _check_path(path, fmt)
+    try:
+        yield from _READERS[fmt](path, stats)
+    except OSError as exc:  # permissions, a vanished file, a disk error mid-read
+        raise InputError(f"cannot read {path}: {exc}; check that the path is readable") from exc
 
 
 def content_id(text: str) -> str:
@@ -190,6 +198,7 @@ def read_documents(
     fmt: str = "auto",
     max_passage_chars: int | None = 3000,
     min_chars: int = 1,
+    max_document_chars: int | None = None,
     keep_fields: tuple[str, ...] = (),
     stats: Stats | None = None,
 ) -> Iterator[Document]:
@@ -203,6 +212,7 @@ def read_documents(
         max_passage_chars: split longer texts into passages on paragraph
             boundaries; ``None`` keeps each record whole.
         min_chars: texts shorter than this (after stripping) are skipped as empty.
+        max_document_chars: longer texts are skipped as ``skipped_too_long``.
         keep_fields: record fields copied into ``Document.metadata``.
         stats: counters that receive ``documents_read``, ``passages`` and skip reasons.
 
@@ -230,6 +240,11 @@ def read_documents(
             continue
         if len(text.strip()) < min_chars:
             stats.inc("skipped_empty")
+            continue
+        if max_document_chars is not None and len(text) > max_document_chars:
+            stats.inc("skipped_too_long")
+            logger.warning("a document of %d characters is over corpus.max_document_chars=%d; skipped",
+                           len(text), max_document_chars)
             continue
         if looks_binary(text):
             stats.inc("skipped_binary")

@@ -36,7 +36,8 @@ def extract_all(config: RunConfig, out_path: Path, *, progress: Progress | None 
     keep = tuple(f for f in (cfg.corpus.label_field,) if f)
     documents = list(read_documents(
         cfg.corpus.path, text_field=cfg.corpus.text_field, id_field=cfg.corpus.id_field,  # type: ignore[arg-type]
-        fmt=cfg.corpus.format, min_chars=cfg.corpus.min_chars, keep_fields=keep, stats=stats,
+        fmt=cfg.corpus.format, min_chars=cfg.corpus.min_chars,
+        max_document_chars=cfg.corpus.max_document_chars, keep_fields=keep, stats=stats,
         max_passage_chars=cfg.corpus.max_passage_chars,
     ))
     if cfg.corpus.limit:

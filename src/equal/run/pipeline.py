@@ -30,12 +30,15 @@ from equal.corpus import read_documents, read_reference
 from equal.embedding import Embedder, EmbeddingCache, SentenceTransformerEmbedder, embed_cached, normalize
 from equal.errors import ConfigError, InputError
 from equal.extraction.extractor import Extractor
+from equal.files import atomic_write_jsonl, atomic_write_text
+from equal.filters import NgramIndex
 from equal.output import write_dataset
 from equal.progress import NullProgress, Progress
 from equal.records import Document, Extraction, Pull, QAPair
 from equal.reward import auto_offset, ot_distance, reward_from_distance
 from equal.run.budget import Budget
 from equal.run.builders import build_embedder, build_extractor
+from equal.run.lock import RunDirLock
 from equal.stats import Stats
 
 logger = logging.getLogger(__name__)
@@ -108,7 +111,8 @@ class EqualRun:
         with self.progress.task("reading corpus", total=None) as task:
             for doc in read_documents(
                 cfg.corpus.path, text_field=cfg.corpus.text_field, id_field=cfg.corpus.id_field,  # type: ignore[arg-type]
-                fmt=cfg.corpus.format, min_chars=cfg.corpus.min_chars, keep_fields=keep, stats=self.stats,
+                fmt=cfg.corpus.format, min_chars=cfg.corpus.min_chars,
+                max_document_chars=cfg.corpus.max_document_chars, keep_fields=keep, stats=self.stats,
                 # stored pairs belong to the whole record, so replay never splits it
                 max_passage_chars=None if replay else cfg.corpus.max_passage_chars,
             ):
@@ -136,9 +140,34 @@ class EqualRun:
         return embed_cached(embedder or self.embedder, texts, self.embedding_cache, progress=progress,
                             description=description)
 
+    def _decontamination_index(self) -> NgramIndex | None:
+        """The n-grams no output pair may copy: the reference set's and each named eval set's."""
+        cfg = self.config.decontamination
+        if not cfg.enabled:
+            return None
+        protected = list(self.reference) if cfg.against_reference else []
+        for path in cfg.eval_sets:
+            protected += read_reference(path, min_examples=1)
+        return NgramIndex((t for p in protected for t in (p.question, p.answer)), n=cfg.ngram)
+
+    def _decontaminate(self, extraction: Extraction) -> None:
+        # before the reward: a copied reference pair would otherwise earn its cluster a near-perfect reward
+        if self.decontamination is None:
+            return
+        kept = []
+        for pair in extraction.pairs:
+            if self.decontamination.overlaps(pair.question) or self.decontamination.overlaps(pair.answer):
+                self.stats.inc("pairs_decontaminated")
+                self._removed.append({"document_id": pair.document_id, "question": pair.question,
+                                      "answer": pair.answer, "reason": f"{self.decontamination.n}-gram overlap"})
+            else:
+                kept.append(pair)
+        extraction.pairs = kept
+
     def _extract(self, documents: list[Document]) -> list[Extraction]:
         extractions = self.extractor.extract(documents)
         for extraction in extractions:
+            self._decontaminate(extraction)
             if not extraction.parse_ok:
                 self._failures.append({"document_id": extraction.document_id, "error": extraction.error,
                                        "raw": extraction.generation.text})
@@ -161,9 +190,12 @@ class EqualRun:
     # -- the loop -------------------------------------------------------------------
 
     def run(self) -> RunResult:
+        with RunDirLock(self.run_dir):
+            return self._run()
+
+    def _run(self) -> RunResult:
         cfg = self.config
         started = time.monotonic()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         dump_config(cfg, self.run_dir / "config.yaml")
         cache_dir = cfg.extraction.cache_dir or self.run_dir / "cache"
         self.embedding_cache = EmbeddingCache(cache_dir / "embeddings.sqlite")
@@ -171,10 +203,12 @@ class EqualRun:
         self.pair_embedder = self.embedder  # embeds pairs and reference for the reward
         self.extractor = self._extractor or build_extractor(cfg.extraction, self.run_dir, self.stats, cfg.seed)
         self._failures: list[dict[str, Any]] = []
+        self._removed: list[dict[str, Any]] = []
         self.rng = np.random.default_rng(cfg.seed)
         try:
             self.documents, self.reference = self._read()
             reference = self.reference
+            self.decontamination = self._decontamination_index()
             n = len(self.documents)
             doc_embeddings = self._embed([d.text for d in self.documents], "embedding documents")
             self.reference_embeddings = self._embed([p.as_text() for p in reference], "embedding reference")
@@ -202,7 +236,6 @@ class EqualRun:
             pulls = self._bandit(arms, b, m, offset, alpha, list(warm_rewards))
 
             pairs = self._provenance(warm_pulls, pulls, clusters.labels)
-            dataset_path = write_dataset(pairs, self.run_dir, cfg.output.format)
             self.stats.inc("pairs_written", len(pairs))
             selected = [d for p in warm_pulls + pulls for d in p.document_ids]
             summary: dict[str, Any] = {
@@ -215,7 +248,9 @@ class EqualRun:
                 # derived from the counters _extract keeps, so the two can never disagree
                 summary["extracted_by_label"] = {k.split(":", 1)[1]: v for k, v in self.stats.as_dict().items()
                                                  if k.startswith("extracted_label:")}
-            self._write_logs(arms, summary)
+            with self.progress.task("writing dataset and logs", total=None):
+                dataset_path = write_dataset(pairs, self.run_dir, cfg.output.format)
+                self._write_logs(arms, summary)
         finally:
             self.extractor.close()
             self.embedding_cache.close()
@@ -438,14 +473,13 @@ class EqualRun:
         return out
 
     def _write_logs(self, arms: ClusterArms, summary: dict[str, Any]) -> None:
-        with (self.run_dir / "parse_failures.jsonl").open("w") as f:
-            for failure in self._failures:
-                f.write(json.dumps(failure, ensure_ascii=False) + "\n")
+        atomic_write_jsonl(self.run_dir / "parse_failures.jsonl", self._failures)
+        atomic_write_jsonl(self.run_dir / "decontaminated.jsonl", self._removed)
         mean = arms.mean_reward()
         rows = [{"cluster": c, "size": int(arms.sizes[c]), "pulls": int(arms.pulls[c]),
                  "count": float(arms.count[c]), "mean_reward": float(mean[c]),
                  "neighbours": [int(j) for j in arms.neighbours[c]]} for c in range(arms.n_arms)]
-        (self.run_dir / "clusters.json").write_text(json.dumps(rows, indent=1))
+        atomic_write_text(self.run_dir / "clusters.json", json.dumps(rows, indent=1))
         self.stats.save(self.run_dir / "stats.json", {"summary": summary})
 
 

@@ -40,17 +40,31 @@ def test_extracts_concurrently_with_token_usage_and_key_from_env(monkeypatch):
 
 def test_retries_each_fault_kind_and_counts_it():
     faults = [Fault(status=500), Fault(status=429, retry_after=0.05), Fault(sleep=1.5),
-              Fault(body="{truncated"), Fault(body=json.dumps({"choices": []})), Fault(drop=True)]
+              Fault(body="{truncated"), Fault(body=json.dumps({"choices": []})), Fault(drop=True),
+              Fault(oversized=50_000), Fault(body=json.dumps({"choices": [{"message": {"content": 7}}]}))]
     stats = Stats()
     with FakeOpenAIServer(faults=faults) as server:
-        llm = _llm(server, stats, concurrency=1, timeout_s=0.5, max_retries=8)
+        llm = _llm(server, stats, concurrency=1, timeout_s=0.5, max_retries=10, max_response_bytes=20_000)
         out = LLMExtractor(llm, ExtractionTask(), stats=stats).extract(_docs(2))
     assert all(e.parse_ok and e.pairs for e in out)
     counters = stats.as_dict()
     assert counters["llm_http_5xx"] == 1 and counters["llm_http_429"] == 1
     assert counters["llm_timeouts"] == 1 and counters["llm_malformed_responses"] == 2
+    assert counters["llm_empty_choices"] == 1 and counters["llm_oversized_responses"] == 1
     assert counters["llm_connection_errors"] == 1
-    assert counters["llm_retries"] == 6 and counters["llm_calls"] == 2
+    assert counters["llm_retries"] == 8 and counters["llm_calls"] == 2
+
+
+def test_an_answer_that_stays_garbled_gives_up_on_that_document_only():
+    """The server is up but one prompt keeps getting junk: that document gets no pairs, the batch goes on."""
+    stats = Stats()
+    junk = [Fault(body="{not json")] * 3
+    with FakeOpenAIServer(faults=junk) as server:
+        llm = _llm(server, stats, concurrency=1, max_retries=2)
+        out = LLMExtractor(llm, ExtractionTask(), stats=stats).extract(_docs(3))
+    assert [bool(e.pairs) for e in out] == [False, True, True]
+    assert "malformed_responses" in out[0].generation.metadata["error"]
+    assert stats.get("llm_failed_requests") == 1 and stats.get("llm_calls") == 2
 
 
 def test_server_that_stays_down_raises_a_clear_error():

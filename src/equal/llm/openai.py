@@ -2,14 +2,18 @@
 
 Requests run concurrently (an asyncio semaphore), each retried with
 exponential backoff and jitter on 429 (honouring ``Retry-After``), 5xx,
-timeouts, dropped connections and malformed bodies. Every fault is counted
-in ``stats``. The API key is read from an environment variable at start and
-kept only in memory.
+timeouts, dropped connections, malformed or oversized bodies and empty
+choices. Every fault is counted in ``stats``. When the server itself stays
+unreachable the run stops with :class:`ServerUnavailable`; when only one
+answer stays garbled, that request gives up with an empty generation (its
+document gets no pairs, counted as ``llm_failed_requests``) and the run goes
+on. The API key is read from an environment variable and kept only in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import random
@@ -23,6 +27,11 @@ from equal.records import Generation
 from equal.stats import Stats
 
 logger = logging.getLogger(__name__)
+
+
+# Faults in the answer's content rather than the server's health: after the last retry the
+# request gives up alone instead of stopping the run.
+CONTENT_FAULTS = ("malformed_responses", "empty_choices", "oversized_responses")
 
 
 class _Retryable(Exception):
@@ -56,13 +65,14 @@ class OpenAICompatibleLLM:
             (``json_object`` with a ``schema``: llama-cpp-python's server), ``object``
             (plain ``json_object``: Ollama, most APIs) or ``none``.
         backoff_base_s, backoff_max_s: exponential backoff bounds.
+        max_response_bytes: a longer body is cut off and counted as ``oversized_responses``.
         stats: counters for calls, tokens and each kind of fault.
     """
 
     def __init__(self, base_url: str, model: str, *, api_key_env: str | None = "OPENAI_API_KEY",
                  concurrency: int = 8, max_retries: int = 5, timeout_s: float = 120.0,
                  json_mode: str = "schema", backoff_base_s: float = 1.0, backoff_max_s: float = 30.0,
-                 stats: Stats | None = None, seed: int = 0) -> None:
+                 max_response_bytes: int = 1_000_000, stats: Stats | None = None, seed: int = 0) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.api_key_env = api_key_env
@@ -72,6 +82,7 @@ class OpenAICompatibleLLM:
         self.json_mode = json_mode
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
+        self.max_response_bytes = max_response_bytes
         self.stats = stats if stats is not None else Stats()
         self.name = f"openai:{self.base_url}:{model}:{json_mode}"
         self._rng = random.Random(seed)
@@ -102,33 +113,54 @@ class OpenAICompatibleLLM:
             body["response_format"] = {"type": "json_object"}
         return body
 
+    async def _read_capped(self, response: httpx.Response) -> bytes:
+        """The body, refusing to hold more than ``max_response_bytes`` of it in memory."""
+        chunks, size = [], 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > self.max_response_bytes:
+                raise _Retryable("oversized_responses", f"response body over {self.max_response_bytes} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     async def _once(self, client: httpx.AsyncClient, request: ChatRequest) -> Generation:
         try:
-            response = await client.post(f"{self.base_url}/chat/completions", json=self._body(request))
+            async with client.stream("POST", f"{self.base_url}/chat/completions", json=self._body(request)) as response:
+                status = response.status_code
+                retry_after = _retry_after_seconds(response)
+                raw = await self._read_capped(response)
         except httpx.TimeoutException as exc:
             raise _Retryable("timeouts", f"timed out after {self.timeout_s}s") from exc
         except httpx.TransportError as exc:
             raise _Retryable("connection_errors", f"{type(exc).__name__}: {exc}") from exc
-        if response.status_code == 429:
-            raise _Retryable("http_429", "429 Too Many Requests", _retry_after_seconds(response))
-        if response.status_code >= 500:
-            raise _Retryable("http_5xx", f"HTTP {response.status_code}", _retry_after_seconds(response))
-        if response.status_code in (401, 403):
+        if status == 429:
+            raise _Retryable("http_429", "429 Too Many Requests", retry_after)
+        if status >= 500:
+            raise _Retryable("http_5xx", f"HTTP {status}", retry_after)
+        text_sample = raw[:300].decode("utf-8", "replace")
+        if status in (401, 403):
             raise BackendError(
-                f"{self.base_url} refused the request (HTTP {response.status_code}); "
-                f"check the API key in ${self.api_key_env}"
+                f"{self.base_url} refused the request (HTTP {status}); check the API key in ${self.api_key_env}"
             )
-        if response.status_code >= 400:
+        if status >= 400:
             raise BackendError(
-                f"{self.base_url} rejected the request (HTTP {response.status_code}): {response.text[:300]}; "
+                f"{self.base_url} rejected the request (HTTP {status}): {text_sample}; "
                 "check extraction.model and extraction.json_mode"
             )
         try:
-            data = response.json()
-            choice = data["choices"][0]
+            data = json.loads(raw)
+            choices = data["choices"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise _Retryable("malformed_responses", f"malformed response body: {text_sample[:200]!r}") from exc
+        if not choices:
+            raise _Retryable("empty_choices", "the response has no choices")
+        try:
+            choice = choices[0]
             text = choice["message"]["content"] or ""
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise _Retryable("malformed_responses", f"malformed response body: {response.text[:200]!r}") from exc
+            if not isinstance(text, str):
+                raise TypeError("content is not a string")
+        except (KeyError, IndexError, TypeError) as exc:
+            raise _Retryable("malformed_responses", f"malformed response body: {text_sample[:200]!r}") from exc
         usage = data.get("usage") or {}
         if not usage:
             self.stats.inc("llm_usage_missing")
@@ -138,7 +170,7 @@ class OpenAICompatibleLLM:
             text=text,
             tokens_in=int(usage.get("prompt_tokens") or 0),
             tokens_out=int(usage.get("completion_tokens") or 0),
-            metadata={"finish_reason": choice.get("finish_reason")},
+            metadata={"finish_reason": choice.get("finish_reason"), "response_id": data.get("id")},
         )
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
@@ -166,6 +198,11 @@ class OpenAICompatibleLLM:
             self.stats.inc("tokens_in", generation.tokens_in)
             self.stats.inc("tokens_out", generation.tokens_out)
             return generation
+        if last.kind in CONTENT_FAULTS:
+            # the server is up but this answer stays unusable: give up on this request only
+            self.stats.inc("llm_failed_requests")
+            logger.warning("giving up on one request after %d tries: %s", self.max_retries + 1, last)
+            return Generation(text="", metadata={"error": f"{last.kind}: {last}"})
         advice = (f"{self.base_url} failed {self.max_retries + 1} times in a row ({last}); "
                   "check that the server is up, then run the same command again: the run resumes "
                   "and every answer already received is kept")

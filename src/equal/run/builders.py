@@ -41,7 +41,7 @@ def build_extractor(config: ExtractionConfig, run_dir: Path, stats: Stats, seed:
         llm = OpenAICompatibleLLM(
             config.base_url, config.model, api_key_env=config.api_key_env, concurrency=config.concurrency,
             max_retries=config.max_retries, timeout_s=config.timeout_s, json_mode=config.json_mode,
-            stats=stats, seed=seed,
+            max_response_bytes=config.max_response_bytes, stats=stats, seed=seed,
         )
         return LLMExtractor(llm, task, cache, stats)
     raise ConfigError(f"unknown extractor {config.extractor!r}")

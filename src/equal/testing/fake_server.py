@@ -2,7 +2,9 @@
 
 It answers ``POST /v1/chat/completions`` with a function of the request,
 after playing any scripted faults first, and counts every request it saw
-(by prompt hash) so tests can check that nothing was sent twice.
+(by prompt hash) so tests can check that nothing was sent twice. The
+reply's ``id`` is ``chatcmpl-<prompt hash>``, and ``in_flight`` holds the
+hashes of requests received but not yet answered.
 """
 
 from __future__ import annotations
@@ -22,19 +24,26 @@ from typing import Any
 class Fault:
     """One scripted misbehaviour: ``status`` code (with optional ``retry_after``),
     ``sleep`` seconds before answering (to force a client timeout), ``body`` to
-    send instead of a valid answer, or ``drop`` to close the connection unanswered."""
+    send instead of a valid answer, ``oversized`` to send a valid answer padded
+    to that many bytes, or ``drop`` to close the connection unanswered."""
 
     status: int = 200
     retry_after: float | None = None
     sleep: float = 0.0
     body: str | None = None
     drop: bool = False
+    oversized: int = 0
+
+
+def document_text(messages: list[dict[str, str]]) -> str:
+    """The document inside an extraction prompt."""
+    user = messages[-1]["content"] if messages else ""
+    return user.split("<document>", 1)[-1].split("</document>", 1)[0].strip()
 
 
 def default_answer(messages: list[dict[str, str]]) -> str:
     """A deterministic extraction answer: one pair naming the document's first words."""
-    user = messages[-1]["content"] if messages else ""
-    doc = user.split("<<<", 1)[-1].split(">>>", 1)[0].strip()
+    doc = document_text(messages)
     head = " ".join(doc.split()[:8])
     return json.dumps({"pairs": [{"question": f"What does the text say about {head}?", "answer": doc[:200]}]})
 
@@ -45,13 +54,16 @@ class FakeOpenAIServer:
     Args:
         answer: maps the request's messages to the content of the reply.
         faults: played in order, one per request, before normal answers resume.
+        latency: seconds every normal answer waits, like a real model generating.
     """
 
     def __init__(self, answer: Callable[[list[dict[str, str]]], str] = default_answer,
-                 faults: list[Fault] | None = None) -> None:
+                 faults: list[Fault] | None = None, latency: float = 0.0) -> None:
         self.answer = answer
         self.faults = list(faults or [])
+        self.latency = latency
         self.requests: Counter[str] = Counter()
+        self.in_flight: set[str] = set()
         self.bodies: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self._lock = threading.Lock()
@@ -83,6 +95,16 @@ class FakeOpenAIServer:
                     fake.requests[key] += 1
                     fake.bodies.append(body)
                     fake.headers.append(dict(self.headers))
+                    fake.in_flight.add(key)
+                try:
+                    self._answer(key, body, messages)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client went away (a killed run): nothing to answer
+                finally:
+                    with fake._lock:
+                        fake.in_flight.discard(key)
+
+            def _answer(self, key: str, body: dict[str, Any], messages: list[dict[str, str]]) -> None:
                 fault = fake._next_fault()
                 if fault is not None:
                     if fault.sleep:
@@ -101,9 +123,13 @@ class FakeOpenAIServer:
                         self.end_headers()
                         self.wfile.write(payload)
                         return
+                if fake.latency:
+                    time.sleep(fake.latency)
                 content = fake.answer(messages)
+                if fault is not None and fault.oversized:
+                    content += " " * fault.oversized
                 payload = json.dumps({
-                    "id": "chatcmpl-fake", "object": "chat.completion", "model": body.get("model"),
+                    "id": f"chatcmpl-{key}", "object": "chat.completion", "model": body.get("model"),
                     "choices": [{"index": 0, "finish_reason": "stop",
                                  "message": {"role": "assistant", "content": content}}],
                     "usage": {"prompt_tokens": sum(len(m["content"].split()) for m in messages),

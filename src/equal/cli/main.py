@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -14,6 +16,7 @@ from rich.table import Table
 
 from equal.config import load_config
 from equal.errors import ConfigError, EqualError
+from equal.progress import Progress
 
 app = typer.Typer(
     help="equal: turn a web corpus into instruction-tuning data for your task, spending LLM calls only "
@@ -41,13 +44,49 @@ FormatOpt = Annotated[Optional[str], typer.Option("--format", help="messages (Op
 CacheDirOpt = Annotated[Optional[Path], typer.Option("--cache-dir", help="LLM response and embedding cache; share it between runs to never pay twice. Config key: extraction.cache_dir.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; warnings and errors only.")]
+LogFormatOpt = Annotated[str, typer.Option("--log-format", help="rich: progress bars and a summary table; json: one JSON object per line on stdout (stage_start, progress, note, stage_end, log, result, error), for scripts.")]
 
 
-def _setup_logging(verbose: bool, quiet: bool) -> None:
+def _setup_logging(verbose: bool, quiet: bool, log_format: str = "rich") -> None:
+    if log_format not in ("rich", "json"):
+        console.print(f"[red]error:[/red] --log-format must be rich or json, not {log_format!r}")
+        raise typer.Exit(2)
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)])
+    if log_format == "json":
+        from equal.cli.jsonlog import JsonLogHandler
+
+        handler: logging.Handler = JsonLogHandler()
+    else:
+        handler = RichHandler(console=console, show_path=False)
+    logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
     for noisy in ("httpx", "sentence_transformers", "faiss", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+@contextmanager
+def _progress(quiet: bool, log_format: str) -> Iterator[Progress | None]:
+    """Rich bars, JSON-lines events, or nothing (``--quiet``)."""
+    if quiet:
+        yield None
+    elif log_format == "json":
+        from equal.cli.jsonlog import JsonLinesProgress
+
+        yield JsonLinesProgress()
+    else:
+        from equal.cli.progress import RichProgress
+
+        with RichProgress(console) as progress:
+            yield progress
+
+
+def _fail(exc: EqualError, log_format: str) -> NoReturn:
+    if log_format == "json":
+        from equal.cli.jsonlog import emit
+
+        emit("error", error=type(exc).__name__, message=str(exc))
+    else:
+        console.print(f"[red]error:[/red] {exc}")
+    raise typer.Exit(2)
 
 
 @app.command("run")
@@ -57,7 +96,7 @@ def run_command(
     extractor: ExtractorOpt = None, replay_field: ReplayFieldOpt = None, model: ModelOpt = None,
     base_url: BaseUrlOpt = None, budget: BudgetOpt = None, selection: SelectionOpt = None,
     seed: SeedOpt = None, out: OutOpt = None, output_format: FormatOpt = None, cache_dir: CacheDirOpt = None,
-    verbose: VerboseOpt = False, quiet: QuietOpt = False,
+    verbose: VerboseOpt = False, quiet: QuietOpt = False, log_format: LogFormatOpt = "rich",
 ) -> None:
     """Run EQUAL: read, embed, warm up, cluster, run the bandit, write the dataset.
 
@@ -66,7 +105,7 @@ def run_command(
     parse_failures.jsonl. Run the same command again after a crash: cached LLM answers and
     embeddings are reused, nothing is paid twice.
     """
-    _setup_logging(verbose, quiet)
+    _setup_logging(verbose, quiet, log_format)
     overrides = {
         "corpus.path": corpus, "reference.path": reference, "corpus.text_field": text_field,
         "corpus.id_field": id_field, "corpus.label_field": label_field,
@@ -79,17 +118,16 @@ def run_command(
         cfg = load_config(config, {k: (str(v) if isinstance(v, Path) else v) for k, v in overrides.items()})
         from equal.run import run
 
-        if quiet:
-            result = run(cfg)
-        else:
-            from equal.cli.progress import RichProgress
-
-            with RichProgress(console) as progress:
-                result = run(cfg, progress=progress)
+        with _progress(quiet, log_format) as progress:
+            result = run(cfg, progress=progress)
     except EqualError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    _print_summary(result.stats, result.dataset_path)
+        _fail(exc, log_format)
+    if log_format == "json":
+        from equal.cli.jsonlog import emit
+
+        emit("result", dataset=str(result.dataset_path), **result.stats)
+    else:
+        _print_summary(result.stats, result.dataset_path)
 
 
 def _print_summary(stats: dict, dataset_path: Path) -> None:
@@ -114,13 +152,13 @@ def extract_command(
     label_field: LabelFieldOpt = None, extractor: ExtractorOpt = None, model: ModelOpt = None,
     base_url: BaseUrlOpt = None, cache_dir: CacheDirOpt = None,
     out: Annotated[Path, typer.Option("--out", help="JSONL file to write: one line per passage with its qa_pairs.")] = Path("extracted.jsonl"),
-    quiet: QuietOpt = False, verbose: VerboseOpt = False,
+    quiet: QuietOpt = False, verbose: VerboseOpt = False, log_format: LogFormatOpt = "rich",
 ) -> None:
     """Extract the pairs of every passage (the "All" baseline); the output replays with --extractor replay.
 
     Resumable: answers are cached (in --cache-dir, default beside --out), so a killed job continues where it stopped.
     """
-    _setup_logging(verbose, quiet)
+    _setup_logging(verbose, quiet, log_format)
     overrides = {"corpus.path": corpus, "corpus.text_field": text_field, "corpus.id_field": id_field,
                  "corpus.label_field": label_field, "extraction.extractor": extractor, "extraction.model": model,
                  "extraction.base_url": base_url, "extraction.cache_dir": cache_dir}
@@ -130,17 +168,16 @@ def extract_command(
             raise ConfigError("missing required setting: corpus.path (--corpus)")
         from equal.run.extract_all import extract_all
 
-        if quiet:
-            counters = extract_all(cfg, out)
-        else:
-            from equal.cli.progress import RichProgress
-
-            with RichProgress(console) as progress:
-                counters = extract_all(cfg, out, progress=progress)
+        with _progress(quiet, log_format) as progress:
+            counters = extract_all(cfg, out, progress=progress)
     except EqualError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    typer.echo(json.dumps(counters))
+        _fail(exc, log_format)
+    if log_format == "json":
+        from equal.cli.jsonlog import emit
+
+        emit("result", output=str(out), counters=counters)
+    else:
+        typer.echo(json.dumps(counters))
 
 
 @app.command("validate")

@@ -72,7 +72,8 @@ def test_run_with_alignment_saves_the_model_and_never_retrains_it(tmp_path):
     corpus = tmp_path / "corpus.jsonl"
     with corpus.open("w") as f:
         for r in rows:
-            r["qa_pairs"] = json.loads(default_answer([{"role": "user", "content": f"<<<{r['text']}>>>"}]))["pairs"]
+            prompt = [{"role": "user", "content": f"<document>{r['text']}</document>"}]
+            r["qa_pairs"] = json.loads(default_answer(prompt))["pairs"]
             f.write(json.dumps(r) + "\n")
     cfg = load_config(None, {
         "corpus.path": str(corpus), "corpus.id_field": "id", "corpus.label_field": "source",

@@ -42,15 +42,23 @@ SYSTEM_PROMPT = (
 # Measured on the packaged Qwen2.5-Coder-0.5B: a prompt that also invited the answer
 # {"pairs": []} made it return nothing for every document, so the empty list is left
 # to the schema (which allows it) rather than suggested.
-USER_TEMPLATE = """Document:
-<<<
+USER_TEMPLATE = """<document>
 {text}
->>>
+</document>
 
 Write question-answer pairs based on this document: problems with their worked solutions, questions \
 with their answers. Each question must be understandable without the document, and each answer must be \
 complete and taken from the document.
 Reply as JSON: {{"pairs": [{{"question": "...", "answer": "..."}}]}}"""
+
+# A document that writes its own closing tag could end the data early and pose as instructions.
+_DOCUMENT_TAG = re.compile(r"<(/?)document>", re.IGNORECASE)
+
+
+def quote_document(text: str) -> str:
+    """The document text with its own ``<document>`` tags defused, so it stays inside the delimiters."""
+    return _DOCUMENT_TAG.sub(lambda m: f"&lt;{m.group(1)}document&gt;", text)
+
 
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.MULTILINE)
 _QUESTION_KEYS = ("question", "q", "instruction", "prompt", "problem")
@@ -157,7 +165,7 @@ class ExtractionTask:
         return ChatRequest(
             messages=(
                 {"role": "system", "content": SYSTEM_PROMPT},
-                {"role": "user", "content": USER_TEMPLATE.format(text=document.text)},
+                {"role": "user", "content": USER_TEMPLATE.format(text=quote_document(document.text))},
             ),
             max_tokens=self.max_tokens,
             temperature=self.temperature,

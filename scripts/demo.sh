@@ -10,3 +10,5 @@ export HF_HUB_OFFLINE=1
 equal run examples/demo.yaml --out runs/demo-equal
 equal run examples/demo.yaml --selection random --out runs/demo-random
 equal compare runs/demo-equal runs/demo-random --relevant python_docs
+equal inspect runs/demo-equal
+equal report runs/demo-equal --baseline runs/demo-random

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything equal needs on a fresh machine: a virtualenv in .venv with the
 # pinned CPU build of torch, equal with its local-LLM, server, sample and dev extras,
-# Debian's python3-doc (text of the sample corpus) and the assembled local model.
+# Debian's python3-doc (text of the sample corpus), Debian's chromium and chromium-driver
+# (the report's browser test and screenshot) and the assembled local model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -18,12 +19,18 @@ quiet_pip torch==2.13.0
 # llama-cpp-python compiles from source the first time (about 4-6 minutes on 2 cores).
 quiet_pip -e ".[local,server,sample,dev]"
 python -c "import equal, llama_cpp, torch, faiss, ot" >/dev/null
-if [ ! -d /usr/share/doc/python3.11/html/_sources ]; then
+apt_packages=()
+[ -d /usr/share/doc/python3.11/html/_sources ] || apt_packages+=(python3-doc)
+command -v chromium >/dev/null || apt_packages+=(chromium)
+command -v chromedriver >/dev/null || apt_packages+=(chromium-driver)
+if [ ${#apt_packages[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    (apt-get update -qq && apt-get install -y -qq python3-doc) >/dev/null 2>&1 \
-      || echo "warning: could not install python3-doc; 'equal make-sample' will not work" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${apt_packages[@]}") >/dev/null 2>&1 \
+      || echo "warning: could not install ${apt_packages[*]}: 'equal make-sample' needs python3-doc," \
+              "the report's browser test needs chromium and chromium-driver" >&2
   else
-    echo "warning: install Debian's python3-doc for the sample corpus (sudo apt-get install python3-doc)" >&2
+    echo "warning: install Debian's ${apt_packages[*]} (sudo apt-get install ${apt_packages[*]})" >&2
   fi
 fi
 equal prepare-model >/dev/null

@@ -66,3 +66,27 @@ def test_extract_every_passage_then_replay_it(corpus_path, reference_path, tmp_p
                                  "--id-field", "id", "--extractor", "replay", "--out", str(tmp_path / "r"), "-q"])
     assert replay.exit_code == 0, replay.output
     assert json.loads((tmp_path / "r" / "stats.json").read_text())["counters"]["pairs_written"] == 10
+
+
+def test_json_log_format_is_one_event_per_line(corpus_path, reference_path, tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["run", "--corpus", str(corpus_path), "--reference", str(reference_path),
+                                 "--id-field", "id", "--extractor", "replay", "--budget", "0.2", "--out", str(out),
+                                 "--log-format", "json"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.stdout.splitlines()]  # every line parses
+    kinds = {e["event"] for e in events}
+    assert {"stage_start", "stage_end", "progress", "note", "result"} <= kinds
+    stages = [e["stage"] for e in events if e["event"] == "stage_start"]
+    assert stages[0] == "reading corpus" and "bandit rounds (documents)" in stages
+    notes = [e["note"] for e in events if e["event"] == "note"]
+    assert notes and "calls" in notes[-1] and "tokens" in notes[-1] and "best clusters" in notes[-1]
+    assert events[-1]["event"] == "result" and events[-1]["summary"]["documents_extracted"] == 40
+
+
+def test_json_log_format_reports_errors_as_events(tmp_path):
+    result = runner.invoke(app, ["run", "--corpus", str(tmp_path / "none.jsonl"), "--reference",
+                                 str(tmp_path / "none.jsonl"), "--log-format", "json"])
+    assert result.exit_code == 2
+    event = json.loads(result.stdout.splitlines()[-1])
+    assert event["event"] == "error" and "does not exist" in event["message"]

@@ -265,6 +265,72 @@ def compare_command(
     Console().print(table)
 
 
+RunDirArg = Annotated[Path, typer.Argument(help="Directory of a finished run (holds stats.json).")]
+
+
+@app.command("report")
+def report_command(
+    run_dir: RunDirArg,
+    out: Annotated[Optional[Path], typer.Option("--out", help="HTML file to write (default: RUN_DIR/report.html).")] = None,
+    baseline: Annotated[Optional[Path], typer.Option("--baseline", help="Another run (e.g. --selection random) drawn beside this one.")] = None,
+) -> None:
+    """Write one self-contained HTML report: rewards per round, pairs per LLM call, a cluster map, top clusters, cost.
+
+    The file has no script and loads nothing from the network; every document and pair text in it is escaped.
+    """
+    from equal.report import load_run, write_report
+
+    try:
+        path = write_report(load_run(run_dir), out, load_run(baseline) if baseline else None)
+    except EqualError as exc:
+        _fail(exc, "rich")
+    typer.echo(str(path))
+
+
+@app.command("inspect")
+def inspect_command(
+    run_dir: RunDirArg,
+    pairs: Annotated[int, typer.Option(help="Pairs to show, from the highest-reward pulls.")] = 3,
+) -> None:
+    """Summarise a run in the terminal: cost, labels, top clusters, last rounds and sample pairs."""
+    from equal.report import load_run
+    from equal.report.terminal import inspect_run
+
+    try:
+        inspect_run(load_run(run_dir), Console(), pairs=pairs)
+    except EqualError as exc:
+        _fail(exc, "rich")
+
+
+@app.command("export")
+def export_command(
+    run_dir: RunDirArg,
+    out: Annotated[Path, typer.Option("--out", help="File to write (a folder for --format hf).")],
+    export_format: Annotated[str, typer.Option("--format", help="messages (TRL SFTTrainer, Axolotl chat_template), alpaca or sharegpt (LLaMA-Factory; writes dataset_info.json beside), parquet, or hf (datasets.load_from_disk).")] = "messages",
+    min_reward: Annotated[Optional[float], typer.Option(help="Drop pairs whose pull earned a lower reward.")] = None,
+    max_pairs_per_document: Annotated[Optional[int], typer.Option(help="Keep at most this many pairs per document.")] = None,
+    near_duplicates: Annotated[float, typer.Option(help="Drop pairs this similar (MinHash Jaccard of word 3-grams) to a kept one; 1 drops exact duplicates only.")] = 0.8,
+    provenance: Annotated[bool, typer.Option(help="Keep each record's provenance field.")] = True,
+) -> None:
+    """Export a run's pairs for a fine-tuning tool, with filters; prints what each filter removed."""
+    from equal.output.export import EXPORT_FORMATS, ExportFilters, export_pairs, filter_pairs
+    from equal.report import load_run
+
+    if export_format not in EXPORT_FORMATS:
+        console.print(f"[red]error:[/red] --format must be one of {', '.join(EXPORT_FORMATS)}")
+        raise typer.Exit(2)
+    try:
+        run = load_run(run_dir)
+    except EqualError as exc:
+        _fail(exc, "rich")
+    filters = ExportFilters(min_reward=min_reward, max_pairs_per_document=max_pairs_per_document,
+                            near_duplicate_threshold=None if near_duplicates >= 1 else near_duplicates)
+    kept, removed = filter_pairs(run.pairs, filters)
+    path = export_pairs(kept, out, export_format, provenance=provenance)
+    typer.echo(json.dumps({"written": str(path), "pairs_in": len(run.pairs), "pairs_out": len(kept),
+                           "removed": removed}))
+
+
 def main() -> None:
     app()
 

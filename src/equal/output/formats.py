@@ -55,3 +55,30 @@ def write_dataset(pairs: list[QAPair], out_dir: Path, fmt: str = "messages") -> 
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")
     tmp.replace(path)
     return path
+
+
+def from_record(record: dict[str, Any]) -> QAPair:
+    """The pair behind an output record of any format (the inverse of :func:`to_record`)."""
+    provenance = record.get("provenance") or {}
+    if isinstance(provenance, str):
+        provenance = json.loads(provenance)
+    if "messages" in record:
+        question, answer = record["messages"][0]["content"], record["messages"][1]["content"]
+    elif "conversations" in record:
+        question, answer = record["conversations"][0]["value"], record["conversations"][1]["value"]
+    else:
+        question, answer = record["instruction"], record["output"]
+    metadata = {k: v for k, v in provenance.items() if k != "document_id"}
+    return QAPair(question=question, answer=answer, document_id=provenance.get("document_id", ""), metadata=metadata)
+
+
+def read_dataset(run_dir: Path) -> list[QAPair]:
+    """The pairs a run wrote, whatever ``output.format`` it used; empty if it wrote none."""
+    if (run_dir / "dataset.parquet").exists():
+        import pyarrow.parquet as pq
+
+        return [from_record(r) for r in pq.read_table(run_dir / "dataset.parquet").to_pylist()]
+    path = run_dir / "dataset.jsonl"
+    if not path.exists():
+        return []
+    return [from_record(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

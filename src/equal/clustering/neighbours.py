@@ -16,24 +16,33 @@ import numpy as np
 from equal.errors import ConfigError
 
 
-def cluster_moments(x: np.ndarray, labels: np.ndarray, n_clusters: int) -> tuple[np.ndarray, np.ndarray]:
+def cluster_moments(x: np.ndarray, labels: np.ndarray, n_clusters: int,
+                    chunk_size: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
     """Per-cluster mean and standard deviation.
 
     Args:
         x: ``(n, d)`` float32 embeddings.
         labels: ``(n,)`` cluster of each row.
         n_clusters: K.
+        chunk_size: rows read at a time.
 
     Returns:
         ``(mu, sigma)``, each ``(K, d)`` float64; empty clusters get zeros.
     """
-    x = np.asarray(x, dtype=np.float64)
+    from scipy.sparse import csr_matrix
+
     d = x.shape[1]
     counts = np.bincount(labels, minlength=n_clusters).astype(np.float64)
     sums = np.zeros((n_clusters, d))
     sq = np.zeros((n_clusters, d))
-    np.add.at(sums, labels, x)
-    np.add.at(sq, labels, x * x)
+    # chunk by chunk (x may be a memory map of millions of rows): a sparse one-hot (K, chunk)
+    # matrix times the chunk sums each cluster's rows in one BLAS-backed product
+    for start in range(0, len(x), chunk_size):
+        xc = np.asarray(x[start:start + chunk_size], dtype=np.float64)
+        lc = labels[start:start + chunk_size]
+        onehot = csr_matrix((np.ones(len(lc)), (lc, np.arange(len(lc)))), shape=(n_clusters, len(lc)))
+        sums += onehot @ xc
+        sq += onehot @ (xc * xc)
     safe = np.maximum(counts, 1.0)[:, None]
     mu = sums / safe
     var = np.maximum(sq / safe - mu * mu, 0.0)

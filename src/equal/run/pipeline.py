@@ -28,6 +28,7 @@ from equal.clustering import KMeansClusterer, cluster_moments, default_n_cluster
 from equal.config import RunConfig, dump_config
 from equal.corpus import read_documents, read_reference
 from equal.embedding import Embedder, EmbeddingCache, SentenceTransformerEmbedder, embed_cached, normalize
+from equal.embedding.store import embed_to_store, store_path
 from equal.errors import ConfigError, InputError
 from equal.extraction.extractor import Extractor
 from equal.files import atomic_write_jsonl, atomic_write_text
@@ -166,6 +167,12 @@ class EqualRun:
                 kept.append(pair)
         extraction.pairs = kept
 
+    def _embed_documents(self, description: str) -> np.ndarray:
+        """The corpus's vectors, in a memory-mapped store under the cache directory (resumable)."""
+        texts = [d.text for d in self.documents]
+        path = store_path(self.cache_dir, self.embedder.name, texts)
+        return embed_to_store(self.embedder, texts, path, progress=self.progress, description=description)
+
     def _extract(self, documents: list[Document]) -> list[Extraction]:
         extractions = self.extractor.extract(documents)
         for extraction in extractions:
@@ -199,8 +206,8 @@ class EqualRun:
         cfg = self.config
         started = time.monotonic()
         dump_config(cfg, self.run_dir / "config.yaml")
-        cache_dir = cfg.extraction.cache_dir or self.run_dir / "cache"
-        self.embedding_cache = EmbeddingCache(cache_dir / "embeddings.sqlite")
+        self.cache_dir = cfg.extraction.cache_dir or self.run_dir / "cache"
+        self.embedding_cache = EmbeddingCache(self.cache_dir / "embeddings.sqlite")
         self.embedder = self._embedder or build_embedder(cfg.embedding)
         self.pair_embedder = self.embedder  # embeds pairs and reference for the reward
         self.extractor = self._extractor or build_extractor(cfg.extraction, self.run_dir, self.stats, cfg.seed)
@@ -212,7 +219,7 @@ class EqualRun:
             reference = self.reference
             self.decontamination = self._decontamination_index()
             n = len(self.documents)
-            doc_embeddings = self._embed([d.text for d in self.documents], "embedding documents")
+            doc_embeddings = self._embed_documents("embedding documents")
             self.reference_embeddings = self._embed([p.as_text() for p in reference], "embedding reference")
             # base-model similarity of each document to the reference centroid (used by the similarity prior)
             doc_reference_sim = doc_embeddings @ normalize(self.reference_embeddings.mean(0, keepdims=True))[0]
@@ -318,7 +325,7 @@ class EqualRun:
             self.pair_embedder = aligned
             self.reference_embeddings = self._embed([p.as_text() for p in self.reference], "embedding reference",
                                                     aligned)
-        return self._embed([d.text for d in self.documents], "embedding documents (aligned)")
+        return self._embed_documents("embedding documents (aligned)")
 
     def _cluster(self, doc_embeddings: np.ndarray) -> Clusters:
         """k-means and the neighbour graph; one cluster of everything when selection is random."""
@@ -327,7 +334,8 @@ class EqualRun:
             return Clusters(1, np.zeros(n, dtype=np.int64), doc_embeddings.mean(0, keepdims=True), [np.array([0])])
         k = default_n_clusters(n) if cfg.k == "auto" else int(cfg.k)
         with self.progress.task(f"k-means, k={k}", total=None):
-            km = KMeansClusterer(k, n_iter=cfg.iterations, random_state=self.config.seed).fit(doc_embeddings)
+            km = KMeansClusterer(k, n_iter=cfg.iterations, random_state=self.config.seed,
+                                 max_train_points=cfg.max_train_points).fit(doc_embeddings)
         mu, sigma = cluster_moments(doc_embeddings, km.labels_, k)
         neighbours = neighbour_lists(w2_diag_distances(mu, sigma), threshold=cfg.neighbour_threshold,
                                      quantile=cfg.neighbour_quantile)

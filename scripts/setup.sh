@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything equal needs on a fresh machine: a virtualenv in .venv with the
-# pinned CPU build of torch, equal with its local-LLM, server, sample and dev extras,
+# pinned CPU build of torch, equal with its local-LLM, server, sample, Ray and dev extras,
 # Debian's python3-doc (text of the sample corpus), Debian's chromium and chromium-driver
 # (the report's browser test and screenshot) and the assembled local model.
 set -euo pipefail
@@ -17,8 +17,8 @@ quiet_pip --upgrade pip
 # torch first, pinned: the CPU wheel lies on local disk; an open range would pull a CUDA build.
 quiet_pip torch==2.13.0
 # llama-cpp-python compiles from source the first time (about 4-6 minutes on 2 cores).
-quiet_pip -e ".[local,server,sample,dev]"
-python -c "import equal, llama_cpp, torch, faiss, ot" >/dev/null
+quiet_pip -e ".[local,server,sample,ray,dev]"
+python -c "import equal, llama_cpp, torch, faiss, ot, ray" >/dev/null
 apt_packages=()
 [ -d /usr/share/doc/python3.11/html/_sources ] || apt_packages+=(python3-doc)
 command -v chromium >/dev/null || apt_packages+=(chromium)

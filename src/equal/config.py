@@ -158,6 +158,17 @@ class DecontaminationConfig(Strict):
     eval_sets: list[Path] = Field(default_factory=list, description="Evaluation sets (same formats as the reference) whose examples must not leak into the output.")
 
 
+class ExecutorConfig(Strict):
+    """Where the heavy stages run: in this process, or on a Ray cluster. The bandit always stays in this process."""
+
+    kind: Literal["local", "ray"] = Field("local", description="local: embedding and extraction in this process; ray: on the Ray cluster at executor.address.")
+    address: str | None = Field(None, description="Ray cluster: host:port of the head node, ray://host:10001 (Ray Client) or auto; unset starts Ray on this machine.")
+    embed_workers: int = Field(2, gt=0, description="Embedder actors (Ray Data map_batches actor pool).")
+    llm_workers: int = Field(2, gt=0, description="LLM actors; each holds its own backend (an HTTP client with extraction.concurrency requests in flight, or a local model).")
+    cpus_per_worker: float = Field(1.0, gt=0, description="Ray CPUs reserved by each actor.")
+    embed_batch_size: int = Field(256, gt=0, description="Texts per Ray Data batch.")
+
+
 class OutputConfig(Strict):
     """Where the run writes, and the dataset's format."""
 
@@ -179,6 +190,7 @@ class RunConfig(Strict):
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     extraction: ExtractionConfig = Field(default_factory=ExtractionConfig)
     decontamination: DecontaminationConfig = Field(default_factory=DecontaminationConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     seed: int = Field(42, description="Seeds every random choice of the run.")
 

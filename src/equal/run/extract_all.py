@@ -42,7 +42,7 @@ def extract_all(config: RunConfig, out_path: Path, *, progress: Progress | None 
     ))
     if cfg.corpus.limit:
         documents = documents[: cfg.corpus.limit]
-    extractor = build_extractor(cfg.extraction, out_path.parent, stats, cfg.seed)
+    extractor = build_extractor(cfg.extraction, out_path.parent, stats, cfg.seed, cfg.executor)
     tmp = out_path.with_name(out_path.name + ".tmp")
     try:
         with tmp.open("w", encoding="utf-8") as f, progress.task("extracting every passage", len(documents)) as task:

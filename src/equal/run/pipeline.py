@@ -18,6 +18,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ from equal.progress import NullProgress, Progress
 from equal.records import Document, Extraction, Pull, QAPair
 from equal.reward import auto_offset, ot_distance, reward_from_distance
 from equal.run.budget import Budget
-from equal.run.builders import build_embedder, build_extractor
+from equal.run.builders import build_embedder, build_extractor, corpus_embedder
 from equal.run.lock import RunDirLock
 from equal.stats import Stats
 
@@ -170,8 +171,11 @@ class EqualRun:
     def _embed_documents(self, description: str) -> np.ndarray:
         """The corpus's vectors, in a memory-mapped store under the cache directory (resumable)."""
         texts = [d.text for d in self.documents]
-        path = store_path(self.cache_dir, self.embedder.name, texts)
-        return embed_to_store(self.embedder, texts, path, progress=self.progress, description=description)
+        path = store_path(self.cache_dir, self.corpus_embedder.name, texts)
+        # a Ray job has a fixed start-up cost: give the cluster larger chunks
+        chunk = 65_536 if self.config.executor.kind == "ray" else 4_096
+        return embed_to_store(self.corpus_embedder, texts, path, chunk_size=chunk, progress=self.progress,
+                              description=description)
 
     def _extract(self, documents: list[Document]) -> list[Extraction]:
         extractions = self.extractor.extract(documents)
@@ -209,8 +213,11 @@ class EqualRun:
         self.cache_dir = cfg.extraction.cache_dir or self.run_dir / "cache"
         self.embedding_cache = EmbeddingCache(self.cache_dir / "embeddings.sqlite")
         self.embedder = self._embedder or build_embedder(cfg.embedding)
+        self.corpus_embedder = corpus_embedder(partial(build_embedder, cfg.embedding), self.embedder.name,
+                                               cfg.executor) if self._embedder is None else self._embedder
         self.pair_embedder = self.embedder  # embeds pairs and reference for the reward
-        self.extractor = self._extractor or build_extractor(cfg.extraction, self.run_dir, self.stats, cfg.seed)
+        self.extractor = self._extractor or build_extractor(cfg.extraction, self.run_dir, self.stats, cfg.seed,
+                                                            cfg.executor)
         self._failures: list[dict[str, Any]] = []
         self._removed: list[dict[str, Any]] = []
         self.rng = np.random.default_rng(cfg.seed)
@@ -321,6 +328,10 @@ class EqualRun:
         aligned = SentenceTransformerEmbedder(str(model_dir), device=emb_cfg.device, batch_size=emb_cfg.batch_size,
                                               max_length=emb_cfg.max_length, cache_name=f"aligned:{weights}")
         self.embedder = aligned
+        # on Ray, the actors load the aligned model from RUN_DIR: it must lie on storage every node sees
+        self.corpus_embedder = corpus_embedder(
+            partial(SentenceTransformerEmbedder, str(model_dir), device=emb_cfg.device, batch_size=emb_cfg.batch_size,
+                    max_length=emb_cfg.max_length, cache_name=f"aligned:{weights}"), aligned.name, self.config.executor)
         if cfg.reward_model == "aligned":
             self.pair_embedder = aligned
             self.reference_embeddings = self._embed([p.as_text() for p in self.reference], "embedding reference",

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Set up everything equal needs on a fresh machine: a virtualenv in .venv with the
-# pinned CPU build of torch, equal with its local-LLM, server, sample, Ray and dev extras,
-# Debian's python3-doc (text of the sample corpus), Debian's chromium and chromium-driver
-# (the report's browser test and screenshot) and the assembled local model.
+# pinned CPU build of torch, equal with its local-LLM, server, sample, bench, Ray and dev
+# extras, Debian's python3-doc and python-sympy-doc (text of the sample and benchmark
+# corpora), chromium and chromium-driver (the report's browser test and screenshot) and
+# the assembled local model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -17,10 +18,11 @@ quiet_pip --upgrade pip
 # torch first, pinned: the CPU wheel lies on local disk; an open range would pull a CUDA build.
 quiet_pip torch==2.13.0
 # llama-cpp-python compiles from source the first time (about 4-6 minutes on 2 cores).
-quiet_pip -e ".[local,server,sample,ray,dev]"
+quiet_pip -e ".[local,server,sample,bench,ray,dev]"
 python -c "import equal, llama_cpp, torch, faiss, ot, ray" >/dev/null
 apt_packages=()
 [ -d /usr/share/doc/python3.11/html/_sources ] || apt_packages+=(python3-doc)
+[ -d /usr/share/doc/python-sympy-doc/html/_sources ] || apt_packages+=(python-sympy-doc)
 command -v chromium >/dev/null || apt_packages+=(chromium)
 command -v chromedriver >/dev/null || apt_packages+=(chromium-driver)
 if [ ${#apt_packages[@]} -gt 0 ]; then
@@ -28,7 +30,7 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       "${apt_packages[@]}") >/dev/null 2>&1 \
       || echo "warning: could not install ${apt_packages[*]}: 'equal make-sample' needs python3-doc," \
-              "the report's browser test needs chromium and chromium-driver" >&2
+              "'equal make-bench' python-sympy-doc, the report's browser test chromium and chromium-driver" >&2
   else
     echo "warning: install Debian's ${apt_packages[*]} (sudo apt-get install ${apt_packages[*]})" >&2
   fi

@@ -227,6 +227,61 @@ def make_sample_command(
     typer.echo(json.dumps(counts))
 
 
+@app.command("make-bench")
+def make_bench_command(
+    out_dir: Annotated[Path, typer.Argument(help="Folder for corpus.jsonl, the reference sets and manifest.json.")],
+    wikipedia: Annotated[int, typer.Option(help="Wikipedia summaries, stratified over every category.")] = 1500,
+    python: Annotated[int, typer.Option(help="Python documentation passages.")] = 1000,
+    sympy: Annotated[int, typer.Option(help="SymPy documentation passages (at most the 547 there are).")] = 1000,
+    reward: Annotated[int, typer.Option(help="Examples of each reference set a run sees; the rest is held out.")] = 100,
+    seed: Annotated[int, typer.Option(help="Seed of the sampling.")] = 0,
+) -> None:
+    """Build the benchmark corpus (Wikipedia, Python docs, SymPy docs) and two reference sets (Python FAQ, CHAMP).
+
+    Needs the `sample` and `bench` extras and Debian's python3-doc and python-sympy-doc.
+    """
+    from equal.samples.benchmark import build as build_bench
+
+    try:
+        manifest = build_bench(out_dir, n_wikipedia=wikipedia, n_python=python, n_sympy=sympy, n_reward=reward,
+                               seed=seed)
+    except EqualError as exc:
+        _fail(exc, "rich")
+    typer.echo(json.dumps(manifest))
+
+
+@app.command("bench")
+def bench_command(
+    data_dir: Annotated[Path, typer.Argument(help="Benchmark folder made by `equal make-bench` (holds manifest.json).")],
+    extracted: Annotated[Optional[Path], typer.Option(help="The corpus with every document's pairs (`equal extract`); default DATA_DIR/extracted.jsonl.")] = None,
+    budgets: Annotated[Optional[list[float]], typer.Option("--budget", help="Budget as a share of the corpus; repeat it (default 0.01 0.05 0.1 0.2).")] = None,
+    seeds: Annotated[Optional[list[int]], typer.Option("--seed", help="Seed; repeat it (default 0 1 2).")] = None,
+    strategies: Annotated[Optional[list[str]], typer.Option("--strategy", help="Strategy; repeat it (default: all but EQUAL + alignment). One of: EQUAL, 'EQUAL + alignment', 'EQUAL, paper settings', 'random documents', 'random clusters', 'avg-sim top-k', DSIR, all.")] = None,
+    reference_sets: Annotated[Optional[list[str]], typer.Option("--reference-set", help="Reference set of the manifest; repeat it (default: every one).")] = None,
+    embedding: Annotated[str, typer.Option(help="Embedder of the runs and of the metric (minilm, or hashing-DIM for quick checks).")] = "minilm",
+    out: Annotated[Path, typer.Option("--out", help="Folder for results.jsonl (resumable), results.md and the PNG plots.")] = Path("runs/bench"),
+) -> None:
+    """Compare selection strategies at equal LLM budget on replayed extractions: a Markdown table and plots.
+
+    Metrics per strategy, budget and seed: OT distance of the output pairs to the held-out part of the reference
+    set, fraction of documents from the relevant sources, relevant pairs per 1,000 LLM calls, LLM calls, tokens
+    and the selection's own wall time.
+    """
+    from equal.bench import STRATEGIES, BenchData, run_bench
+    from equal.cli.progress import RichProgress
+
+    data = BenchData(data_dir, extracted or data_dir / "extracted.jsonl")
+    chosen = strategies or [s for s in STRATEGIES if s != "EQUAL + alignment"]
+    try:
+        with RichProgress(console) as progress:
+            run_bench(data, out, budgets=budgets or [0.01, 0.05, 0.1, 0.2], seeds=seeds or [0, 1, 2],
+                      strategies=chosen, reference_sets=reference_sets, embedding_model=embedding,
+                      progress=progress)
+    except EqualError as exc:
+        _fail(exc, "rich")
+    typer.echo((out / "results.md").read_text())
+
+
 @app.command("compare")
 def compare_command(
     run_dirs: Annotated[list[Path], typer.Argument(help="Run directories to put side by side.")],

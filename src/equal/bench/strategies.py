@@ -1,0 +1,140 @@
+"""The strategies `equal bench` compares. Each picks documents for a budget; their stored pairs are the output.
+
+- EQUAL variants and the in-loop baselines run the real pipeline with the
+  replay extractor (``bandit.selection: random`` is random documents,
+  ``bandit.policy: uniform`` random clusters);
+- ``avg-sim top-k`` (the paper's Avg-sim baseline) ranks documents by their
+  mean cosine similarity to the reference examples and takes the top ones;
+- ``DSIR`` is the ``data-selection`` package run as it is: hashed n-gram
+  importance resampling of the corpus towards the reference texts;
+- ``all`` extracts every document.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from equal.records import QAPair
+
+
+@dataclass
+class Selection:
+    """What a strategy picked, and the selection's own wall time (no LLM: pairs are replayed)."""
+
+    document_ids: list[str]
+    pairs: list[QAPair]
+    seconds: float
+
+
+@dataclass
+class Context:
+    """Everything a strategy may read: the replay corpus, one reference set, a work folder."""
+
+    corpus: Path  # JSONL with id, text, source and qa_pairs for every document
+    rows: list[dict[str, Any]]
+    reward_reference: Path
+    embedding_model: str
+    cache_dir: Path
+    work_dir: Path
+
+    def pairs_of(self, ids: list[str]) -> list[QAPair]:
+        by_id = {r["id"]: r for r in self.rows}
+        return [QAPair(question=p["question"], answer=p["answer"], document_id=i)
+                for i in ids for p in by_id[i].get("qa_pairs") or []]
+
+
+Strategy = Callable[[Context, float, int], Selection]
+
+
+def pipeline(overrides: dict[str, Any]) -> Strategy:
+    """A strategy that runs ``equal run`` with the replay extractor and these config overrides."""
+    def select(ctx: Context, budget: float, seed: int) -> Selection:
+        from equal import load_config, run
+
+        with tempfile.TemporaryDirectory(dir=ctx.work_dir) as tmp:
+            config = load_config(None, {
+                "corpus.path": str(ctx.corpus), "corpus.id_field": "id", "corpus.label_field": "source",
+                "reference.path": str(ctx.reward_reference), "embedding.model": ctx.embedding_model,
+                "extraction.extractor": "replay", "extraction.cache_dir": str(ctx.cache_dir),
+                "budget.fraction": budget, "seed": seed, "output.dir": tmp, **overrides,
+            })
+            started = time.perf_counter()
+            result = run(config)
+            return Selection(result.selected_documents, result.pairs, time.perf_counter() - started)
+    return select
+
+
+def _n_documents(ctx: Context, budget: float) -> int:
+    return max(1, int(budget * len(ctx.rows)))
+
+
+def avg_sim_top_k(ctx: Context, budget: float, seed: int) -> Selection:
+    """The documents with the highest mean cosine similarity to the reference examples."""
+    from equal.config import EmbeddingConfig
+    from equal.corpus import read_reference
+    from equal.embedding import EmbeddingCache, embed_cached
+    from equal.run.builders import build_embedder
+
+    started = time.perf_counter()
+    embedder = build_embedder(EmbeddingConfig(model=ctx.embedding_model))
+    cache = EmbeddingCache(ctx.cache_dir / "embeddings.sqlite")
+    docs = embed_cached(embedder, [r["text"] for r in ctx.rows], cache)
+    reference = embed_cached(embedder, [p.as_text() for p in read_reference(ctx.reward_reference, min_examples=1)],
+                             cache)
+    cache.close()
+    score = docs @ reference.mean(0)  # mean cosine similarity, vectors being unit length
+    order = np.argsort(-score, kind="stable")[:_n_documents(ctx, budget)]
+    ids = [ctx.rows[i]["id"] for i in order]
+    return Selection(ids, ctx.pairs_of(ids), time.perf_counter() - started)
+
+
+def dsir(ctx: Context, budget: float, seed: int) -> Selection:
+    """``data_selection.HashedNgramDSIR`` with its defaults, sampling the budget's number of documents."""
+    from data_selection import HashedNgramDSIR
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(dir=ctx.work_dir) as tmp:
+        target = Path(tmp) / "target.jsonl"
+        with target.open("w") as f:
+            for line in ctx.reward_reference.read_text().splitlines():
+                row = json.loads(line)
+                f.write(json.dumps({"text": f"{row.get('question', '')}\n{row.get('answer', '')}"}) + "\n")
+        np.random.seed(seed)  # DSIR samples with numpy's global generator
+        # its defaults (2-grams, 10,000 buckets, documents of at least 100 tokens), one process
+        selector = HashedNgramDSIR([str(ctx.corpus)], [str(target)], cache_dir=str(Path(tmp) / "cache"), num_proc=1)
+        selector.fit_importance_estimator(num_tokens_to_fit="auto")
+        selector.compute_importance_weights()
+        selector.resample(out_dir=str(Path(tmp) / "out"), num_to_sample=_n_documents(ctx, budget),
+                          cache_dir=str(Path(tmp) / "resample"))
+        ids = [json.loads(line)["id"] for file in sorted((Path(tmp) / "out").glob("*.jsonl"))
+               for line in file.read_text().splitlines() if line.strip()]
+    return Selection(ids, ctx.pairs_of(ids), time.perf_counter() - started)
+
+
+def all_documents(ctx: Context, budget: float, seed: int) -> Selection:
+    """Every document: the cost EQUAL is meant to save."""
+    ids = [r["id"] for r in ctx.rows]
+    return Selection(ids, ctx.pairs_of(ids), 0.0)
+
+
+PAPER = {"bandit.alpha": 0.001, "warmup.as_prior": False, "bandit.similarity_prior": False}
+STRATEGIES: dict[str, Strategy] = {
+    "EQUAL": pipeline({}),
+    "EQUAL + alignment": pipeline({"alignment.enabled": True}),
+    "EQUAL, paper settings": pipeline(PAPER),
+    "random documents": pipeline({"bandit.selection": "random"}),
+    "random clusters": pipeline({"bandit.policy": "uniform"}),
+    "avg-sim top-k": avg_sim_top_k,
+    "DSIR": dsir,
+    "all": all_documents,
+}
+#: strategies whose result does not depend on the budget (run once per seed)
+BUDGET_FREE = {"all"}

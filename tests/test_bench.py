@@ -1,0 +1,88 @@
+"""`equal bench` end to end on a small synthetic benchmark (the CI-sized version of issue 7's benchmark)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from equal.cli.main import app
+
+TOPICS = {
+    "python_docs": "python function list dictionary loop class module import exception string integer variable "
+                   "return yield generator decorator iterator tuple lambda syntax interpreter".split(),
+    "sympy_docs": "integral derivative matrix polynomial equation symbol limit series solve simplify expand "
+                  "factor root prime theorem proof inequality sequence sum product".split(),
+    "wikipedia": "river mountain empire war king painting music opera football planet volcano forest ocean city "
+                 "village harvest bread cathedral poem novel ancient".split(),
+}
+
+
+def _text(rng: random.Random, words: list[str], n: int) -> str:
+    return " ".join(rng.choice(words) for _ in range(n)) + "."
+
+
+def make_bench(root: Path, seed: int = 0) -> Path:
+    """A manifest, a 300-document corpus with stored pairs, and two reference sets with held-out parts."""
+    rng = random.Random(seed)
+    rows = []
+    for source, count in (("python_docs", 60), ("sympy_docs", 45), ("wikipedia", 195)):
+        for i in range(count):
+            words = TOPICS[source]
+            pairs = [{"question": f"What about {_text(rng, words, 6)}", "answer": _text(rng, words, 14)}
+                     for _ in range(rng.randint(0, 3))]
+            rows.append({"id": f"{source}-{i}", "text": _text(rng, words, 120), "source": source,
+                         "qa_pairs": pairs, "tokens": 300 + 40 * len(pairs)})
+    rng.shuffle(rows)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "extracted.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    manifest = {"corpus": "extracted.jsonl", "passages": len(rows), "reference_sets": {}}
+    for name, source in (("python_faq", "python_docs"), ("champ", "sympy_docs")):
+        examples = [{"question": f"How do I {_text(rng, TOPICS[source], 6)}", "answer": _text(rng, TOPICS[source], 14)}
+                    for _ in range(40)]
+        for part, chunk in (("reward", examples[:25]), ("heldout", examples[25:])):
+            (root / name).mkdir(exist_ok=True)
+            (root / name / f"{part}.jsonl").write_text("".join(json.dumps(e) + "\n" for e in chunk))
+        manifest["reference_sets"][name] = {"reward": f"{name}/reward.jsonl", "heldout": f"{name}/heldout.jsonl",
+                                            "relevant_sources": [source]}
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return root
+
+
+def test_bench_writes_the_table_and_plots_and_resumes(tmp_path):
+    data = make_bench(tmp_path / "bench")
+    out = tmp_path / "results"
+    strategies = ["EQUAL", "EQUAL, paper settings", "random documents", "random clusters", "avg-sim top-k", "DSIR",
+                  "all"]
+    args = ["bench", str(data), "--out", str(out), "--embedding", "hashing-256", "--budget", "0.05",
+            "--budget", "0.2", "--seed", "0", "--seed", "1"]
+    for strategy in strategies:
+        args += ["--strategy", strategy]
+    runner = CliRunner()
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    results = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert len(results) == 2 * (6 * 2 * 2 + 2)  # two sets x (6 budgeted strategies x 2 budgets x 2 seeds + all)
+    table = (out / "results.md").read_text()
+    for strategy in strategies:
+        assert f"| {strategy} |" in table
+    assert "### python_faq" in table and "### champ" in table
+    assert len(list(out.glob("*.png"))) == 2 * 6
+
+    def mean(name, strategy, budget, metric):
+        cells = [r[metric] for r in results if r["reference_set"] == name and r["strategy"] == strategy
+                 and r["budget"] == budget]
+        return sum(cells) / len(cells)
+
+    for name, share in (("python_faq", 60 / 300), ("champ", 45 / 300)):
+        assert abs(mean(name, "all", 0.05, "relevant_fraction") - share) < 1e-9
+        assert mean(name, "all", 0.05, "llm_calls") == 300
+        assert mean(name, "EQUAL", 0.2, "relevant_fraction") > 1.5 * mean(name, "random documents", 0.2,
+                                                                           "relevant_fraction")
+        assert mean(name, "random documents", 0.2, "llm_calls") == 60
+    # a second call finds every result already there and recomputes nothing
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0
+    assert len((out / "results.jsonl").read_text().splitlines()) == len(results)

@@ -70,7 +70,7 @@ def cluster_map(run: RunView) -> str | None:
     xy = centred @ vt[:2].T
     reward = np.array([c["mean_reward"] for c in run.clusters])
     pulls = np.array([c["pulls"] for c in run.clusters])
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
     limit = max(float(np.abs(reward).max()), 1e-6)
     points = ax.scatter(xy[:, 0], xy[:, 1], c=reward, cmap="coolwarm_r", vmin=-limit, vmax=limit,
                         s=30 + 220 * pulls / max(pulls.max(), 1), edgecolors="#374151", linewidths=0.6)
@@ -80,8 +80,9 @@ def cluster_map(run: RunView) -> str | None:
     fig.colorbar(points, ax=ax, label="mean reward", shrink=0.8)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_xlabel("principal axis 1 of the centroids")
+    ax.set_xlabel("centroids, principal axis 1")
     ax.set_ylabel("principal axis 2")
+    ax.set_title("cluster map", fontsize=10)
     return _svg(fig)
 
 

@@ -90,3 +90,26 @@ def test_json_log_format_reports_errors_as_events(tmp_path):
     assert result.exit_code == 2
     event = json.loads(result.stdout.splitlines()[-1])
     assert event["event"] == "error" and "does not exist" in event["message"]
+
+
+def test_extract_resumes_from_a_partial_output_without_its_cache(corpus_path, tmp_path):
+    """A partial output carried to another machine (no response cache) is finished, not redone."""
+    from equal.testing import FakeOpenAIServer
+
+    corpus = [json.loads(line) for line in corpus_path.read_text().splitlines()]
+    out = tmp_path / "moved" / "all.jsonl"
+    with FakeOpenAIServer() as server:
+        args = ["extract", "--corpus", str(corpus_path), "--id-field", "id", "--label-field", "source",
+                "--extractor", "openai", "--model", "fake", "--base-url", server.base_url, "-q"]
+        assert runner.invoke(app, [*args, "--out", str(tmp_path / "first" / "all.jsonl")]).exit_code == 0
+        lines = (tmp_path / "first" / "all.jsonl").read_text().splitlines()
+        out.parent.mkdir()
+        # 120 finished lines and one cut in half by a kill, on a machine without the first one's cache
+        out.with_name("all.jsonl.partial").write_text("\n".join(lines[:120]) + "\n" + lines[120][:40])
+        before = server.total_requests
+        result = runner.invoke(app, [*args, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert server.total_requests - before == 80  # the cut line is redone, the 120 are not
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == [r["id"] for r in corpus]  # corpus order, each passage once
+    assert not out.with_name("all.jsonl.partial").exists()

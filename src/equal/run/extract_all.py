@@ -1,8 +1,11 @@
 """Extract every passage of a corpus: the "All" baseline, and replay data for tuning at zero cost.
 
-Answers go through the same response cache as a run, so a killed job resumes
-where it stopped and a later ``equal run`` with the same ``cache_dir`` pays
-nothing for passages extracted here.
+Answers go through the same response cache as a run, so a later ``equal run``
+with the same ``cache_dir`` pays nothing for passages extracted here. The
+output itself is resumable too: lines go to ``OUT.partial`` as each batch
+finishes, and a new job keeps the lines already there and extracts only the
+passages they lack, so a partial file can be moved to another machine (or
+kept in a repository) and finished there.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 
 from equal.config import RunConfig
 from equal.corpus import read_documents
+from equal.files import atomic_write_text
 from equal.progress import NullProgress, Progress
 from equal.run.builders import build_extractor
 from equal.stats import Stats
@@ -42,12 +46,17 @@ def extract_all(config: RunConfig, out_path: Path, *, progress: Progress | None 
     ))
     if cfg.corpus.limit:
         documents = documents[: cfg.corpus.limit]
+    partial = out_path.with_name(out_path.name + ".partial")
+    done = _done_ids(partial)
+    todo = [d for d in documents if d.id not in done]
+    stats.inc("documents_already_extracted", len(documents) - len(todo))
     extractor = build_extractor(cfg.extraction, out_path.parent, stats, cfg.seed, cfg.executor)
-    tmp = out_path.with_name(out_path.name + ".tmp")
     try:
-        with tmp.open("w", encoding="utf-8") as f, progress.task("extracting every passage", len(documents)) as task:
-            for start in range(0, len(documents), batch_size):
-                batch = documents[start:start + batch_size]
+        with partial.open("a", encoding="utf-8") as f, \
+                progress.task("extracting every passage", len(documents)) as task:
+            task.advance(len(documents) - len(todo))
+            for start in range(0, len(todo), batch_size):
+                batch = todo[start:start + batch_size]
                 for doc, extraction in zip(batch, extractor.extract(batch)):
                     row = {"id": doc.id, "text": doc.text, "source_id": doc.source_id, **doc.metadata,
                            "qa_pairs": [{"question": p.question, "answer": p.answer} for p in extraction.pairs],
@@ -55,8 +64,27 @@ def extract_all(config: RunConfig, out_path: Path, *, progress: Progress | None 
                     f.write(json.dumps(row, ensure_ascii=False) + "\n")
                 f.flush()
                 task.advance(len(batch))
-        tmp.replace(out_path)
+        # the finished file lists the passages in corpus order, whatever order the jobs took
+        rows = {json.loads(line)["id"]: line for line in partial.read_text(encoding="utf-8").splitlines() if line}
+        atomic_write_text(out_path, "".join(rows[d.id] + "\n" for d in documents if d.id in rows))
+        partial.unlink()
     finally:
         extractor.close()
-    stats.inc("documents_extracted", len(documents))
+    stats.inc("documents_extracted", len(todo))
     return stats.as_dict()
+
+
+def _done_ids(partial: Path) -> set[str]:
+    """Ids of the complete lines of a partial output (a line cut by a kill is dropped and redone)."""
+    if not partial.exists():
+        return set()
+    lines = partial.read_text(encoding="utf-8").splitlines(keepends=True)
+    done, good = set(), []
+    for line in lines:
+        try:
+            done.add(json.loads(line)["id"])
+            good.append(line if line.endswith("\n") else line + "\n")
+        except (json.JSONDecodeError, KeyError):
+            continue
+    atomic_write_text(partial, "".join(good))
+    return done

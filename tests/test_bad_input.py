@@ -118,6 +118,20 @@ def test_unreadable_corpus_is_a_clear_error(replay_config, corpus_path):
         corpus_path.chmod(0o644)
 
 
+def test_read_error_mid_file_is_a_clear_error(replay_config, corpus_path, monkeypatch):
+    """What a user without read permission sees (as root, permission bits do not stop reads: simulated)."""
+    real_open = Path.open
+
+    def refusing_open(self, *args, **kwargs):
+        if self == corpus_path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", refusing_open)
+    with pytest.raises(InputError, match="cannot read .*Permission denied"):
+        run(replay_config())
+
+
 def test_error_messages_say_what_to_fix(replay_config, tmp_path):
     """Each error names a setting or an action, not just what went wrong."""
     for case, (make, _, _) in ERRORS.items():

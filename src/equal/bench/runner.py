@@ -130,7 +130,7 @@ def run_bench(data: BenchData, out_dir: Path, *, budgets: list[float], seeds: li
     order = {name: i for i, name in enumerate(strategies)}  # the table lists strategies in the order asked
     results = sorted((r for k, r in done.items() if k[0] in sets and k[1] in strategies),
                      key=lambda r: (sets.index(r["reference_set"]), r["budget"], order[r["strategy"]], r["seed"]))
-    (out_dir / "results.md").write_text(markdown(results, budgets))
+    (out_dir / "results.md").write_text(markdown(results, budgets) + "\n" + verdict(results, budgets))
     plot(results, budgets, out_dir)
     return results
 
@@ -163,6 +163,51 @@ def markdown(results: list[dict[str, Any]], budgets: list[float]) -> str:
                 label = "100%" if strategy in BUDGET_FREE else f"{budget:.0%}"
                 lines.append(f"| {label} | {strategy} | " + " | ".join(_summary([r[m] for r in cell])
                                                                     for m in METRICS) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _mean(results: list[dict[str, Any]], name: str, strategy: str, budget: float | None, metric: str) -> float:
+    cells = [r[metric] for r in results if r["reference_set"] == name and r["strategy"] == strategy
+             and (budget is None or r["budget"] == budget) and not math.isnan(r[metric])]
+    return float(np.mean(cells)) if cells else math.nan
+
+
+def verdict(results: list[dict[str, Any]], budgets: list[float]) -> str:
+    """The issue's bar, read off the results, and every place where EQUAL loses to a baseline."""
+    lines = ["## The bar", ""]
+    for name in dict.fromkeys(r["reference_set"] for r in results):
+        def m(strategy: str, budget: float | None, metric: str, name: str = name) -> float:
+            return _mean(results, name, strategy, budget, metric)
+
+        lines.append(f"### {name}")
+        if 0.05 in budgets:
+            eq_rel, rnd_rel = m("EQUAL", 0.05, "relevant_fraction"), m("random documents", 0.05, "relevant_fraction")
+            eq_ot, rnd_ot, all_ot = m("EQUAL", 0.05, "ot_heldout"), m("random documents", 0.05, "ot_heldout"), \
+                m("all", None, "ot_heldout")
+            lines += [f"- 5%: relevant fraction EQUAL {eq_rel:.3f} vs random {rnd_rel:.3f} "
+                      f"({'met' if eq_rel > rnd_rel else 'NOT met'}); OT EQUAL {eq_ot:.4f} vs random {rnd_ot:.4f} "
+                      f"({'met' if eq_ot < rnd_ot else 'NOT met'}); OT EQUAL {eq_ot:.4f} vs all {all_ot:.4f} "
+                      f"({'met' if eq_ot < all_ot else 'NOT met'})"]
+        if 0.1 in budgets:
+            eq_rel, rnd_rel = m("EQUAL", 0.1, "relevant_fraction"), m("random documents", 0.1, "relevant_fraction")
+            ratio = eq_rel / rnd_rel if rnd_rel else math.inf
+            met = "met" if ratio >= 1.5 else "NOT met"
+            lines.append(f"- 10%: relevant fraction EQUAL / random = {ratio:.2f} ({met}, needs 1.5)")
+        all_ot, all_calls = m("all", None, "ot_heldout"), m("all", None, "llm_calls")
+        match = next((b for b in sorted(budgets) if m("EQUAL", b, "ot_heldout") <= all_ot), None)
+        if match is None:
+            lines.append("- EQUAL's OT distance does not reach all's at any budget tried")
+        else:
+            lines.append(f"- EQUAL's OT distance matches all's from {match:.0%} on: "
+                         f"{all_calls / m('EQUAL', match, 'llm_calls'):.1f}x fewer LLM calls")
+        losses = [f"{b:.0%} {METRICS[metric][0].split(' (')[0]}: {s}"
+                  for b in budgets for metric in ("ot_heldout", "relevant_fraction")
+                  for s in dict.fromkeys(r["strategy"] for r in results)
+                  if s not in ("EQUAL", *BUDGET_FREE) and not s.startswith("EQUAL")
+                  and (m(s, b, metric) < m("EQUAL", b, metric) if METRICS[metric][1]
+                       else m(s, b, metric) > m("EQUAL", b, metric))]
+        lines.append("- EQUAL loses to: " + ("; ".join(losses) if losses else "no baseline"))
         lines.append("")
     return "\n".join(lines)
 

@@ -266,8 +266,8 @@ class EqualRun:
                                                  if k.startswith("extracted_label:")}
             with self.progress.task("writing dataset and logs", total=None):
                 dataset_path = write_dataset(pairs, self.run_dir, cfg.output.format)
-                self._write_logs(arms, summary)
                 self._write_documents(warm_pulls, pulls, clusters)
+                self._write_logs(arms, summary)  # stats.json last: its presence marks a finished run
         finally:
             self.extractor.close()
             self.embedding_cache.close()

@@ -27,7 +27,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from equal.errors import InputError
-from equal.samples.python_docs import _prose_paragraphs, python_doc_passages, python_faq, wikipedia_summaries
+from equal.samples.python_docs import pack_paragraphs, python_doc_passages, python_faq, wikipedia_summaries
 
 SYMPY_DOCS = Path("/usr/share/doc/python-sympy-doc/html/_sources")
 REFERENCE_SETS = {"python_faq": ["python_docs"], "champ": ["sympy_docs"]}
@@ -37,18 +37,9 @@ def sympy_doc_passages(root: Path = SYMPY_DOCS, max_chars: int = 1200) -> list[d
     """Consecutive prose paragraphs of the SymPy docs, packed to ``max_chars``."""
     if not root.is_dir():
         raise InputError(f"{root} is missing; install Debian's python-sympy-doc (apt-get install -y python-sympy-doc)")
-    records: list[list[str]] = []
-    for file in sorted(p for p in root.rglob("*.txt") if p.name.endswith((".rst.txt", ".md.txt"))):
-        current: list[str] = []
-        for paragraph in _prose_paragraphs(file.read_text(errors="replace")):
-            if current and sum(map(len, current)) + len(paragraph) > max_chars:
-                records.append(current)
-                current = []
-            current.append(paragraph)
-        if current:
-            records.append(current)
+    files = sorted(p for p in root.rglob("*.txt") if p.name.endswith((".rst.txt", ".md.txt")))
     return [{"id": f"sympy:{i}", "text": "\n\n".join(paragraphs), "source": "sympy_docs"}
-            for i, paragraphs in enumerate(records)]
+            for i, paragraphs in enumerate(pack_paragraphs(files, max_chars))]
 
 
 def champ_problems() -> list[dict]:

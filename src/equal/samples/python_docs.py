@@ -65,8 +65,15 @@ def python_doc_passages(root: Path = PYTHON_DOCS, max_chars: int = 1200) -> list
     """Consecutive prose paragraphs of the library, tutorial and how-to docs, packed to ``max_chars``."""
     if not root.is_dir():
         raise InputError(f"{root} is missing; install Debian's python3-doc (apt-get install -y python3-doc)")
-    records = []
-    for file in sorted(p for sub in ("library", "tutorial", "howto") for p in (root / sub).glob("*.rst.txt")):
+    files = sorted(p for sub in ("library", "tutorial", "howto") for p in (root / sub).glob("*.rst.txt"))
+    return [{"id": f"pydoc:{i}", "text": "\n\n".join(paragraphs), "source": "python_docs"}
+            for i, paragraphs in enumerate(pack_paragraphs(files, max_chars))]
+
+
+def pack_paragraphs(files: list[Path], max_chars: int) -> list[list[str]]:
+    """The prose paragraphs of each file, consecutive ones packed into passages of at most ``max_chars``."""
+    records: list[list[str]] = []
+    for file in files:
         current: list[str] = []
         for paragraph in _prose_paragraphs(file.read_text(errors="replace")):
             if current and sum(map(len, current)) + len(paragraph) > max_chars:
@@ -75,8 +82,7 @@ def python_doc_passages(root: Path = PYTHON_DOCS, max_chars: int = 1200) -> list
             current.append(paragraph)
         if current:
             records.append(current)
-    return [{"id": f"pydoc:{i}", "text": "\n\n".join(paragraphs), "source": "python_docs"}
-            for i, paragraphs in enumerate(records)]
+    return records
 
 
 def python_faq(root: Path = PYTHON_DOCS, max_answer_chars: int = 1500) -> list[dict]:

@@ -99,6 +99,7 @@ def run_bench(data: BenchData, out_dir: Path, *, budgets: list[float], seeds: li
     def embed(texts: list[str]) -> np.ndarray:
         return embed_cached(embedder, texts, cache)
 
+    per_set: dict[str, tuple[np.ndarray, NgramIndex]] = {}
     jobs = [(name, strategy, budget, seed) for name in sets for strategy in strategies for budget in budgets
             for seed in seeds if not (strategy in BUDGET_FREE and budget != budgets[0])]
     try:
@@ -110,8 +111,12 @@ def run_bench(data: BenchData, out_dir: Path, *, budgets: list[float], seeds: li
                     continue
                 spec = manifest["reference_sets"][name]
                 reward = data.root / spec["reward"]
-                heldout = embed([p.as_text() for p in read_reference(data.root / spec["heldout"], min_examples=1)])
-                index = NgramIndex(t for p in read_reference(reward, min_examples=1) for t in (p.question, p.answer))
+                if name not in per_set:  # read and embed each reference set once, not once per run
+                    per_set[name] = (
+                        embed([p.as_text() for p in read_reference(data.root / spec["heldout"], min_examples=1)]),
+                        NgramIndex(t for p in read_reference(reward, min_examples=1) for t in (p.question, p.answer)),
+                    )
+                heldout, index = per_set[name]
                 ctx = Context(corpus=data.extracted, rows=rows_list, reward_reference=reward,
                               embedding_model=embedding_model, cache_dir=out_dir / "cache",
                               work_dir=out_dir)

@@ -87,3 +87,18 @@ def test_bench_writes_the_table_and_plots_and_resumes(tmp_path):
     again = runner.invoke(app, args)
     assert again.exit_code == 0
     assert len((out / "results.jsonl").read_text().splitlines()) == len(results)
+
+
+def test_ablation_adds_one_run_per_design_choice(tmp_path):
+    from equal.bench import ABLATIONS
+
+    data = make_bench(tmp_path / "bench")
+    out = tmp_path / "results"
+    result = CliRunner().invoke(app, ["bench", str(data), "--out", str(out), "--embedding", "hashing-256",
+                                      "--budget", "0.1", "--seed", "0", "--reference-set", "python_faq",
+                                      "--strategy", "EQUAL", "--ablation"])
+    assert result.exit_code == 0, result.output
+    runs = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["strategy"] for r in runs] == ["EQUAL", *ABLATIONS]
+    # the ablations change something: not every one of them picks exactly what EQUAL picked
+    assert len({(r["relevant_fraction"], r["ot_heldout"]) for r in runs}) > 2

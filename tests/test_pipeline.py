@@ -113,3 +113,38 @@ def test_round_shape():
     assert round_shape(73_000, 1000, "auto", "auto") == (50, 10)  # the released setting at paper scale
     assert round_shape(40, 16, "auto", "auto") == (1, 2)
     assert round_shape(1000, 3, 50, 10) == (3, 10)  # never more clusters than exist
+
+
+def _reference_similarity(config):
+    """Each document's base-model cosine similarity to the reference centroid, as the run computes it."""
+    import numpy as np
+
+    from equal.corpus import read_documents, read_reference
+    from equal.run.builders import build_embedder
+
+    embedder = build_embedder(config.embedding)
+    docs = list(read_documents(config.corpus.path, id_field="id"))
+    centroid = embedder.encode([p.as_text() for p in read_reference(config.reference.path)]).mean(0)
+    sims = embedder.encode([d.text for d in docs]) @ (centroid / np.linalg.norm(centroid))
+    return {d.id: float(s) for d, s in zip(docs, sims)}
+
+
+def test_reference_warmup_and_order_follow_similarity_but_the_random_baseline_stays_random(replay_config, tmp_path):
+    config = replay_config(**{"output.dir": str(tmp_path / "eq")})
+    sim = _reference_similarity(config)
+    result = run(config)
+    warm = [d for p in result.pulls if p.round == -1 for d in p.document_ids]
+    top = sorted(sim, key=lambda i: -sim[i])[:len(warm)]
+    assert sorted(warm) == sorted(top)  # warmup.selection: reference (default)
+    for pull in (p for p in result.pulls if p.round >= 0):  # bandit.document_order: reference (default)
+        assert [sim[d] for d in pull.document_ids] == sorted((sim[d] for d in pull.document_ids), reverse=True)
+
+    paper = run(replay_config(**{"output.dir": str(tmp_path / "paper"), "warmup.selection": "random"}))
+    assert sorted(d for p in paper.pulls if p.round == -1 for d in p.document_ids) != sorted(top)
+
+    baseline = run(replay_config(**{"output.dir": str(tmp_path / "rnd"), "bandit.selection": "random"}))
+    picked = [d for p in baseline.pulls for d in p.document_ids]
+    assert sorted(picked[:len(warm)]) != sorted(top)  # neither warm-up nor draws follow the similarity
+    ranks = sorted(sim, key=lambda i: -sim[i])
+    mean_rank = sum(ranks.index(d) for d in picked) / len(picked)
+    assert mean_rank > 0.3 * len(ranks)  # top-similarity picks would average about 0.1 of the corpus

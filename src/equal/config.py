@@ -89,14 +89,15 @@ class BanditConfig(Strict):
     alpha: float | Literal["auto"] = Field(0.001, description="UCB exploration weight; auto = the spread (std) of the warm-up rewards, so the bonus is in reward units (released: 0.001).")
     alpha_schedule: Literal["constant", "decaying"] = Field("constant", description="constant alpha, or 1/(N+1) (paper).")
     similarity_prior: bool = Field(True, description="Start each cluster with one pseudo-reward from the similarity of its documents to the reference centroid (zero LLM cost); the paper starts every cluster at 0.")
-    document_order: Literal["random", "centroid"] = Field("random", description="Order of documents inside a cluster: seeded random, or nearest the centroid first.")
+    document_order: Literal["random", "centroid", "reference"] = Field("reference", description="Order of documents inside a cluster: seeded random, nearest the centroid first, or most similar to the reference centroid first (zero LLM cost; see docs/benchmarks.md).")
 
 
 class WarmupConfig(Strict):
-    """The random sample extracted before the bandit: it sets the reward offset and, by default, priors."""
+    """The sample extracted before the bandit: it sets the reward offset and, by default, priors."""
 
     fraction_of_budget: float = Field(0.2, ge=0, lt=1, description="Share of the document budget spent on the random warm-up sample.")
     min_documents: int = Field(8, ge=0, description="Warm-up at least this many documents (when the budget allows).")
+    selection: Literal["random", "reference", "mixed"] = Field("reference", description="Which documents the warm-up extracts: a seeded random sample (paper), the ones most similar to the reference centroid (zero LLM cost to rank), or half of each.")
     as_prior: bool = Field(True, description="Credit each cluster with the reward of its warm-up documents before round 0 (the paper starts every cluster at 0).")
 
 

@@ -61,7 +61,8 @@ def pipeline(overrides: dict[str, Any]) -> Strategy:
 
         with tempfile.TemporaryDirectory(dir=ctx.work_dir) as tmp:
             config = load_config(None, {
-                "corpus.path": str(ctx.corpus), "corpus.id_field": "id", "corpus.label_field": "source",
+                "corpus.path": str(ctx.corpus), "corpus.format": "jsonl",  # also for extracted.jsonl.partial
+                "corpus.id_field": "id", "corpus.label_field": "source",
                 "reference.path": str(ctx.reward_reference), "embedding.model": ctx.embedding_model,
                 "extraction.extractor": "replay", "extraction.cache_dir": str(ctx.cache_dir),
                 "budget.fraction": budget, "seed": seed, "output.dir": tmp, **overrides,
@@ -125,16 +126,33 @@ def all_documents(ctx: Context, budget: float, seed: int) -> Selection:
     return Selection(ids, ctx.pairs_of(ids), 0.0)
 
 
-PAPER = {"bandit.alpha": 0.001, "warmup.as_prior": False, "bandit.similarity_prior": False}
+PAPER = {"bandit.alpha": 0.001, "warmup.as_prior": False, "bandit.similarity_prior": False,
+         "warmup.selection": "random", "bandit.document_order": "random"}
 STRATEGIES: dict[str, Strategy] = {
     "EQUAL": pipeline({}),
     "EQUAL + alignment": pipeline({"alignment.enabled": True}),
     "EQUAL, paper settings": pipeline(PAPER),
     "random documents": pipeline({"bandit.selection": "random"}),
-    "random clusters": pipeline({"bandit.policy": "uniform"}),
+    "random clusters": pipeline({"bandit.policy": "uniform", "warmup.selection": "random",
+                                 "bandit.document_order": "random"}),
     "avg-sim top-k": avg_sim_top_k,
     "DSIR": dsir,
     "all": all_documents,
 }
+#: what each of our changes to the paper's design is worth: EQUAL's defaults with one thing changed
+#: (`equal bench --ablation`; docs/benchmarks.md has the table)
+ABLATIONS: dict[str, Strategy] = {
+    "EQUAL, random warm-up": pipeline({"warmup.selection": "random"}),
+    "EQUAL, mixed warm-up": pipeline({"warmup.selection": "mixed"}),
+    "EQUAL, random order in clusters": pipeline({"bandit.document_order": "random"}),
+    "EQUAL, no similarity prior": pipeline({"bandit.similarity_prior": False}),
+    "EQUAL, no warm-up prior": pipeline({"warmup.as_prior": False}),
+    "EQUAL, alpha auto": pipeline({"bandit.alpha": "auto"}),
+    "EQUAL, paper B=50 m=10": pipeline({"bandit.clusters_per_round": 50, "bandit.docs_per_pull": 10}),
+    "EQUAL, paper + priors": pipeline({"warmup.selection": "random", "bandit.document_order": "random"}),
+}
+STRATEGIES.update(ABLATIONS)
+#: what `equal bench` runs unless told otherwise (alignment fine-tunes MiniLM in every run: slow)
+DEFAULT = [s for s in STRATEGIES if s not in ABLATIONS and s != "EQUAL + alignment"]
 #: strategies whose result does not depend on the budget (run once per seed)
 BUDGET_FREE = {"all"}

@@ -256,7 +256,8 @@ def bench_command(
     extracted: Annotated[Optional[Path], typer.Option(help="The corpus with every document's pairs (`equal extract`); default DATA_DIR/extracted.jsonl.")] = None,
     budgets: Annotated[Optional[list[float]], typer.Option("--budget", help="Budget as a share of the corpus; repeat it (default 0.01 0.05 0.1 0.2).")] = None,
     seeds: Annotated[Optional[list[int]], typer.Option("--seed", help="Seed; repeat it (default 0 1 2).")] = None,
-    strategies: Annotated[Optional[list[str]], typer.Option("--strategy", help="Strategy; repeat it (default: all but EQUAL + alignment). One of: EQUAL, 'EQUAL + alignment', 'EQUAL, paper settings', 'random documents', 'random clusters', 'avg-sim top-k', DSIR, all.")] = None,
+    strategies: Annotated[Optional[list[str]], typer.Option("--strategy", help="Strategy; repeat it (default: all but EQUAL + alignment and the ablations). One of: EQUAL, 'EQUAL + alignment', 'EQUAL, paper settings', 'random documents', 'random clusters', 'avg-sim top-k', DSIR, all, or an ablation (see --ablation).")] = None,
+    ablation: Annotated[bool, typer.Option("--ablation", help="Add the ablations: EQUAL's defaults with one design choice changed back ('EQUAL, random warm-up', 'EQUAL, mixed warm-up', 'EQUAL, random order in clusters', 'EQUAL, no similarity prior', 'EQUAL, no warm-up prior', 'EQUAL, alpha auto', 'EQUAL, paper B=50 m=10', 'EQUAL, paper + priors').")] = False,
     reference_sets: Annotated[Optional[list[str]], typer.Option("--reference-set", help="Reference set of the manifest; repeat it (default: every one).")] = None,
     embedding: Annotated[str, typer.Option(help="Embedder of the runs and of the metric (minilm, or hashing-DIM for quick checks).")] = "minilm",
     out: Annotated[Path, typer.Option("--out", help="Folder for results.jsonl (resumable), results.md and the PNG plots.")] = Path("runs/bench"),
@@ -267,11 +268,11 @@ def bench_command(
     set, fraction of documents from the relevant sources, relevant pairs per 1,000 LLM calls, LLM calls, tokens
     and the selection's own wall time.
     """
-    from equal.bench import STRATEGIES, BenchData, run_bench
+    from equal.bench import ABLATIONS, DEFAULT, BenchData, run_bench
     from equal.cli.progress import RichProgress
 
     data = BenchData(data_dir, extracted or data_dir / "extracted.jsonl")
-    chosen = strategies or [s for s in STRATEGIES if s != "EQUAL + alignment"]
+    chosen = list(dict.fromkeys((strategies or DEFAULT) + (list(ABLATIONS) if ablation else [])))
     try:
         with RichProgress(console) as progress:
             run_bench(data, out, budgets=budgets or [0.01, 0.05, 0.1, 0.2], seeds=seeds or [0, 1, 2],

@@ -233,7 +233,7 @@ class EqualRun:
             self.budget = Budget.from_settings(n, cfg.budget.fraction, cfg.budget.llm_calls, cfg.budget.tokens)
             doc_budget = int(min(self.budget.documents_left(), n))
 
-            warm_idx, warm_extractions = self._warmup(doc_budget)
+            warm_idx, warm_extractions = self._warmup(doc_budget, doc_reference_sim)
             if cfg.alignment.enabled and cfg.bandit.selection == "equal":
                 doc_embeddings = self._align(warm_idx, warm_extractions, doc_embeddings)
             clusters = self._cluster(doc_embeddings)
@@ -244,7 +244,7 @@ class EqualRun:
             warm_pulls, offset = self._warmup_rewards(warm_extractions, m)
             warm_rewards = [p.reward for p in warm_pulls if p.distance is not None]
             alpha = self._alpha(warm_rewards)
-            arms = self._arms(clusters, doc_embeddings, warm_idx)
+            arms = self._arms(clusters, doc_embeddings, doc_reference_sim, warm_idx)
             if cfg.bandit.similarity_prior and cfg.bandit.selection == "equal":
                 self._similarity_priors(arms, clusters.labels, doc_reference_sim, warm_rewards)
             if cfg.warmup.as_prior and cfg.bandit.selection == "equal":
@@ -275,11 +275,16 @@ class EqualRun:
         return RunResult(self.run_dir, dataset_path, pairs, warm_pulls + pulls,
                          {"counters": self.stats.as_dict(), "summary": summary}, selected)
 
-    def _warmup(self, doc_budget: int) -> tuple[list[int], list[Extraction]]:
-        """Extract a seeded random sample first; it sets the reward offset and its pairs are kept."""
+    def _warmup(self, doc_budget: int, doc_reference_sim: np.ndarray) -> tuple[list[int], list[Extraction]]:
+        """Extract a sample first (seeded random by default); it sets the reward offset and its pairs are kept."""
         cfg, n = self.config.warmup, len(self.documents)
         n_warm = int(min(doc_budget, n - 1, max(cfg.min_documents, round(cfg.fraction_of_budget * doc_budget))))
-        warm_idx = [int(i) for i in self.rng.choice(n, size=n_warm, replace=False)] if n_warm else []
+        # the random-documents baseline stays random from its first document
+        selection = cfg.selection if self.config.bandit.selection == "equal" else "random"
+        n_top = {"random": 0, "reference": n_warm, "mixed": n_warm // 2}[selection]
+        top = [int(i) for i in np.argsort(-doc_reference_sim, kind="stable")[:n_top]]
+        rest = np.setdiff1d(np.arange(n), top)
+        warm_idx = top + [int(i) for i in self.rng.choice(rest, size=n_warm - n_top, replace=False)]
         extractions: list[Extraction] = []
         with self.progress.task("warm-up extraction", total=n_warm) as task:
             for start in range(0, n_warm, 8):  # small batches so progress moves
@@ -406,7 +411,8 @@ class EqualRun:
                 arms.share(cluster, reward_from_distance(distance, offset), pulled=False)
                 self.stats.inc("warmup_priors")
 
-    def _arms(self, clusters: Clusters, doc_embeddings: np.ndarray, warm_idx: list[int]) -> ClusterArms:
+    def _arms(self, clusters: Clusters, doc_embeddings: np.ndarray, doc_reference_sim: np.ndarray,
+              warm_idx: list[int]) -> ClusterArms:
         """Each cluster's documents not used by the warm-up, in the configured order."""
         labels, k = clusters.labels, clusters.k
         open_docs = np.ones(len(labels), dtype=bool)
@@ -415,8 +421,13 @@ class EqualRun:
         by_label = by_label[open_docs[by_label]]
         members = []
         for c, idx in enumerate(np.split(by_label, np.cumsum(np.bincount(labels[by_label], minlength=k))[:-1])):
-            if self.config.bandit.document_order == "centroid" and len(idx):
+            # the random-documents baseline (one cluster of everything) draws at random whatever the setting
+            order = self.config.bandit.document_order if self.config.bandit.selection == "equal" else "random"
+            if order == "centroid" and len(idx):
                 idx = idx[np.argsort(((doc_embeddings[idx] - clusters.centroids[c]) ** 2).sum(1), kind="stable")]
+            elif order == "reference" and len(idx):
+                # the bandit still picks clusters by reward; inside one, the likeliest on-task documents go first
+                idx = idx[np.argsort(-doc_reference_sim[idx], kind="stable")]
             else:
                 idx = self.rng.permutation(idx)
             members.append(idx)

@@ -129,22 +129,31 @@ def _reference_similarity(config):
     return {d.id: float(s) for d, s in zip(docs, sims)}
 
 
-def test_reference_warmup_and_order_follow_similarity_but_the_random_baseline_stays_random(replay_config, tmp_path):
+def test_similarity_warmup_and_order_follow_similarity_but_the_random_baseline_stays_random(replay_config, tmp_path):
     config = replay_config(**{"output.dir": str(tmp_path / "eq")})
     sim = _reference_similarity(config)
+    ranks = sorted(sim, key=lambda i: -sim[i])
     result = run(config)
-    warm = [d for p in result.pulls if p.round == -1 for d in p.document_ids]
-    top = sorted(sim, key=lambda i: -sim[i])[:len(warm)]
-    assert sorted(warm) == sorted(top)  # warmup.selection: reference (default)
+    warm_pulls = [p for p in result.pulls if p.round == -1]
+    warm = [d for p in warm_pulls for d in p.document_ids]
+    half = len(warm) // 2
+    assert sorted(warm[:half]) == sorted(ranks[:half])  # warmup.selection: mixed (default)
+    assert not set(warm[half:]) & set(ranks[:len(warm)])  # the other half: random, here none of the top
+    # the offset comes from the random half alone: its pulls average a reward of 0, the similar half's more
+    random_half = [p.reward for p in warm_pulls if set(p.document_ids) <= set(warm[half:])]
+    similar_half = [p.reward for p in warm_pulls if set(p.document_ids) <= set(warm[:half])]
+    assert abs(sum(random_half) / len(random_half)) < 1e-9
+    assert sum(similar_half) / len(similar_half) > 0
     for pull in (p for p in result.pulls if p.round >= 0):  # bandit.document_order: reference (default)
         assert [sim[d] for d in pull.document_ids] == sorted((sim[d] for d in pull.document_ids), reverse=True)
 
+    top = run(replay_config(**{"output.dir": str(tmp_path / "top"), "warmup.selection": "reference"}))
+    assert sorted(d for p in top.pulls if p.round == -1 for d in p.document_ids) == sorted(ranks[:len(warm)])
     paper = run(replay_config(**{"output.dir": str(tmp_path / "paper"), "warmup.selection": "random"}))
-    assert sorted(d for p in paper.pulls if p.round == -1 for d in p.document_ids) != sorted(top)
+    assert sorted(d for p in paper.pulls if p.round == -1 for d in p.document_ids) != sorted(ranks[:len(warm)])
 
     baseline = run(replay_config(**{"output.dir": str(tmp_path / "rnd"), "bandit.selection": "random"}))
     picked = [d for p in baseline.pulls for d in p.document_ids]
-    assert sorted(picked[:len(warm)]) != sorted(top)  # neither warm-up nor draws follow the similarity
-    ranks = sorted(sim, key=lambda i: -sim[i])
+    assert sorted(picked[:len(warm)]) != sorted(ranks[:len(warm)])  # neither warm-up nor draws follow similarity
     mean_rank = sum(ranks.index(d) for d in picked) / len(picked)
     assert mean_rank > 0.3 * len(ranks)  # top-similarity picks would average about 0.1 of the corpus

@@ -143,7 +143,7 @@ STRATEGIES: dict[str, Strategy] = {
 #: (`equal bench --ablation`; docs/benchmarks.md has the table)
 ABLATIONS: dict[str, Strategy] = {
     "EQUAL, random warm-up": pipeline({"warmup.selection": "random"}),
-    "EQUAL, mixed warm-up": pipeline({"warmup.selection": "mixed"}),
+    "EQUAL, similarity warm-up": pipeline({"warmup.selection": "reference"}),
     "EQUAL, random order in clusters": pipeline({"bandit.document_order": "random"}),
     "EQUAL, no similarity prior": pipeline({"bandit.similarity_prior": False}),
     "EQUAL, no warm-up prior": pipeline({"warmup.as_prior": False}),

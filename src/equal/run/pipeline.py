@@ -241,7 +241,7 @@ class EqualRun:
                                cfg.bandit.docs_per_pull)
             if cfg.bandit.selection == "random":
                 b, m = 1, b * m  # the same documents per round, drawn from the whole corpus
-            warm_pulls, offset = self._warmup_rewards(warm_extractions, m)
+            warm_pulls, offset = self._warmup_rewards(warm_extractions, m, self._n_warm_top)
             warm_rewards = [p.reward for p in warm_pulls if p.distance is not None]
             alpha = self._alpha(warm_rewards)
             arms = self._arms(clusters, doc_embeddings, doc_reference_sim, warm_idx)
@@ -282,6 +282,7 @@ class EqualRun:
         # the random-documents baseline stays random from its first document
         selection = cfg.selection if self.config.bandit.selection == "equal" else "random"
         n_top = {"random": 0, "reference": n_warm, "mixed": n_warm // 2}[selection]
+        self._n_warm_top = n_top
         top = [int(i) for i in np.argsort(-doc_reference_sim, kind="stable")[:n_top]]
         rest = np.setdiff1d(np.arange(n), top)
         warm_idx = top + [int(i) for i in self.rng.choice(rest, size=n_warm - n_top, replace=False)]
@@ -358,17 +359,29 @@ class EqualRun:
         self.stats.inc("clusters", k)
         return Clusters(k, km.labels_, km.centroids_, neighbours)
 
-    def _warmup_rewards(self, extractions: list[Extraction], m: int) -> tuple[list[Pull], float]:
-        """Cut the warm-up into pseudo-pulls of m documents; ``offset: auto`` makes their mean reward 0."""
-        pulls = []
-        for start in range(0, len(extractions), m):
-            chunk = extractions[start:start + m]
-            pairs = [p for e in chunk for p in e.pairs]
-            pulls.append(Pull(-1, -1, [e.document_id for e in chunk], pairs, self._distance(pairs), 0.0))
+    def _warmup_rewards(self, extractions: list[Extraction], m: int, n_top: int) -> tuple[list[Pull], float]:
+        """Cut the warm-up into pseudo-pulls of m documents; ``offset: auto`` makes their mean reward 0.
+
+        The first ``n_top`` extractions were chosen by similarity, not at random:
+        they are cut apart, and the offset comes from the random ones alone, so
+        that reward 0 keeps meaning "as good as a random document". (Measured on
+        the demo: with an offset set by the best documents, every later pull
+        scores below 0 and the bandit leaves the on-task clusters for unexplored
+        ones.)
+        """
+        pulls: list[Pull] = []
+        random_pulls: list[Pull] = []
+        for part, target in ((extractions[:n_top], pulls), (extractions[n_top:], random_pulls)):
+            for start in range(0, len(part), m):
+                chunk = part[start:start + m]
+                pairs = [p for e in chunk for p in e.pairs]
+                target.append(Pull(-1, -1, [e.document_id for e in chunk], pairs, self._distance(pairs), 0.0))
         if self.config.reward.offset == "auto":
-            offset = auto_offset([p.distance for p in pulls if p.distance is not None])
+            calibration = [p.distance for p in (random_pulls or pulls) if p.distance is not None]
+            offset = auto_offset(calibration)
         else:
             offset = float(self.config.reward.offset)
+        pulls += random_pulls
         for pull in pulls:
             if pull.distance is not None:
                 pull.reward = reward_from_distance(pull.distance, offset)

@@ -1,6 +1,6 @@
 """Finish the benchmark's extraction on a GPU: the same GGUF model, prompts and greedy decoding, 100x faster.
 
-On 2 CPU cores llama.cpp needs about 10 s a passage, so the 3,047 passages of
+On 2 CPU cores llama.cpp needs about 10 s a passage, so the 3,098 passages of
 ``equal make-bench`` take a working day. This script moves only the generation
 to a GPU machine, in three steps:
 

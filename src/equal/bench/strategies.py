@@ -147,6 +147,8 @@ ABLATIONS: dict[str, Strategy] = {
     "EQUAL, random order in clusters": pipeline({"bandit.document_order": "random"}),
     "EQUAL, no similarity prior": pipeline({"bandit.similarity_prior": False}),
     "EQUAL, no warm-up prior": pipeline({"warmup.as_prior": False}),
+    "EQUAL, no priors": pipeline({"warmup.as_prior": False, "bandit.similarity_prior": False}),
+    "EQUAL, warm-up 20%": pipeline({"warmup.fraction_of_budget": 0.2}),
     "EQUAL, alpha auto": pipeline({"bandit.alpha": "auto"}),
     "EQUAL, paper B=50 m=10": pipeline({"bandit.clusters_per_round": 50, "bandit.docs_per_pull": 10}),
     "EQUAL, paper + priors": pipeline({"warmup.selection": "random", "bandit.document_order": "random"}),

@@ -102,3 +102,15 @@ def test_ablation_adds_one_run_per_design_choice(tmp_path):
     assert [r["strategy"] for r in runs] == ["EQUAL", *ABLATIONS]
     # the ablations change something: not every one of them picks exactly what EQUAL picked
     assert len({(r["relevant_fraction"], r["ot_heldout"]) for r in runs}) > 2
+
+
+def test_bench_falls_back_to_the_partial_extraction(tmp_path):
+    data = make_bench(tmp_path / "bench")
+    (data / "extracted.jsonl").rename(data / "extracted.jsonl.partial")
+    out = tmp_path / "results"
+    result = CliRunner().invoke(app, ["bench", str(data), "--out", str(out), "--embedding", "hashing-256",
+                                      "--budget", "0.1", "--seed", "0", "--reference-set", "champ",
+                                      "--strategy", "random documents", "--strategy", "all"])
+    assert result.exit_code == 0, result.output
+    runs = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["llm_calls"] for r in runs] == [30, 300]

@@ -253,7 +253,7 @@ def make_bench_command(
 @app.command("bench")
 def bench_command(
     data_dir: Annotated[Path, typer.Argument(help="Benchmark folder made by `equal make-bench` (holds manifest.json).")],
-    extracted: Annotated[Optional[Path], typer.Option(help="The corpus with every document's pairs (`equal extract`); default DATA_DIR/extracted.jsonl.")] = None,
+    extracted: Annotated[Optional[Path], typer.Option(help="The corpus with every document's pairs (`equal extract`); default DATA_DIR/extracted.jsonl, or DATA_DIR/extracted.jsonl.partial while the extraction is unfinished.")] = None,
     budgets: Annotated[Optional[list[float]], typer.Option("--budget", help="Budget as a share of the corpus; repeat it (default 0.01 0.05 0.1 0.2).")] = None,
     seeds: Annotated[Optional[list[int]], typer.Option("--seed", help="Seed; repeat it (default 0 1 2).")] = None,
     strategies: Annotated[Optional[list[str]], typer.Option("--strategy", help="Strategy; repeat it (default: all but EQUAL + alignment and the ablations). One of: EQUAL, 'EQUAL + alignment', 'EQUAL, paper settings', 'random documents', 'random clusters', 'avg-sim top-k', DSIR, all, or an ablation (see --ablation).")] = None,
@@ -271,7 +271,11 @@ def bench_command(
     from equal.bench import ABLATIONS, DEFAULT, BenchData, run_bench
     from equal.cli.progress import RichProgress
 
-    data = BenchData(data_dir, extracted or data_dir / "extracted.jsonl")
+    if extracted is None:  # an unfinished extraction is benchmarked on the passages it has
+        extracted = data_dir / "extracted.jsonl"
+        if not extracted.exists() and extracted.with_name("extracted.jsonl.partial").exists():
+            extracted = extracted.with_name("extracted.jsonl.partial")
+    data = BenchData(data_dir, extracted)
     chosen = list(dict.fromkeys((strategies or DEFAULT) + (list(ABLATIONS) if ablation else [])))
     try:
         with RichProgress(console) as progress:

@@ -74,12 +74,11 @@ def prepare(args: argparse.Namespace) -> None:
     # llama.cpp's JSON grammar makes the answer start with "{"; the GPU run imposes that on the first token
     first = [t for t in range(vocab.n_vocab())
              if vocab.detokenize([t]).decode("utf-8", errors="replace").lstrip().startswith("{")]
-    (args.out / "first_tokens.json").parent.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "first_tokens.json").write_text(json.dumps(first))
     template = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True).from_string(
         vocab.metadata["tokenizer.chat_template"])
     task = ExtractionTask()
-    args.out.mkdir(parents=True, exist_ok=True)
     with (args.out / "prompts.jsonl").open("w") as f:
         for doc in chosen:
             request = task.format_input(doc)
@@ -98,8 +97,9 @@ def generate(args: argparse.Namespace) -> None:
     class LastNRepetitionPenalty(LogitsProcessor):
         """llama.cpp's repeat penalty: tokens among the last n of the context are penalised once each."""
 
-        prompt_width = 0  # set per batch: the first generation step sees exactly this many tokens
-        first_allowed: torch.Tensor
+        def __init__(self, first_allowed: torch.Tensor) -> None:
+            self.first_allowed = first_allowed  # tokens that may open the answer
+            self.prompt_width = 0  # set per batch: the first generation step sees exactly this many tokens
 
         def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
             window = input_ids[:, -PENALTY_LAST_N:]
@@ -119,14 +119,14 @@ def generate(args: argparse.Namespace) -> None:
     rows = sorted((r for r in rows if r["id"] not in finished), key=lambda r: len(r["input_ids"]))
     allowed = torch.zeros(model.config.vocab_size, dtype=torch.bool)
     allowed[json.loads(args.first_tokens.read_text())] = True
-    LastNRepetitionPenalty.first_allowed = allowed.to(args.device)
+    penalty = LastNRepetitionPenalty(allowed.to(args.device))
     stop = [151645, 151643]  # <|im_end|>, <|endoftext|>
     pad = 151643
     with args.out.open("a") as f:  # resumable: a rerun skips the passages already written
         for start in range(0, len(rows), args.batch_size):
             batch = rows[start:start + args.batch_size]
             width = max(len(r["input_ids"]) for r in batch)
-            LastNRepetitionPenalty.prompt_width = width
+            penalty.prompt_width = width
             ids = torch.full((len(batch), width), pad, dtype=torch.long)
             mask = torch.zeros_like(ids)
             for i, r in enumerate(batch):  # left padding, so every prompt ends where generation starts
@@ -135,7 +135,7 @@ def generate(args: argparse.Namespace) -> None:
             with torch.no_grad():
                 out = model.generate(input_ids=ids.to(args.device), attention_mask=mask.to(args.device),
                                      max_new_tokens=max(r["max_new_tokens"] for r in batch), do_sample=False,
-                                     logits_processor=LogitsProcessorList([LastNRepetitionPenalty()]),
+                                     logits_processor=LogitsProcessorList([penalty]),
                                      eos_token_id=stop, pad_token_id=pad)
             for i, r in enumerate(batch):
                 new = out[i, width:].tolist()
@@ -151,6 +151,7 @@ def generate(args: argparse.Namespace) -> None:
 
 def merge(args: argparse.Namespace) -> None:
     from equal.extraction.task import ExtractionTask
+    from equal.run.extract_all import passage_row
 
     documents = _documents(args.corpus)
     outputs = {r["id"]: r for r in map(json.loads, args.outputs.read_text().splitlines())}
@@ -164,14 +165,12 @@ def merge(args: argparse.Namespace) -> None:
                 rows.append(json.dumps(cpu[doc.id], ensure_ascii=False))
             continue
         text = vocab.detokenize(out["output_ids"]).decode("utf-8", errors="replace")
-        pairs = [{"question": p.question, "answer": p.answer} for p in task.format_output(doc, text)[0]]
+        row = passage_row(doc, task.format_output(doc, text)[0], out["tokens_in"] + len(out["output_ids"]))
         if doc.id in cpu:
-            before = cpu[doc.id]["qa_pairs"]
+            before, pairs = cpu[doc.id]["qa_pairs"], row["qa_pairs"]
             agreement.append((len(before), len(pairs), before == pairs,
                               len({p["question"] for p in before} & {p["question"] for p in pairs})))
-        rows.append(json.dumps({"id": doc.id, "text": doc.text, "source_id": doc.source_id, **doc.metadata,
-                                "qa_pairs": pairs, "tokens": out["tokens_in"] + len(out["output_ids"]),
-                                "extracted_with": "transformers-gpu"}, ensure_ascii=False))
+        rows.append(json.dumps({**row, "extracted_with": "transformers-gpu"}, ensure_ascii=False))
     target = args.out if len(rows) == len(documents) else args.out.with_name(args.out.name + ".partial")
     target.write_text("".join(row + "\n" for row in rows))
     print(f"{len(rows)} of {len(documents)} passages -> {target}")

@@ -18,6 +18,7 @@ from equal.config import RunConfig
 from equal.corpus import read_documents
 from equal.files import atomic_write_text
 from equal.progress import NullProgress, Progress
+from equal.records import Document, QAPair
 from equal.run.builders import build_extractor
 from equal.stats import Stats
 
@@ -58,9 +59,8 @@ def extract_all(config: RunConfig, out_path: Path, *, progress: Progress | None 
             for start in range(0, len(todo), batch_size):
                 batch = todo[start:start + batch_size]
                 for doc, extraction in zip(batch, extractor.extract(batch)):
-                    row = {"id": doc.id, "text": doc.text, "source_id": doc.source_id, **doc.metadata,
-                           "qa_pairs": [{"question": p.question, "answer": p.answer} for p in extraction.pairs],
-                           "tokens": extraction.generation.tokens_in + extraction.generation.tokens_out}
+                    row = passage_row(doc, extraction.pairs,
+                                      extraction.generation.tokens_in + extraction.generation.tokens_out)
                     f.write(json.dumps(row, ensure_ascii=False) + "\n")
                 f.flush()
                 task.advance(len(batch))
@@ -72,6 +72,12 @@ def extract_all(config: RunConfig, out_path: Path, *, progress: Progress | None 
         extractor.close()
     stats.inc("documents_extracted", len(todo))
     return stats.as_dict()
+
+
+def passage_row(doc: Document, pairs: list[QAPair], tokens: int) -> dict[str, Any]:
+    """One line of the output: the passage, its metadata, its pairs and the tokens its extraction cost."""
+    return {"id": doc.id, "text": doc.text, "source_id": doc.source_id, **doc.metadata,
+            "qa_pairs": [{"question": p.question, "answer": p.answer} for p in pairs], "tokens": tokens}
 
 
 def _done_ids(partial: Path) -> set[str]:

@@ -233,21 +233,25 @@ class EqualRun:
             self.budget = Budget.from_settings(n, cfg.budget.fraction, cfg.budget.llm_calls, cfg.budget.tokens)
             doc_budget = int(min(self.budget.documents_left(), n))
 
-            warm_idx, warm_extractions = self._warmup(doc_budget, doc_reference_sim)
-            if cfg.alignment.enabled and cfg.bandit.selection == "equal":
+            # similarity-led choices are EQUAL's; the random-documents baseline stays random throughout
+            informed = cfg.bandit.selection == "equal"
+            warm_idx, warm_extractions, n_warm_top = self._warmup(
+                doc_budget, doc_reference_sim, cfg.warmup.selection if informed else "random")
+            if cfg.alignment.enabled and informed:
                 doc_embeddings = self._align(warm_idx, warm_extractions, doc_embeddings)
             clusters = self._cluster(doc_embeddings)
             b, m = round_shape(doc_budget - len(warm_idx), clusters.k, cfg.bandit.clusters_per_round,
                                cfg.bandit.docs_per_pull)
             if cfg.bandit.selection == "random":
                 b, m = 1, b * m  # the same documents per round, drawn from the whole corpus
-            warm_pulls, offset = self._warmup_rewards(warm_extractions, m, self._n_warm_top)
+            warm_pulls, offset = self._warmup_rewards(warm_extractions, m, n_warm_top)
             warm_rewards = [p.reward for p in warm_pulls if p.distance is not None]
             alpha = self._alpha(warm_rewards)
-            arms = self._arms(clusters, doc_embeddings, doc_reference_sim, warm_idx)
-            if cfg.bandit.similarity_prior and cfg.bandit.selection == "equal":
+            arms = self._arms(clusters, doc_embeddings, doc_reference_sim, warm_idx,
+                              cfg.bandit.document_order if informed else "random")
+            if cfg.bandit.similarity_prior and informed:
                 self._similarity_priors(arms, clusters.labels, doc_reference_sim, warm_rewards)
-            if cfg.warmup.as_prior and cfg.bandit.selection == "equal":
+            if cfg.warmup.as_prior and informed:
                 self._warmup_priors(arms, clusters.labels, warm_idx, warm_extractions, offset)
             pulls = self._bandit(arms, b, m, offset, alpha, list(warm_rewards))
 
@@ -275,14 +279,16 @@ class EqualRun:
         return RunResult(self.run_dir, dataset_path, pairs, warm_pulls + pulls,
                          {"counters": self.stats.as_dict(), "summary": summary}, selected)
 
-    def _warmup(self, doc_budget: int, doc_reference_sim: np.ndarray) -> tuple[list[int], list[Extraction]]:
-        """Extract a sample first (seeded random by default); it sets the reward offset and its pairs are kept."""
+    def _warmup(self, doc_budget: int, doc_reference_sim: np.ndarray,
+                selection: str) -> tuple[list[int], list[Extraction], int]:
+        """Extract a sample first; it sets the reward offset and its pairs are kept.
+
+        Returns the documents, their extractions and how many of them (the
+        first ones) were chosen by similarity rather than at random.
+        """
         cfg, n = self.config.warmup, len(self.documents)
         n_warm = int(min(doc_budget, n - 1, max(cfg.min_documents, round(cfg.fraction_of_budget * doc_budget))))
-        # the random-documents baseline stays random from its first document
-        selection = cfg.selection if self.config.bandit.selection == "equal" else "random"
         n_top = {"random": 0, "reference": n_warm, "mixed": n_warm // 2}[selection]
-        self._n_warm_top = n_top
         top = [int(i) for i in np.argsort(-doc_reference_sim, kind="stable")[:n_top]]
         rest = np.setdiff1d(np.arange(n), top)
         warm_idx = top + [int(i) for i in self.rng.choice(rest, size=n_warm - n_top, replace=False)]
@@ -292,7 +298,7 @@ class EqualRun:
                 batch = warm_idx[start:start + 8]
                 extractions += self._extract([self.documents[i] for i in batch])
                 task.advance(len(batch))
-        return warm_idx, extractions
+        return warm_idx, extractions, n_top
 
     def _align(self, warm_idx: list[int], extractions: list[Extraction], doc_embeddings: np.ndarray) -> np.ndarray:
         """Fine-tune the embedder on the warm-up pairs and re-embed the corpus with it (SPEC.md section 3).
@@ -425,8 +431,8 @@ class EqualRun:
                 self.stats.inc("warmup_priors")
 
     def _arms(self, clusters: Clusters, doc_embeddings: np.ndarray, doc_reference_sim: np.ndarray,
-              warm_idx: list[int]) -> ClusterArms:
-        """Each cluster's documents not used by the warm-up, in the configured order."""
+              warm_idx: list[int], order: str) -> ClusterArms:
+        """Each cluster's documents not used by the warm-up, in ``order`` (``bandit.document_order``)."""
         labels, k = clusters.labels, clusters.k
         open_docs = np.ones(len(labels), dtype=bool)
         open_docs[warm_idx] = False
@@ -434,8 +440,6 @@ class EqualRun:
         by_label = by_label[open_docs[by_label]]
         members = []
         for c, idx in enumerate(np.split(by_label, np.cumsum(np.bincount(labels[by_label], minlength=k))[:-1])):
-            # the random-documents baseline (one cluster of everything) draws at random whatever the setting
-            order = self.config.bandit.document_order if self.config.bandit.selection == "equal" else "random"
             if order == "centroid" and len(idx):
                 idx = idx[np.argsort(((doc_embeddings[idx] - clusters.centroids[c]) ** 2).sum(1), kind="stable")]
             elif order == "reference" and len(idx):

@@ -6,6 +6,7 @@ import json
 import random
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from equal.cli.main import app
@@ -102,6 +103,13 @@ def test_ablation_adds_one_run_per_design_choice(tmp_path):
     assert [r["strategy"] for r in runs] == ["EQUAL", *ABLATIONS]
     # the ablations change something: not every one of them picks exactly what EQUAL picked
     assert len({(r["relevant_fraction"], r["ot_heldout"]) for r in runs}) > 2
+    # results.md sets each ablation beside the defaults, with its own numbers
+    table = (out / "results.md").read_text().split("## Ablation")[1]
+    rows = {cells[0]: [float(c) for c in cells[1:]] for line in table.splitlines() if line.startswith("| ")
+            for cells in [[c.strip() for c in line.strip("|").split("|")]] if cells[1][0].isdigit()}
+    for r in runs:
+        label = "**EQUAL (defaults)**" if r["strategy"] == "EQUAL" else r["strategy"]
+        assert rows[label] == pytest.approx([r["ot_heldout"], r["relevant_fraction"]], abs=5e-4)
 
 
 def test_bench_falls_back_to_the_partial_extraction(tmp_path):

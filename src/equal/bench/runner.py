@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from equal.bench.strategies import BUDGET_FREE, STRATEGIES, Context, Selection
+from equal.bench.strategies import ABLATIONS, BUDGET_FREE, STRATEGIES, Context, Selection
 from equal.errors import InputError
 from equal.progress import NullProgress, Progress
 
@@ -135,7 +135,8 @@ def run_bench(data: BenchData, out_dir: Path, *, budgets: list[float], seeds: li
     order = {name: i for i, name in enumerate(strategies)}  # the table lists strategies in the order asked
     results = sorted((r for k, r in done.items() if k[0] in sets and k[1] in strategies),
                      key=lambda r: (sets.index(r["reference_set"]), r["budget"], order[r["strategy"]], r["seed"]))
-    (out_dir / "results.md").write_text(markdown(results, budgets) + "\n" + verdict(results, budgets))
+    (out_dir / "results.md").write_text(markdown(results, budgets) + "\n" + verdict(results, budgets)
+                                        + ablation_table(results, budgets))
     plot(results, budgets, out_dir)
     return results
 
@@ -213,6 +214,36 @@ def verdict(results: list[dict[str, Any]], budgets: list[float]) -> str:
                   and (m(s, b, metric) < m("EQUAL", b, metric) if METRICS[metric][1]
                        else m(s, b, metric) > m("EQUAL", b, metric))]
         lines.append("- EQUAL loses to: " + ("; ".join(losses) if losses else "no baseline"))
+        lines.append("")
+    return "\n".join(lines)
+
+
+#: the rows an ablation table compares the variants with
+_ABLATION_CONTEXT = ("EQUAL, paper settings", "avg-sim top-k", "random documents")
+
+
+def ablation_table(results: list[dict[str, Any]], budgets: list[float]) -> str:
+    """EQUAL's defaults against each ablation: OT distance and relevant fraction per budget, per reference set.
+
+    Empty when no ablation ran. The baselines at the foot give the scale.
+    """
+    ran = [s for s in ABLATIONS if any(r["strategy"] == s for r in results)]
+    if not ran:
+        return ""
+    rows = ["EQUAL", *ran, *_ABLATION_CONTEXT]
+    lines = ["", "## Ablation", "", "Mean over seeds (min-max); lower OT and higher relevant fraction are better.", ""]
+    for name in dict.fromkeys(r["reference_set"] for r in results):
+        mine = [r for r in results if r["reference_set"] == name]
+        shown = [b for b in budgets if any(r["budget"] == b and r["strategy"] in ran for r in mine)]
+        lines += [f"| {name} | " + " | ".join(f"OT {b:.0%}" for b in shown) + " | "
+                  + " | ".join(f"relevant {b:.0%}" for b in shown) + " |",
+                  "|---|" + "---|" * (2 * len(shown))]
+        for strategy in rows:
+            cells = [_summary([r[metric] for r in mine if r["strategy"] == strategy and r["budget"] == b])
+                     for metric in ("ot_heldout", "relevant_fraction") for b in shown]
+            if any(c != "-" for c in cells):
+                label = f"**{strategy} (defaults)**" if strategy == "EQUAL" else strategy
+                lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
 

@@ -8,20 +8,26 @@ cd "$(dirname "$0")/.."
 . .venv/bin/activate
 export HF_HUB_OFFLINE=1
 DATA=data/bench
-SAVED=benchmarks/data/bench-extracted.partial.jsonl.gz
+SAVED=benchmarks/data/bench-extracted.jsonl.gz            # every passage extracted
+SAVED_PARTIAL=benchmarks/data/bench-extracted.partial.jsonl.gz  # progress, while unfinished
 PARTIAL=$DATA/extracted.jsonl.partial
 if [ "${1:-}" = "--save" ]; then
   if [ -f "$DATA/extracted.jsonl" ]; then
-    gzip -9 -c "$DATA/extracted.jsonl" > benchmarks/data/bench-extracted.jsonl.gz && rm -f "$SAVED"
+    gzip -9 -n -c "$DATA/extracted.jsonl" > "$SAVED" && rm -f "$SAVED_PARTIAL"
   else
-    gzip -9 -c "$PARTIAL" > "$SAVED"
+    gzip -9 -n -c "$PARTIAL" > "$SAVED_PARTIAL"
   fi
   ls -l benchmarks/data/
   exit 0
 fi
 [ -f "$DATA/manifest.json" ] || equal make-bench "$DATA"
-if [ ! -f "$DATA/extracted.jsonl" ] && [ ! -f "$PARTIAL" ] && [ -f "$SAVED" ]; then
-  gunzip -c "$SAVED" > "$PARTIAL"
+if [ ! -f "$DATA/extracted.jsonl" ] && [ ! -f "$PARTIAL" ]; then
+  if [ -f "$SAVED" ]; then
+    gunzip -c "$SAVED" > "$DATA/extracted.jsonl"
+  elif [ -f "$SAVED_PARTIAL" ]; then
+    gunzip -c "$SAVED_PARTIAL" > "$PARTIAL"
+  fi
 fi
+# on a finished extracted.jsonl this extracts nothing (only passages the corpus gained)
 equal extract --corpus "$DATA/corpus.jsonl" --id-field id --label-field source --extractor local \
   --cache-dir "$DATA/cache" --out "$DATA/extracted.jsonl" "$@"

@@ -113,3 +113,27 @@ def test_extract_resumes_from_a_partial_output_without_its_cache(corpus_path, tm
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in rows] == [r["id"] for r in corpus]  # corpus order, each passage once
     assert not out.with_name("all.jsonl.partial").exists()
+
+
+def test_extract_on_a_finished_output_extracts_only_what_the_corpus_gained(corpus_path, tmp_path):
+    """A finished output on a machine without its response cache is kept, not paid for again."""
+    from equal.testing import FakeOpenAIServer
+
+    corpus = tmp_path / "corpus.jsonl"
+    lines = corpus_path.read_text().splitlines()
+    corpus.write_text("\n".join(lines[:150]) + "\n")
+    with FakeOpenAIServer() as server:
+        args = ["extract", "--corpus", str(corpus), "--id-field", "id", "--label-field", "source",
+                "--extractor", "openai", "--model", "fake", "--base-url", server.base_url, "-q"]
+        assert runner.invoke(app, [*args, "--out", str(tmp_path / "first" / "all.jsonl")]).exit_code == 0
+        out = tmp_path / "moved" / "all.jsonl"
+        out.parent.mkdir()
+        out.write_text((tmp_path / "first" / "all.jsonl").read_text())
+        before = server.total_requests
+        assert runner.invoke(app, [*args, "--out", str(out)]).exit_code == 0
+        assert server.total_requests == before and not out.with_name("all.jsonl.partial").exists()
+        corpus.write_text("\n".join(lines) + "\n")  # the corpus gains 50 passages
+        assert runner.invoke(app, [*args, "--out", str(out)]).exit_code == 0
+        assert server.total_requests - before == 50
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == [json.loads(line)["id"] for line in lines]

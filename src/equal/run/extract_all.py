@@ -48,9 +48,14 @@ def extract_all(config: RunConfig, out_path: Path, *, progress: Progress | None 
     if cfg.corpus.limit:
         documents = documents[: cfg.corpus.limit]
     partial = out_path.with_name(out_path.name + ".partial")
-    done = _done_ids(partial)
+    # a finished output counts as done too: rerunning it (say on a fresh clone, without the response
+    # cache) extracts only passages the corpus gained, instead of paying for every one again
+    finished = _lines_by_id(out_path) if out_path.exists() else {}
+    done = _done_ids(partial) | set(finished)
     todo = [d for d in documents if d.id not in done]
     stats.inc("documents_already_extracted", len(documents) - len(todo))
+    if not todo and not partial.exists():
+        return stats.as_dict()
     extractor = build_extractor(cfg.extraction, out_path.parent, stats, cfg.seed, cfg.executor)
     try:
         with partial.open("a", encoding="utf-8") as f, \
@@ -65,7 +70,7 @@ def extract_all(config: RunConfig, out_path: Path, *, progress: Progress | None 
                 f.flush()
                 task.advance(len(batch))
         # the finished file lists the passages in corpus order, whatever order the jobs took
-        rows = {json.loads(line)["id"]: line for line in partial.read_text(encoding="utf-8").splitlines() if line}
+        rows = {**finished, **_lines_by_id(partial)}
         atomic_write_text(out_path, "".join(rows[d.id] + "\n" for d in documents if d.id in rows))
         partial.unlink()
     finally:
@@ -78,6 +83,10 @@ def passage_row(doc: Document, pairs: list[QAPair], tokens: int) -> dict[str, An
     """One line of the output: the passage, its metadata, its pairs and the tokens its extraction cost."""
     return {"id": doc.id, "text": doc.text, "source_id": doc.source_id, **doc.metadata,
             "qa_pairs": [{"question": p.question, "answer": p.answer} for p in pairs], "tokens": tokens}
+
+
+def _lines_by_id(path: Path) -> dict[str, str]:
+    return {json.loads(line)["id"]: line for line in path.read_text(encoding="utf-8").splitlines() if line}
 
 
 def _done_ids(partial: Path) -> set[str]:

@@ -260,7 +260,7 @@ def bench_command(
     ablation: Annotated[bool, typer.Option("--ablation", help="Add the ablations: EQUAL's defaults with one design choice changed back ('EQUAL, random warm-up', 'EQUAL, similarity warm-up', 'EQUAL, random order in clusters', 'EQUAL, no similarity prior', 'EQUAL, no warm-up prior', 'EQUAL, no priors', 'EQUAL, warm-up 20%', 'EQUAL, alpha auto', 'EQUAL, paper B=50 m=10', 'EQUAL, paper + priors').")] = False,
     reference_sets: Annotated[Optional[list[str]], typer.Option("--reference-set", help="Reference set of the manifest; repeat it (default: every one).")] = None,
     embedding: Annotated[str, typer.Option(help="Embedder of the runs and of the metric (minilm, or hashing-DIM for quick checks).")] = "minilm",
-    out: Annotated[Path, typer.Option("--out", help="Folder for results.jsonl (resumable), results.md and the PNG plots.")] = Path("runs/bench"),
+    out: Annotated[Path, typer.Option("--out", help="Folder for results.jsonl (resumable), results.md (the data, a table per reference set, the bar, and the ablation table when ablations ran) and a PNG per reference set and metric.")] = Path("runs/bench"),
 ) -> None:
     """Compare selection strategies at equal LLM budget on replayed extractions: a Markdown table and plots.
 

@@ -156,7 +156,7 @@ def extract_command(
 ) -> None:
     """Extract the pairs of every passage (the "All" baseline); the output replays with --extractor replay.
 
-    Resumable: answers are cached (in --cache-dir, default beside --out), so a killed job continues where it stopped.
+    Resumable: answers are cached (in --cache-dir, default beside --out) and finished lines kept in OUT.partial, so a killed job continues where it stopped; on a finished OUT it extracts only passages the corpus gained.
     """
     _setup_logging(verbose, quiet, log_format)
     overrides = {"corpus.path": corpus, "corpus.text_field": text_field, "corpus.id_field": id_field,

@@ -135,13 +135,13 @@ def run_bench(data: BenchData, out_dir: Path, *, budgets: list[float], seeds: li
     order = {name: i for i, name in enumerate(strategies)}  # the table lists strategies in the order asked
     results = sorted((r for k, r in done.items() if k[0] in sets and k[1] in strategies),
                      key=lambda r: (sets.index(r["reference_set"]), r["budget"], order[r["strategy"]], r["seed"]))
-    (out_dir / "results.md").write_text(data_summary(data, rows_list) + markdown(results, budgets) + "\n"
+    (out_dir / "results.md").write_text(data_summary(data.extracted, rows_list) + markdown(results, budgets) + "\n"
                                         + verdict(results, budgets) + ablation_table(results, budgets))
     plot(results, budgets, out_dir)
     return results
 
 
-def data_summary(data: BenchData, rows: list[dict[str, Any]]) -> str:
+def data_summary(extracted: Path, rows: list[dict[str, Any]]) -> str:
     """What the tables rest on: passages per source, and which runtime extracted them."""
     from collections import Counter
 
@@ -149,7 +149,7 @@ def data_summary(data: BenchData, rows: list[dict[str, Any]]) -> str:
     by_runtime: dict[str, list[int]] = {}
     for r in rows:  # rows written by `equal extract` do not name their runtime: llama.cpp or a server
         by_runtime.setdefault(r.get("extracted_with", "equal extract"), []).append(len(r.get("qa_pairs", [])))
-    lines = [f"## Data: {data.extracted.name}", "",
+    lines = [f"## Data: {extracted.name}", "",
              f"- {len(rows):,} extracted passages: "
              + ", ".join(f"{source} {n:,}" for source, n in by_source.most_common()),
              "- extracted by: " + "; ".join(f"{name} {len(n):,} ({sum(n) / len(n):.2f} pairs per passage)"

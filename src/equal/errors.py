@@ -8,6 +8,9 @@ The whole hierarchy::
     ├── BackendError           an LLM or embedding backend failed
     │   ├── RateLimited        the server answered 429 after every retry
     │   └── ServerUnavailable  the server kept failing (5xx, timeouts, refused)
+    ├── StorageError           a file equal keeps cannot be written or read back
+    │   ├── DiskFull           the disk filled up; the message names the directory
+    │   └── CacheDamaged       a cache file is damaged; the message names it and what to do
     ├── BudgetExhausted        a call was asked for after the budget was spent
     └── RunLocked              another process is running in the same run directory
 
@@ -39,6 +42,18 @@ class RateLimited(BackendError):
 
 class ServerUnavailable(BackendError):
     """The server kept failing: 5xx answers, timeouts or refused connections."""
+
+
+class StorageError(EqualError):
+    """A file equal keeps (cache, run directory) cannot be written or read back."""
+
+
+class DiskFull(StorageError):
+    """No space left on the device holding a run directory or cache."""
+
+
+class CacheDamaged(StorageError):
+    """A cache file is damaged (truncated, zeroed, not a valid database)."""
 
 
 class BudgetExhausted(EqualError):

@@ -18,6 +18,8 @@ quiet_pip --upgrade pip
 # torch first, pinned: the CPU wheel lies on local disk; an open range would pull a CUDA build.
 quiet_pip torch==2.13.0
 # llama-cpp-python compiles from source the first time (about 4-6 minutes on 2 cores).
+python -c "import llama_cpp" 2>/dev/null \
+  || echo "installing equal; compiling llama-cpp-python from source (about 4-6 minutes on 2 cores, silent)..."
 quiet_pip -e ".[local,server,sample,bench,ray,dev]"
 python -c "import equal, llama_cpp, torch, faiss, ot, ray" >/dev/null
 apt_packages=()

@@ -1,51 +1,138 @@
 """On-disk embedding cache keyed by (model name, text hash).
 
 SQLite in WAL mode: each committed chunk survives a kill, so an embedding
-stage that dies halfway resumes where it stopped.
+stage that dies halfway resumes where it stopped. The file is checked when
+it is opened (``PRAGMA quick_check``); a damaged one, found then or by a
+later read or write, is renamed to ``NAME.damaged-<timestamp>`` (never
+deleted) with a warning, and an empty cache takes its place: vectors can
+always be computed again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
+import threading
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
 from equal.embedding.base import Embedder
+from equal.errors import CacheDamaged
+from equal.files import disk_full, is_disk_full, set_aside, sqlite_companions, sqlite_fault, sqlite_problems
 from equal.progress import NullProgress, Progress
+
+logger = logging.getLogger(__name__)
 
 
 def text_key(model_name: str, text: str) -> str:
     return hashlib.sha256(f"{model_name}\x00{text}".encode()).hexdigest()
 
 
+class _Damaged(Exception):
+    """quick_check found the database damaged (internal: the file is set aside)."""
+
+
 class EmbeddingCache:
-    """Vectors stored by key in one SQLite file."""
+    """Vectors stored by key in one SQLite file.
+
+    Raises:
+        DiskFull: the disk filled up while vectors were being stored.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vec BLOB)")
+        self._lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise self._full() from exc
+            raise
+        try:
+            self._db = self._connect()
+        except (sqlite3.DatabaseError, _Damaged) as exc:
+            if isinstance(exc, sqlite3.DatabaseError) and sqlite_fault(exc) != "damaged":
+                self._fail(exc)
+            self._set_aside(str(exc))
+            self._db = self._connect()
 
     def get_many(self, keys: list[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for key, blob in self._db.execute(f"SELECT key, vec FROM vectors WHERE key IN ({marks})", chunk):
-                found[key] = np.frombuffer(blob, dtype=np.float32)
+        with self._lock:
+            try:
+                for start in range(0, len(keys), 500):
+                    chunk = keys[start : start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    for key, blob in self._db.execute(f"SELECT key, vec FROM vectors WHERE key IN ({marks})", chunk):
+                        found[key] = np.frombuffer(blob, dtype=np.float32)
+            except sqlite3.DatabaseError as exc:
+                self._recover(exc)
+                return {}  # the cache is empty now: every vector is computed again
         return found
 
     def put_many(self, keys: list[str], vectors: np.ndarray) -> None:
         rows = [(k, np.ascontiguousarray(v, dtype=np.float32).tobytes()) for k, v in zip(keys, vectors)]
-        with self._db:
-            self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)", rows)
+        with self._lock:
+            for attempt in range(2):
+                try:
+                    with self._db:
+                        self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)", rows)
+                    return
+                except sqlite3.DatabaseError as exc:
+                    if attempt or sqlite_fault(exc) != "damaged":
+                        self._fail(exc)
+                    self._recover(exc)
 
     def close(self) -> None:
         self._db.close()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            problems = sqlite_problems(db)
+            if problems is not None:
+                raise _Damaged(problems)
+            db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vec BLOB)")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _set_aside(self, detail: str) -> None:
+        aside = set_aside(self.path, *sqlite_companions(self.path))
+        logger.warning("the embedding cache %s is damaged (%s); it was moved to %s (delete that file when you no "
+                       "longer need it) and its vectors are computed again", self.path, detail, aside.name)
+
+    def _recover(self, exc: sqlite3.DatabaseError) -> None:
+        """After a failed read or write: set a damaged file aside and start an empty one; else raise."""
+        if sqlite_fault(exc) != "damaged":
+            self._fail(exc)
+        try:
+            self._db.close()
+        except sqlite3.Error:
+            pass
+        self._set_aside(str(exc))
+        try:
+            self._db = self._connect()
+        except sqlite3.DatabaseError as again:
+            self._fail(again)
+
+    def _full(self) -> Exception:
+        return disk_full(self.path.parent, f"the embedding cache {self.path.name}")
+
+    def _fail(self, exc: sqlite3.DatabaseError) -> NoReturn:
+        fault = sqlite_fault(exc)
+        if fault == "full":
+            raise self._full() from exc
+        if fault == "damaged":  # even after it was set aside and started afresh
+            raise CacheDamaged(f"the embedding cache {self.path} is still damaged after it was started afresh "
+                               f"({exc}); check the disk holding {self.path.parent}, delete the file and run the "
+                               "same command again") from exc
+        raise exc
 
 
 def embed_cached(

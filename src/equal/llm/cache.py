@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from pathlib import Path
+from typing import NoReturn
 
+from equal.errors import CacheDamaged
+from equal.files import disk_full, is_disk_full, sqlite_fault, sqlite_problems
 from equal.records import Generation
 
 
@@ -13,38 +17,91 @@ class ResponseCache:
     """A SQLite table of generations keyed by :meth:`ChatRequest.key`.
 
     Each answer is committed as soon as it arrives (WAL mode), so a run that
-    is killed keeps every call it paid for.
+    is killed keeps every call it paid for. The file is checked when it is
+    opened (``PRAGMA quick_check``). Its answers were paid for, so a damaged
+    file is never replaced or deleted: it is a :class:`CacheDamaged` error
+    that says how to recover it.
+
+    Raises:
+        CacheDamaged: the file is not a sound SQLite database (at open or later).
+        DiskFull: the disk filled up while an answer was being stored.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise disk_full(self.path.parent, f"the response cache {self.path.name}") from exc
+            raise
         self._db = sqlite3.connect(self.path, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, text TEXT, "
-            "tokens_in INTEGER, tokens_out INTEGER, metadata TEXT)"
-        )
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            problems = sqlite_problems(self._db)
+            if problems is not None:
+                raise self._damaged(problems)
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, text TEXT, "
+                "tokens_in INTEGER, tokens_out INTEGER, metadata TEXT)"
+            )
+        except BaseException as exc:
+            self._db.close()
+            if isinstance(exc, sqlite3.DatabaseError):
+                self._fail(exc)
+            raise
 
     def get(self, key: str) -> Generation | None:
-        row = self._db.execute(
-            "SELECT text, tokens_in, tokens_out, metadata FROM responses WHERE key = ?", (key,)
-        ).fetchone()
+        with self._lock:
+            try:
+                row = self._db.execute(
+                    "SELECT text, tokens_in, tokens_out, metadata FROM responses WHERE key = ?", (key,)
+                ).fetchone()
+            except sqlite3.DatabaseError as exc:
+                self._fail(exc)
         if row is None:
             return None
         return Generation(text=row[0], tokens_in=row[1], tokens_out=row[2], cached=True,
                           metadata=json.loads(row[3] or "{}"))
 
     def put(self, key: str, generation: Generation) -> None:
-        with self._db:
-            self._db.execute(
-                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
-                (key, generation.text, generation.tokens_in, generation.tokens_out,
-                 json.dumps(generation.metadata)),
-            )
+        with self._lock:
+            try:
+                with self._db:
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
+                        (key, generation.text, generation.tokens_in, generation.tokens_out,
+                         json.dumps(generation.metadata)),
+                    )
+            except sqlite3.DatabaseError as exc:
+                self._fail(exc)
 
     def __len__(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+        with self._lock:
+            try:
+                return int(self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+            except sqlite3.DatabaseError as exc:
+                self._fail(exc)
 
     def close(self) -> None:
         self._db.close()
+
+    def _damaged(self, detail: str) -> CacheDamaged:
+        path = self.path
+        return CacheDamaged(
+            f"the response cache {path} is damaged ({detail}). It holds LLM answers that were paid for, so equal "
+            f"neither repairs nor replaces it. To keep what can be saved, run "
+            f"`sqlite3 {path} \".recover\" | sqlite3 {path}.recovered`, then move {path.name} (with its -wal and -shm "
+            f"files, if any) out of {path.parent} and rename {path.name}.recovered to {path.name}; or move it out to "
+            "start with an empty cache (its answers will be paid for again). Then run the same command again."
+        )
+
+    def _fail(self, exc: sqlite3.DatabaseError) -> NoReturn:
+        fault = sqlite_fault(exc)
+        if fault == "full":
+            raise disk_full(self.path.parent, f"the response cache {self.path.name} (every answer stored before "
+                                              "is kept; the one being stored is asked again next time)") from exc
+        if fault == "damaged":
+            raise self._damaged(str(exc)) from exc
+        raise exc

@@ -1,0 +1,528 @@
+"""Damaged caches, a full disk, and two runs sharing one embedding store.
+
+The embedding store and the embedding cache can always be computed again: a
+damaged one is set aside (renamed, never deleted) and rebuilt. The response
+cache holds answers that were paid for: damage is an error that names the
+file and says how to recover it, and the file is left exactly as it was. A
+full disk is one ``DiskFull`` error naming the directory, never a SIGBUS or a
+traceback, and the files written before stay intact.
+"""
+
+from __future__ import annotations
+
+import errno
+import gc
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from equal.embedding import EmbeddingCache, HashingEmbedder, embed_cached
+from equal.embedding.store import embed_to_store, store_path
+from equal.errors import CacheDamaged, DiskFull
+from equal.files import atomic_write_text
+from equal.llm.cache import ResponseCache
+from equal.records import Generation
+
+N = 1000
+CHUNK = 100
+
+
+class CountingEmbedder(HashingEmbedder):
+    def __init__(self, fail_after: int | None = None) -> None:
+        super().__init__(64)
+        self.encoded = 0
+        self.fail_after = fail_after
+
+    def encode(self, texts):
+        if self.fail_after is not None and self.encoded >= self.fail_after:
+            raise KeyboardInterrupt("killed")
+        self.encoded += len(texts)
+        return super().encode(texts)
+
+
+def _texts(n: int = N) -> list[str]:
+    return [f"document number {i} about topic {i % 7}" for i in range(n)]
+
+
+def _expected(texts: list[str]) -> np.ndarray:
+    return HashingEmbedder(64).encode(texts)
+
+
+def _finished_store(tmp_path: Path) -> tuple[list[str], Path]:
+    texts = _texts()
+    path = store_path(tmp_path, "hashing-64", texts)
+    embed_to_store(CountingEmbedder(), texts, path, chunk_size=CHUNK)
+    gc.collect()
+    return texts, path
+
+
+def _zero_rows(path: Path, start: int, stop: int, dim: int = 64) -> None:
+    """Overwrite rows ``start:stop`` of the store with zeros, keeping the header valid."""
+    offset = path.stat().st_size - N * dim * 4
+    with path.open("r+b") as f:
+        f.seek(offset + start * dim * 4)
+        f.write(b"\x00" * ((stop - start) * dim * 4))
+
+
+def _set_aside(path: Path) -> list[Path]:
+    return sorted(path.parent.glob(path.name + ".damaged-*"))
+
+
+def _rebuilt_and_warned(caplog, path: Path, embedder: CountingEmbedder, vectors: np.ndarray, texts: list[str]) -> None:
+    assert embedder.encoded == len(texts)  # embedded again from scratch
+    np.testing.assert_allclose(vectors, _expected(texts), atol=1e-6)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(str(path) in w and "damaged" in w for w in warnings), warnings
+    assert len(_set_aside(path)) == 1  # renamed, never deleted
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    assert sidecar["done"] == len(texts) and sidecar["chunks"][0][:2] == [0, CHUNK]
+
+
+# -- item: damaged embedding store ---------------------------------------------------------------
+
+
+def test_a_truncated_store_is_set_aside_and_rebuilt(tmp_path, caplog):
+    texts, path = _finished_store(tmp_path)
+    size = path.stat().st_size
+    os.truncate(path, size // 2)
+    again = CountingEmbedder()
+    with caplog.at_level(logging.WARNING):
+        vectors = embed_to_store(again, texts, path, chunk_size=CHUNK)
+    _rebuilt_and_warned(caplog, path, again, vectors, texts)
+    assert _set_aside(path)[0].stat().st_size == size // 2  # the damaged file is kept as it was
+
+
+def test_a_store_zeroed_under_a_valid_header_is_found_and_rebuilt(tmp_path, caplog):
+    texts, path = _finished_store(tmp_path)
+    _zero_rows(path, 500, 600)
+    again = CountingEmbedder()
+    with caplog.at_level(logging.WARNING):
+        vectors = embed_to_store(again, texts, path, chunk_size=CHUNK)
+    _rebuilt_and_warned(caplog, path, again, vectors, texts)
+
+
+def test_zeroed_rows_of_a_partial_store_are_found_before_resuming(tmp_path, caplog):
+    texts = _texts()
+    path = store_path(tmp_path, "hashing-64", texts)
+    with pytest.raises(KeyboardInterrupt):
+        embed_to_store(CountingEmbedder(fail_after=300), texts, path, chunk_size=CHUNK)
+    gc.collect()
+    _zero_rows(path, 100, 200)
+    again = CountingEmbedder()
+    with caplog.at_level(logging.WARNING):
+        vectors = embed_to_store(again, texts, path, chunk_size=CHUNK)
+    _rebuilt_and_warned(caplog, path, again, vectors, texts)
+
+
+def test_a_truncated_sidecar_is_set_aside_with_its_store_and_rebuilt(tmp_path, caplog):
+    texts, path = _finished_store(tmp_path)
+    sidecar = path.with_suffix(".json")
+    sidecar.write_text(sidecar.read_text()[:40])
+    again = CountingEmbedder()
+    with caplog.at_level(logging.WARNING):
+        vectors = embed_to_store(again, texts, path, chunk_size=CHUNK)
+    _rebuilt_and_warned(caplog, path, again, vectors, texts)
+    assert len(sorted(tmp_path.glob(sidecar.name + ".damaged-*"))) == 1
+
+
+def _strip_checksums(path: Path) -> None:
+    """Rewrite the sidecar the way equal wrote it before checksums were recorded."""
+    sidecar = path.with_suffix(".json")
+    meta = json.loads(sidecar.read_text())
+    sidecar.write_text(json.dumps({"n": meta["n"], "dim": meta["dim"], "done": meta["done"]}))
+
+
+def test_a_store_written_without_checksums_is_checked_reused_and_gets_checksums(tmp_path):
+    """Compatibility, not a fault: an older store that is sound is reused without embedding again."""
+    texts, path = _finished_store(tmp_path)
+    _strip_checksums(path)
+    again = CountingEmbedder()
+    vectors = embed_to_store(again, texts, path, chunk_size=CHUNK)
+    assert again.encoded == 0
+    np.testing.assert_allclose(vectors, _expected(texts), atol=1e-6)
+    del vectors
+    gc.collect()
+    assert "chunks" in json.loads(path.with_suffix(".json").read_text())
+    _zero_rows(path, 900, 1000)  # from now on the checksums catch what the norm check could not name
+    assert embed_to_store(CountingEmbedder(), texts, path, chunk_size=CHUNK)[950].any()
+
+
+def test_a_store_without_checksums_whose_rows_were_zeroed_is_rebuilt(tmp_path, caplog):
+    texts, path = _finished_store(tmp_path)
+    _strip_checksums(path)
+    _zero_rows(path, 0, 100)
+    again = CountingEmbedder()
+    with caplog.at_level(logging.WARNING):
+        vectors = embed_to_store(again, texts, path, chunk_size=CHUNK)
+    _rebuilt_and_warned(caplog, path, again, vectors, texts)
+
+
+# -- item: damaged SQLite caches ------------------------------------------------------------------
+
+
+def _damage(path: Path, how: str) -> None:
+    size = path.stat().st_size
+    assert size > 8 * 4096, "the database must span several pages"
+    if how == "truncated":
+        os.truncate(path, size // 2)
+        return
+    with path.open("r+b") as f:
+        if how == "garbage header":
+            f.write(b"\x00" * 100)
+        elif how == "garbage pages":
+            f.seek(3 * 4096)
+            f.write(b"\xab" * 2 * 4096)
+        elif how == "zeroed pages":
+            f.seek(4096)
+            f.write(b"\x00" * (size - 4096))
+
+
+DAMAGE = ["truncated", "garbage header", "garbage pages", "zeroed pages"]
+
+
+def _response_cache(path: Path) -> None:
+    cache = ResponseCache(path)
+    for i in range(300):
+        cache.put(f"key-{i}", Generation(text=f"paid answer {i} " + "x" * 900, tokens_in=10, tokens_out=20))
+    cache.close()
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+def test_a_damaged_response_cache_is_an_error_that_names_it_and_leaves_it_as_it_was(tmp_path, how):
+    path = tmp_path / "responses.sqlite"
+    _response_cache(path)
+    _damage(path, how)
+    before = path.read_bytes()
+    with pytest.raises(CacheDamaged) as info:
+        ResponseCache(path)
+    message = str(info.value)
+    assert str(path) in message and ".recover" in message and "paid" in message
+    assert path.read_bytes() == before  # paid answers: never replaced, repaired or deleted
+    assert not _set_aside(path)
+
+
+def test_damage_to_the_response_cache_found_after_it_was_opened_is_the_same_error(tmp_path, monkeypatch):
+    path = tmp_path / "responses.sqlite"
+    _response_cache(path)
+    _damage(path, "zeroed pages")
+    monkeypatch.setattr("equal.llm.cache.sqlite_problems", lambda db: None, raising=False)  # damage after open
+    cache = ResponseCache(path)
+    with pytest.raises(CacheDamaged, match="responses.sqlite"):
+        cache.get("key-250")
+    with pytest.raises(CacheDamaged, match="responses.sqlite"):
+        cache.put("new", Generation(text="answer"))
+    cache.close()
+
+
+def _embedding_cache(path: Path, texts: list[str]) -> None:
+    cache = EmbeddingCache(path)
+    embed_cached(HashingEmbedder(64), texts, cache)
+    cache.close()
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+def test_a_damaged_embedding_cache_is_set_aside_and_rebuilt(tmp_path, caplog, how):
+    path = tmp_path / "embeddings.sqlite"
+    texts = _texts(300)
+    _embedding_cache(path, texts)
+    _damage(path, how)
+    damaged = path.read_bytes()
+    with caplog.at_level(logging.WARNING):
+        cache = EmbeddingCache(path)
+        again = CountingEmbedder()
+        vectors = embed_cached(again, texts, cache)
+    assert again.encoded == len(texts)
+    np.testing.assert_allclose(vectors, _expected(texts), atol=1e-6)
+    assert any(str(path) in r.getMessage() and "damaged" in r.getMessage() for r in caplog.records)
+    assert [p.read_bytes() for p in _set_aside(path)] == [damaged]
+    cache.close()
+    third = CountingEmbedder()
+    embed_cached(third, texts, EmbeddingCache(path))
+    assert third.encoded == 0  # the rebuilt cache holds every vector
+
+
+def test_damage_to_the_embedding_cache_found_after_it_was_opened_is_set_aside(tmp_path, caplog, monkeypatch):
+    path = tmp_path / "embeddings.sqlite"
+    texts = _texts(300)
+    _embedding_cache(path, texts)
+    _damage(path, "zeroed pages")
+    monkeypatch.setattr("equal.embedding.cache.sqlite_problems", lambda db: None, raising=False)
+    cache = EmbeddingCache(path)
+    again = CountingEmbedder()
+    with caplog.at_level(logging.WARNING):
+        vectors = embed_cached(again, texts, cache)
+    np.testing.assert_allclose(vectors, _expected(texts), atol=1e-6)
+    assert len(_set_aside(path)) == 1 and any(str(path) in r.getMessage() for r in caplog.records)
+    cache.close()
+
+
+# -- item: a full disk, without mounting anything ------------------------------------------------
+
+
+def _enospc(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_the_store_reserves_its_blocks_so_a_full_disk_is_diskfull(tmp_path, monkeypatch):
+    texts = _texts()
+    path = store_path(tmp_path, "hashing-64", texts)
+    monkeypatch.setattr(os, "posix_fallocate", _enospc)
+    with pytest.raises(DiskFull) as info:
+        embed_to_store(CountingEmbedder(), texts, path, chunk_size=CHUNK)
+    message = str(info.value)
+    assert str(tmp_path) in message and "250.1 KiB needed" in message  # 1000 x 64 float32 and the header
+    assert not path.exists() and not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_full_disk_while_resuming_keeps_the_recorded_chunks(tmp_path, monkeypatch):
+    texts = _texts()
+    path = store_path(tmp_path, "hashing-64", texts)
+    with pytest.raises(KeyboardInterrupt):
+        embed_to_store(CountingEmbedder(fail_after=300), texts, path, chunk_size=CHUNK)
+    gc.collect()
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "posix_fallocate", _enospc)
+        with pytest.raises(DiskFull, match=str(tmp_path)):
+            embed_to_store(CountingEmbedder(), texts, path, chunk_size=CHUNK)
+    assert json.loads(path.with_suffix(".json").read_text())["done"] == 300
+    again = CountingEmbedder()
+    vectors = embed_to_store(again, texts, path, chunk_size=CHUNK)
+    assert again.encoded == 700  # the room was found: it resumes after the recorded chunks
+    np.testing.assert_allclose(vectors, _expected(texts), atol=1e-6)
+
+
+def test_an_atomic_write_on_a_full_disk_keeps_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    out = tmp_path / "stats.json"
+    out.write_text("previous outputs")
+    monkeypatch.setattr(os, "fsync", _enospc)
+    with pytest.raises(DiskFull) as info:
+        atomic_write_text(out, "x" * 3000)
+    assert str(tmp_path) in str(info.value) and "2.9 KiB needed" in str(info.value)
+    assert out.read_text() == "previous outputs"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stats.json"]
+
+
+def _fill_database(db: sqlite3.Connection) -> None:
+    """Let the database grow no further, as on a full disk (SQLite then says SQLITE_FULL)."""
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    db.execute(f"PRAGMA max_page_count = {pages}")
+
+
+def test_sqlite_saying_the_disk_is_full_is_diskfull_naming_the_directory(tmp_path):
+    responses = ResponseCache(tmp_path / "responses.sqlite")
+    responses.put("paid", Generation(text="kept"))
+    _fill_database(responses._db)
+    with pytest.raises(DiskFull, match=str(tmp_path)):
+        for i in range(20):
+            responses.put(f"key-{i}", Generation(text="y" * 20_000))
+    assert responses.get("paid").text == "kept"
+    responses.close()
+    vectors = EmbeddingCache(tmp_path / "embeddings.sqlite")
+    vectors.put_many(["a"], np.ones((1, 64), dtype=np.float32))
+    _fill_database(vectors._db)
+    with pytest.raises(DiskFull, match=str(tmp_path)):
+        vectors.put_many([f"k{i}" for i in range(500)], np.ones((500, 64), dtype=np.float32))
+    vectors.close()
+
+
+# -- item: a full disk, on a real small filesystem ------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs mounted at ``tmp_path/small``, unmounted afterwards (needs root and mount)."""
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root and mount(8); the monkeypatched tests cover the behaviour")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()}); the monkeypatched tests cover the behaviour")
+    try:
+        yield mount_point
+    finally:
+        gc.collect()
+        if subprocess.run(["umount", str(mount_point)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
+
+
+def _fill_disk(directory: Path) -> None:
+    with (directory / "filler").open("wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\x00" * 4096)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+
+
+CHILD = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from equal.embedding import HashingEmbedder
+    from equal.embedding.store import embed_to_store, store_path
+    texts = [f"document {i}" for i in range(5000)]
+    embed_to_store(HashingEmbedder(64), texts, store_path(Path(sys.argv[1]), "hashing-64", texts), chunk_size=1000)
+""")
+
+
+def test_a_store_larger_than_the_disk_is_diskfull_not_sigbus(small_disk):
+    """5000 x 64 float32 (1.2 MiB) on a 1 MiB tmpfs: writing into a sparse mapping used to die by SIGBUS."""
+    done = subprocess.run([sys.executable, "-c", CHILD, str(small_disk)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode != -7, "killed by SIGBUS"
+    assert done.returncode == 1
+    assert "DiskFull" in done.stderr and str(small_disk) in done.stderr and "1.2 MiB needed" in done.stderr
+    assert not list(small_disk.glob("*.tmp"))
+
+
+def test_a_full_disk_under_the_caches_and_the_outputs(small_disk):
+    out = small_disk / "stats.json"
+    atomic_write_text(out, "previous outputs")
+    responses = ResponseCache(small_disk / "responses.sqlite")
+    responses.put("paid", Generation(text="kept"))
+    vectors = EmbeddingCache(small_disk / "embeddings.sqlite")
+    _fill_disk(small_disk)
+    try:
+        with pytest.raises(DiskFull, match=str(small_disk)):
+            for i in range(50):
+                responses.put(f"key-{i}", Generation(text="y" * 20_000))
+        assert responses.get("paid").text == "kept"
+        with pytest.raises(DiskFull, match=str(small_disk)):
+            vectors.put_many([f"k{i}" for i in range(500)], np.ones((500, 64), dtype=np.float32))
+        with pytest.raises(DiskFull, match=str(small_disk)):
+            atomic_write_text(out, "new outputs " * 50_000)
+        assert out.read_text() == "previous outputs"
+        assert not (small_disk / "stats.json.tmp").exists()
+    finally:
+        responses.close()
+        vectors.close()
+
+
+# -- two runs sharing one store ------------------------------------------------------------------
+
+
+class GatedEmbedder(HashingEmbedder):
+    def __init__(self, before_encode) -> None:
+        super().__init__(64)
+        self.encoded = 0
+        self.before_encode = before_encode
+
+    def encode(self, texts):
+        self.before_encode(self.encoded)
+        self.encoded += len(texts)
+        return super().encode(texts)
+
+
+def test_a_second_run_waits_for_the_store_and_never_truncates_what_the_first_mapped(tmp_path):
+    """Two runs start together on one cache directory; the second must not wipe the first one's vectors."""
+    texts = _texts()
+    path = store_path(tmp_path, "hashing-64", texts)
+    a_encoding, b_encoding, a_done = threading.Event(), threading.Event(), threading.Event()
+    a_result: list[np.ndarray] = []
+    b_result: list[np.ndarray] = []
+    seen_by_a: list[np.ndarray] = []  # A's last rows, read while B is running
+
+    def a_gate(encoded: int) -> None:
+        if encoded == 0:
+            a_encoding.set()
+            b_encoding.wait(timeout=1.0)  # give B the chance to start while A has written nothing
+
+    def b_gate(encoded: int) -> None:
+        if encoded == 0:
+            b_encoding.set()
+            a_done.wait(timeout=10)
+        else:
+            seen_by_a.append(np.array(a_result[0][-CHUNK:]))
+
+    a, b = GatedEmbedder(a_gate), GatedEmbedder(b_gate)
+
+    def run_a() -> None:
+        try:
+            a_result.append(embed_to_store(a, texts, path, chunk_size=CHUNK))
+        finally:
+            a_done.set()
+
+    first = threading.Thread(target=run_a)
+    second = threading.Thread(target=lambda: b_result.append(embed_to_store(b, texts, path, chunk_size=CHUNK)))
+    first.start()
+    assert a_encoding.wait(timeout=10)
+    second.start()
+    first.join(timeout=60)
+    second.join(timeout=60)
+    expected = _expected(texts)
+    for rows in seen_by_a:
+        np.testing.assert_allclose(rows, expected[-CHUNK:], atol=1e-6, err_msg="B wiped the store A had mapped")
+    assert b.encoded == 0  # B waited for A and reused the finished store
+    np.testing.assert_allclose(a_result[0], expected, atol=1e-6)
+    np.testing.assert_allclose(b_result[0], expected, atol=1e-6)
+
+
+PROCESS = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from equal.embedding import HashingEmbedder
+    from equal.embedding.store import embed_to_store, store_path
+
+    class Slow(HashingEmbedder):
+        encoded = 0
+        def encode(self, texts):
+            time.sleep(0.05)
+            self.encoded += len(texts)
+            return super().encode(texts)
+
+    directory, name = Path(sys.argv[1]), sys.argv[2]
+    texts = [f"document number {i} about topic {i % 7}" for i in range(2000)]
+    embedder = Slow(64)
+    (directory / f"{name}.ready").touch()
+    while not (directory / "go").exists():
+        time.sleep(0.01)
+    vectors = embed_to_store(embedder, texts, store_path(directory, "hashing-64", texts), chunk_size=100)
+    expected = HashingEmbedder(64).encode(texts)
+    print(embedder.encoded, float(abs(vectors - expected).max()))
+""")
+
+
+def test_two_processes_started_together_embed_the_corpus_once(tmp_path):
+    children = [subprocess.Popen([sys.executable, "-c", PROCESS, str(tmp_path), name], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for name in ("first", "second")]
+    try:
+        for name in ("first", "second"):
+            for _ in range(6000):
+                if (tmp_path / f"{name}.ready").exists():
+                    break
+                threading.Event().wait(0.01)
+        (tmp_path / "go").touch()
+        results = [child.communicate(timeout=120) for child in children]
+    finally:
+        for child in children:
+            child.kill()
+    assert [child.returncode for child in children] == [0, 0], [err for _, err in results]
+    encoded = [int(out.split()[0]) for out, _ in results]
+    errors = [float(out.split()[1]) for out, _ in results]
+    assert sorted(encoded) == [0, 2000]  # one embedded, the other waited and reused the store
+    assert max(errors) < 1e-6
+
+
+def test_a_writer_that_needs_a_path_gets_the_same_guarantees(tmp_path):
+    """``atomic_file`` serves np.save or pyarrow, which may raise ENOSPC as an OSError without errno."""
+    from equal.files import atomic_file
+
+    out = tmp_path / "centroids.npy"
+    with atomic_file(out) as tmp, tmp.open("wb") as f:
+        np.save(f, np.ones(3, dtype=np.float32))
+    with pytest.raises(DiskFull, match=str(tmp_path)), atomic_file(out) as tmp:
+        tmp.write_bytes(b"half")
+        raise OSError("IOError: No space left on device")  # what pyarrow raises
+    np.testing.assert_array_equal(np.load(out), np.ones(3, dtype=np.float32))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["centroids.npy"]

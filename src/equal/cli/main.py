@@ -39,7 +39,7 @@ BaseUrlOpt = Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-co
 BudgetOpt = Annotated[Optional[float], typer.Option("--budget", help="Fraction of the corpus to extract, in (0, 1]. Config key: budget.fraction.")]
 SelectionOpt = Annotated[Optional[str], typer.Option("--selection", help="equal (the bandit) or random (random documents, the baseline). Config key: bandit.selection.")]
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seed of every random choice. Config key: seed.")]
-OutOpt = Annotated[Optional[Path], typer.Option("--out", help="Run directory for the dataset, stats and logs. Config key: output.dir.")]
+OutOpt = Annotated[Optional[Path], typer.Option("--out", help="Run directory for the dataset, stats and logs: new, empty, or an earlier run's (a folder of other files is refused). Config key: output.dir.")]
 FormatOpt = Annotated[Optional[str], typer.Option("--format", help="messages (OpenAI chat), alpaca, sharegpt or parquet. Config key: output.format.")]
 CacheDirOpt = Annotated[Optional[Path], typer.Option("--cache-dir", help="LLM response and embedding cache; share it between runs to never pay twice. Config key: extraction.cache_dir.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details.")]
@@ -166,7 +166,10 @@ def extract_command(
         cfg = load_config(config, {k: (str(v) if isinstance(v, Path) else v) for k, v in overrides.items()})
         if cfg.corpus.path is None:
             raise ConfigError("missing required setting: corpus.path (--corpus)")
+        from equal.run.directory import check_extract_output
         from equal.run.extract_all import extract_all
+
+        check_extract_output(out)
 
         with _progress(quiet, log_format) as progress:
             counters = extract_all(cfg, out, progress=progress)
@@ -186,8 +189,7 @@ def validate_command(config: Annotated[Path, typer.Argument(help="YAML config fi
     try:
         cfg = load_config(config)
     except EqualError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        _fail(exc, "rich")
     import yaml
 
     typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
@@ -201,8 +203,7 @@ def prepare_model_command() -> None:
     try:
         typer.echo(str(default_model_path()))
     except EqualError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        _fail(exc, "rich")
 
 
 @app.command("make-sample")
@@ -222,8 +223,7 @@ def make_sample_command(
     try:
         counts = build(out_dir, n_wikipedia=wikipedia, n_python=python, n_reference=reference, seed=seed)
     except EqualError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        _fail(exc, "rich")
     typer.echo(json.dumps(counts))
 
 
@@ -293,27 +293,29 @@ def compare_command(
     relevant: Annotated[Optional[str], typer.Option(help="Label value that counts as relevant (with corpus.label_field).")] = None,
 ) -> None:
     """Compare finished runs: documents, LLM calls, pairs, and the share of each label extracted."""
+    from equal.report.rundir import load_stats
+
+    _setup_logging(False, True)
+    try:
+        every_stats = [load_stats(run_dir) for run_dir in run_dirs]
+    except EqualError as exc:
+        _fail(exc, "rich")
     table = Table(title="runs side by side")
     table.add_column("")
     rows: dict[str, list[str]] = {}
-    for run_dir in run_dirs:
-        path = run_dir / "stats.json"
-        if not path.exists():
-            console.print(f"[red]error:[/red] {path} is missing; is {run_dir} a finished run?")
-            raise typer.Exit(2)
-        stats = json.loads(path.read_text())
-        summary, counters = stats["summary"], stats["counters"]
+    for run_dir, stats in zip(run_dirs, every_stats):
+        summary, counters = stats.get("summary", {}), stats.get("counters", {})
         table.add_column(run_dir.name)
         by_label = summary.get("extracted_by_label", {})
         total = max(1, sum(by_label.values()))
         values = {
-            "corpus passages": summary["corpus_passages"],
-            "documents extracted": summary["documents_extracted"],
+            "corpus passages": summary.get("corpus_passages", "?"),
+            "documents extracted": summary.get("documents_extracted", "?"),
             "LLM calls sent": counters.get("llm_calls", 0),
             "LLM answers from cache": counters.get("llm_cache_hits", 0),
-            "tokens (in + out)": summary["tokens_spent"],
+            "tokens (in + out)": summary.get("tokens_spent", "?"),
             "pairs written": counters.get("pairs_written", 0),
-            "wall seconds": summary["wall_seconds"],
+            "wall seconds": summary.get("wall_seconds", "?"),
         }
         for label, count in sorted(by_label.items()):
             marker = " (relevant)" if label == relevant else ""
@@ -333,7 +335,7 @@ def config_reference_command() -> None:
     typer.echo(reference_markdown(), nl=False)
 
 
-RunDirArg = Annotated[Path, typer.Argument(help="Directory of a finished run (holds stats.json).")]
+RunDirArg = Annotated[Path, typer.Argument(help="Directory of a finished run (holds stats.json); an unfinished one is refused.")]
 
 
 @app.command("report")
@@ -348,6 +350,7 @@ def report_command(
     """
     from equal.report import load_run, write_report
 
+    _setup_logging(False, True)
     try:
         path = write_report(load_run(run_dir), out, load_run(baseline) if baseline else None)
     except EqualError as exc:
@@ -364,6 +367,7 @@ def inspect_command(
     from equal.report import load_run
     from equal.report.terminal import inspect_run
 
+    _setup_logging(False, True)
     try:
         inspect_run(load_run(run_dir), Console(), pairs=pairs)
     except EqualError as exc:
@@ -374,7 +378,7 @@ def inspect_command(
 def export_command(
     run_dir: RunDirArg,
     out: Annotated[Path, typer.Option("--out", help="File to write (a folder for --format hf).")],
-    export_format: Annotated[str, typer.Option("--format", help="messages (TRL SFTTrainer, Axolotl chat_template), alpaca or sharegpt (LLaMA-Factory; writes dataset_info.json beside), parquet, or hf (datasets.load_from_disk).")] = "messages",
+    export_format: Annotated[str, typer.Option("--format", help="messages (TRL SFTTrainer, Axolotl chat_template), alpaca or sharegpt (LLaMA-Factory; adds an entry to the dataset_info.json beside, keeping the others), parquet, or hf (datasets.load_from_disk).")] = "messages",
     min_reward: Annotated[Optional[float], typer.Option(help="Drop pairs whose pull earned a lower reward.")] = None,
     max_pairs_per_document: Annotated[Optional[int], typer.Option(help="Keep at most this many pairs per document.")] = None,
     near_duplicates: Annotated[float, typer.Option(help="Drop pairs this similar (MinHash Jaccard of word 3-grams) to a kept one; 1 drops exact duplicates only.")] = 0.8,
@@ -382,20 +386,20 @@ def export_command(
 ) -> None:
     """Export a run's pairs for a fine-tuning tool, with filters; prints what each filter removed."""
     from equal.output.export import EXPORT_FORMATS, ExportFilters, export_pairs, filter_pairs
-    from equal.report import load_run
+    from equal.report import load_pairs
 
-    if export_format not in EXPORT_FORMATS:
-        console.print(f"[red]error:[/red] --format must be one of {', '.join(EXPORT_FORMATS)}")
-        raise typer.Exit(2)
+    _setup_logging(False, True)
     try:
-        run = load_run(run_dir)
+        if export_format not in EXPORT_FORMATS:
+            raise ConfigError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, not {export_format!r}")
+        pairs = load_pairs(run_dir)  # the data set only: stats.json is not needed
+        filters = ExportFilters(min_reward=min_reward, max_pairs_per_document=max_pairs_per_document,
+                                near_duplicate_threshold=None if near_duplicates >= 1 else near_duplicates)
+        kept, removed = filter_pairs(pairs, filters)
+        path = export_pairs(kept, out, export_format, provenance=provenance)
     except EqualError as exc:
         _fail(exc, "rich")
-    filters = ExportFilters(min_reward=min_reward, max_pairs_per_document=max_pairs_per_document,
-                            near_duplicate_threshold=None if near_duplicates >= 1 else near_duplicates)
-    kept, removed = filter_pairs(run.pairs, filters)
-    path = export_pairs(kept, out, export_format, provenance=provenance)
-    typer.echo(json.dumps({"written": str(path), "pairs_in": len(run.pairs), "pairs_out": len(kept),
+    typer.echo(json.dumps({"written": str(path), "pairs_in": len(pairs), "pairs_out": len(kept),
                            "removed": removed}))
 
 

@@ -11,10 +11,15 @@ Every record carries its provenance under ``"provenance"``.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
+from equal.errors import InputError
+from equal.files import atomic_write_text
 from equal.records import QAPair
+
+logger = logging.getLogger(__name__)
 
 FORMATS = ("messages", "alpaca", "sharegpt", "parquet")
 SUFFIX = {"messages": ".jsonl", "alpaca": ".jsonl", "sharegpt": ".jsonl", "parquet": ".parquet"}
@@ -37,7 +42,11 @@ def to_record(pair: QAPair, fmt: str = "messages") -> dict[str, Any]:
 
 
 def write_dataset(pairs: list[QAPair], out_dir: Path, fmt: str = "messages") -> Path:
-    """Write ``dataset.jsonl`` (or ``dataset.parquet``) atomically; returns its path."""
+    """Write ``dataset.jsonl`` (or ``dataset.parquet``) atomically; returns its path.
+
+    A dataset file of the other suffix, left by an earlier run in another format,
+    is removed, so the directory never holds two runs' data sets.
+    """
     path = out_dir / f"dataset{SUFFIX[fmt]}"
     tmp = path.with_name(path.name + ".tmp")
     records = [to_record(p, fmt) for p in pairs]
@@ -49,36 +58,101 @@ def write_dataset(pairs: list[QAPair], out_dir: Path, fmt: str = "messages") -> 
             [{"messages": r["messages"], "provenance": json.dumps(r["provenance"])} for r in records]
         )
         pq.write_table(table, tmp)
+        tmp.replace(path)
     else:
-        with tmp.open("w", encoding="utf-8") as f:
-            for record in records:
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+        atomic_write_text(path, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
+    for suffix in set(SUFFIX.values()) - {path.suffix}:
+        (out_dir / f"dataset{suffix}").unlink(missing_ok=True)
     return path
 
 
 def from_record(record: dict[str, Any]) -> QAPair:
-    """The pair behind an output record of any format (the inverse of :func:`to_record`)."""
+    """The pair behind an output record of any format (the inverse of :func:`to_record`).
+
+    Raises:
+        ValueError: ``record`` is not a record of any format.
+    """
+    if not isinstance(record, dict):
+        raise ValueError(f"a record must be a JSON object, not {type(record).__name__}")
     provenance = record.get("provenance") or {}
-    if isinstance(provenance, str):
-        provenance = json.loads(provenance)
-    if "messages" in record:
-        question, answer = record["messages"][0]["content"], record["messages"][1]["content"]
-    elif "conversations" in record:
-        question, answer = record["conversations"][0]["value"], record["conversations"][1]["value"]
-    else:
-        question, answer = record["instruction"], record["output"]
+    try:
+        if isinstance(provenance, str):
+            provenance = json.loads(provenance)
+        if "messages" in record:
+            question, answer = record["messages"][0]["content"], record["messages"][1]["content"]
+        elif "conversations" in record:
+            question, answer = record["conversations"][0]["value"], record["conversations"][1]["value"]
+        else:
+            question, answer = record["instruction"], record["output"]
+    except (KeyError, IndexError, TypeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not a record of any dataset format ({type(exc).__name__}: {exc})") from None
+    if not isinstance(provenance, dict):
+        raise ValueError("its provenance is not a JSON object")
     metadata = {k: v for k, v in provenance.items() if k != "document_id"}
     return QAPair(question=question, answer=answer, document_id=provenance.get("document_id", ""), metadata=metadata)
 
 
+def read_jsonl(path: Path) -> list[tuple[int, Any]]:
+    """The JSON value of each non-blank line of a JSONL file, with its line number (from 1).
+
+    A last line cut short (no newline at its end, as a kill in the middle of
+    writing or copying the file leaves it) is skipped with a warning.
+
+    Raises:
+        InputError: the file cannot be read, or a complete line is not JSON;
+            the message names the file and the line.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    lines = data.split(b"\n")
+    out = []
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            out.append((number, json.loads(raw.decode("utf-8"))))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            if number == len(lines):  # no newline after it: cut short
+                logger.warning("%s: line %d is cut short (a write or copy was interrupted); skipped it",
+                               path, number)
+                continue
+            raise InputError(f"{path}, line {number}: not valid JSON ({exc}); the file is damaged: restore it, "
+                             "or run the `equal run` command again to rewrite it") from None
+    return out
+
+
 def read_dataset(run_dir: Path) -> list[QAPair]:
-    """The pairs a run wrote, whatever ``output.format`` it used; empty if it wrote none."""
-    if (run_dir / "dataset.parquet").exists():
+    """The pairs a run wrote, whatever ``output.format`` it used; empty if it wrote none.
+
+    Raises:
+        InputError: the dataset file is damaged; the message names it (and the line).
+    """
+    parquet = run_dir / "dataset.parquet"
+    if parquet.exists():
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        return [from_record(r) for r in pq.read_table(run_dir / "dataset.parquet").to_pylist()]
+        try:
+            rows = pq.read_table(parquet).to_pylist()
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(f"{parquet} cannot be read ({exc}); the file is damaged: restore it, or run the "
+                             "`equal run` command again to rewrite it") from None
+        pairs = []
+        for number, row in enumerate(rows, 1):
+            try:
+                pairs.append(from_record(row))
+            except ValueError as exc:
+                raise InputError(f"{parquet}, row {number}: {exc}") from None
+        return pairs
     path = run_dir / "dataset.jsonl"
     if not path.exists():
         return []
-    return [from_record(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    pairs = []
+    for number, record in read_jsonl(path):
+        try:
+            pairs.append(from_record(record))
+        except ValueError as exc:
+            raise InputError(f"{path}, line {number}: {exc}") from None
+    return pairs

@@ -40,6 +40,7 @@ from equal.records import Document, Extraction, Pull, QAPair
 from equal.reward import auto_offset, ot_distance, reward_from_distance
 from equal.run.budget import Budget
 from equal.run.builders import build_embedder, build_extractor, corpus_embedder
+from equal.run.directory import FINISHED, claim_run_dir, mark_unfinished
 from equal.run.lock import RunDirLock
 from equal.stats import Stats
 
@@ -203,7 +204,10 @@ class EqualRun:
     # -- the loop -------------------------------------------------------------------
 
     def run(self) -> RunResult:
+        claim_run_dir(self.run_dir)  # refuses a directory holding the user's own files
         with RunDirLock(self.run_dir):
+            # a rerun rewrites config.yaml and rounds.jsonl first: from here the directory reads as unfinished
+            mark_unfinished(self.run_dir)
             return self._run()
 
     def _run(self) -> RunResult:
@@ -550,7 +554,9 @@ class EqualRun:
                  "count": float(arms.count[c]), "mean_reward": float(mean[c]),
                  "neighbours": [int(j) for j in arms.neighbours[c]]} for c in range(arms.n_arms)]
         atomic_write_text(self.run_dir / "clusters.json", json.dumps(rows, indent=1))
-        self.stats.save(self.run_dir / "stats.json", {"summary": summary})
+        # last, synced: its presence marks a finished run
+        atomic_write_text(self.run_dir / FINISHED, json.dumps({"counters": self.stats.as_dict(), "summary": summary},
+                                                              indent=2, sort_keys=True))
 
 
 def run(config: RunConfig, *, progress: Progress | None = None, embedder: Embedder | None = None,

@@ -1,7 +1,7 @@
 """``equal export``: a run's pairs, filtered, in the format a fine-tuning tool reads.
 
 - ``messages``: TRL's ``SFTTrainer`` and Axolotl's ``chat_template`` type read the ``messages`` column;
-- ``alpaca`` and ``sharegpt``: LLaMA-Factory (a ``dataset_info.json`` entry is written beside the file);
+- ``alpaca`` and ``sharegpt``: LLaMA-Factory (an entry is added to the ``dataset_info.json`` beside the file);
 - ``parquet``: the ``messages`` records as a table;
 - ``hf``: a ``datasets`` folder for ``load_from_disk``.
 
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from equal.errors import InputError
 from equal.files import atomic_write_text
 from equal.filters.decontamination import words
 from equal.output.formats import to_record
@@ -91,17 +92,60 @@ def filter_pairs(pairs: list[QAPair], filters: ExportFilters) -> tuple[list[QAPa
     return out, dict(removed)
 
 
-def _llama_factory_entry(name: str, file_name: str, fmt: str) -> dict[str, Any]:
+def _llama_factory_entry(file_name: str, fmt: str) -> dict[str, Any]:
     if fmt == "alpaca":
-        return {name: {"file_name": file_name, "columns": {"prompt": "instruction", "query": "input",
-                                                           "response": "output"}}}
-    return {name: {"file_name": file_name, "formatting": "sharegpt", "columns": {"messages": "conversations"}}}
+        return {"file_name": file_name, "columns": {"prompt": "instruction", "query": "input", "response": "output"}}
+    return {"file_name": file_name, "formatting": "sharegpt", "columns": {"messages": "conversations"}}
+
+
+def _dataset_info(out: Path, fmt: str) -> tuple[Path, dict[str, Any]]:
+    """LLaMA-Factory's ``dataset_info.json`` beside ``out``, with this export's entry added.
+
+    The datasets already listed there are kept; an entry of the same name is
+    replaced only when it already points at ``out``.
+
+    Raises:
+        InputError: the file is not a JSON object, or it lists another dataset
+            under this export's name.
+    """
+    path = out.parent / "dataset_info.json"
+    info: dict[str, Any] = {}
+    if path.exists():
+        try:
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read {path} ({exc}); fix or move it, then export again") from None
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}, line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg}); "
+                             "equal adds its entry to the datasets listed there: fix or move the file, "
+                             "then export again") from None
+        if not isinstance(loaded, dict):
+            raise InputError(f"{path} is not a JSON object of datasets (it holds a {type(loaded).__name__}); "
+                             "fix or move it, then export again")
+        info = loaded
+    name = out.stem
+    previous = info.get(name)
+    if previous is not None and not (isinstance(previous, dict) and previous.get("file_name") == out.name):
+        raise InputError(f"{path} already lists a dataset named {name!r} for another file; give --out another "
+                         "file name, or remove that entry")
+    info[name] = _llama_factory_entry(out.name, fmt)
+    return path, info
 
 
 def export_pairs(pairs: list[QAPair], out: Path, fmt: str = "messages", provenance: bool = True) -> Path:
-    """Write ``pairs`` to ``out`` (a file, or a folder for ``hf``) and return the path written."""
+    """Write ``pairs`` to ``out`` (a file, or a folder for ``hf``) and return the path written.
+
+    For ``alpaca`` and ``sharegpt`` the export's entry is added to the
+    ``dataset_info.json`` beside ``out`` (written atomically), keeping every
+    other dataset listed there.
+
+    Raises:
+        InputError: that ``dataset_info.json`` cannot be read or updated (checked
+            before anything is written).
+    """
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
+    info = _dataset_info(out, fmt) if fmt in ("alpaca", "sharegpt") else None
     records = [to_record(p, "messages" if fmt in ("parquet", "hf") else fmt) for p in pairs]
     if not provenance:
         for record in records:
@@ -123,7 +167,7 @@ def export_pairs(pairs: list[QAPair], out: Path, fmt: str = "messages", provenan
         tmp.replace(out)
         return out
     atomic_write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-    if fmt in ("alpaca", "sharegpt"):
-        atomic_write_text(out.parent / "dataset_info.json",
-                          json.dumps(_llama_factory_entry(out.stem, out.name, fmt), indent=2))
+    if info is not None:
+        info_path, entries = info
+        atomic_write_text(info_path, json.dumps(entries, indent=2, ensure_ascii=False) + "\n")
     return out

@@ -17,6 +17,16 @@ plt.rcParams.update({"svg.fonttype": "path", "font.size": 10, "axes.spines.top":
 _BLUE, _GREY, _ORANGE = "#2563eb", "#9ca3af", "#ea580c"
 
 
+def _text(value: object) -> str:
+    """A user's string (a label, a run directory's name) as matplotlib shows it literally.
+
+    Matplotlib reads text between two ``$`` as math (``$\\undefined$`` stops it)
+    and leaves out of a legend any label that starts with ``_``.
+    """
+    text = str(value).replace("$", r"\$")
+    return " " + text if text.startswith("_") else text
+
+
 def _svg(fig: plt.Figure) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight")
@@ -46,10 +56,11 @@ def cumulative_pairs(run: RunView, baseline: RunView | None = None) -> str:
     """Pairs written against extraction calls, for this run and an optional baseline run."""
     fig, ax = plt.subplots(figsize=(6.4, 3.2))
     calls, pairs = run.cumulative_pairs()
-    ax.plot(calls, pairs, color=_BLUE, lw=2, label=f"this run ({run.selection})")
+    ax.plot(calls, pairs, color=_BLUE, lw=2, label=_text(f"this run ({run.selection})"))
     if baseline is not None:
         b_calls, b_pairs = baseline.cumulative_pairs()
-        ax.plot(b_calls, b_pairs, color=_GREY, lw=2, ls="--", label=f"{baseline.run_dir.name} ({baseline.selection})")
+        ax.plot(b_calls, b_pairs, color=_GREY, lw=2, ls="--",
+                label=_text(f"{baseline.run_dir.name} ({baseline.selection})"))
     warm = int(run.summary.get("warmup_documents", 0))
     if warm:
         ax.axvline(warm, color=_GREY, lw=0.8, ls=":")
@@ -99,7 +110,7 @@ def labels_over_calls(run: RunView, baseline: RunView | None = None) -> str | No
                 continue
             counts = np.cumsum([str(d.get("label")) == label for d in view.documents])
             ax.plot(np.arange(1, len(counts) + 1), counts, ls=style, color=colours(i % 10), lw=1.8,
-                    label=f"{label}{suffix}")
+                    label=_text(f"{label}{suffix}"))
     ax.set_xlabel("extraction calls (documents)")
     ax.set_ylabel("documents extracted")
     ax.legend(frameon=False, loc="upper left", fontsize=8)

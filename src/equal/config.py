@@ -15,6 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from equal.errors import ConfigError
 from equal.files import atomic_write_text
 
+# faiss's k-means seed is a 32-bit signed C int, the narrowest of the seed's consumers
+# (numpy's default_rng: any integer >= 0; random.Random: any; torch.manual_seed: 64 bits;
+# llama.cpp and transformers' set_seed, through np.random.seed: 32 bits unsigned)
+MAX_SEED = 2**31 - 1
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -173,7 +178,7 @@ class ExecutorConfig(Strict):
 class OutputConfig(Strict):
     """Where the run writes, and the dataset's format."""
 
-    dir: Path = Field(Path("runs/equal"), description="Run directory.")
+    dir: Path = Field(Path("runs/equal"), description="Run directory: missing, empty, or the directory of an earlier run, which equal marks with a `.equal-run` file; any other directory is refused, so a run never overwrites your files. A run directory of an equal that wrote no marker is recognised by its config.yaml (a whole saved configuration) beside stats.json or rounds.jsonl; else mark it with `touch DIR/.equal-run`. stats.json is written last: until it is there again, a rerun's directory counts as unfinished.")
     format: Literal["messages", "alpaca", "sharegpt", "parquet"] = Field("messages", description="Format of the dataset file.")
 
 
@@ -193,7 +198,7 @@ class RunConfig(Strict):
     decontamination: DecontaminationConfig = Field(default_factory=DecontaminationConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
-    seed: int = Field(42, description="Seeds every random choice of the run.")
+    seed: int = Field(42, ge=0, le=MAX_SEED, description="Seeds every random choice of the run: an integer from 0 to 2147483647 (2**31 - 1), the range every consumer takes (faiss's k-means seed is a C int; numpy, random, torch, transformers and llama.cpp take more).")
 
     def require_inputs(self) -> None:
         """Raise ConfigError unless the corpus and reference paths are set."""

@@ -279,3 +279,12 @@ def test_a_damaged_line_inside_the_dataset_is_an_error_naming_it(finished, tmp_p
         assert result.exit_code == 2, (args, result.output)
         assert f"{dataset}, line 4: not valid JSON" in result.output
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_a_rerun_in_another_format_leaves_one_data_set(replay_config, tmp_path):
+    run(replay_config(**{"output.format": "parquet", "budget.fraction": 0.5}))
+    again = run(replay_config(**{"output.format": "messages"}))
+    assert not (again.run_dir / "dataset.parquet").exists()  # else readers took the first run's data set
+    result = runner.invoke(app, ["export", str(again.run_dir), "--out", str(tmp_path / "x.jsonl"), "--near-duplicates",
+                                 "1"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["pairs_in"] == len(again.pairs)

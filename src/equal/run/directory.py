@@ -86,8 +86,9 @@ def claim_run_dir(path: Path) -> None:
                               "directory you can write to") from None
         if others and not _made_by_older_equal(path):
             shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+            where = str(path) if path.is_absolute() else f"{path} ({path.resolve()})"
             raise ConfigError(
-                f"output.dir (--out) {path} is not empty and is not an equal run directory (it holds {shown}); "
+                f"output.dir (--out) {where} is not empty and is not an equal run directory (it holds {shown}); "
                 "a run would overwrite files there. Give --out an empty or new directory. If it is a run "
                 f"directory of an older equal, mark it as one with `touch {path / MARKER}` and run again"
             )

@@ -9,6 +9,7 @@ from equal.corpus.readers import read_records
 from equal.errors import InputError
 from equal.records import QAPair
 from equal.stats import Stats
+from equal.text import sanitize_value
 
 # Field pairs accepted for (question, answer), tried in order.
 _FIELD_PAIRS = (("question", "answer"), ("prompt", "output"), ("prompt", "completion"),
@@ -45,18 +46,23 @@ def read_reference(
         fmt: file format or ``auto``.
         min_examples: refuse a set with fewer usable examples than this.
         limit: keep at most this many examples (in file order).
-        stats: receives ``reference_read`` and ``reference_skipped``.
+        stats: receives ``reference_read``, ``reference_skipped`` and the repairs
+            of examples whose text held lone surrogates or NULs
+            (``repaired_surrogates``, ``repaired_nul``; see :mod:`equal.text`).
 
     Raises:
         InputError: the file is unreadable or holds fewer than ``min_examples`` pairs.
     """
     stats = stats if stats is not None else Stats()
     pairs: list[QAPair] = []
-    for i, record in enumerate(read_records(path, fmt, stats)):
+    for i, raw in enumerate(read_records(path, fmt, stats)):
+        record, repairs = sanitize_value(raw)
         pair = pair_from_record(record)
         if pair is None:
             stats.inc("reference_skipped")
             continue
+        for name in sorted(repairs):
+            stats.inc(name)
         pair.document_id = str(record.get("id", i))
         pairs.append(pair)
         if limit is not None and len(pairs) >= limit:

@@ -9,6 +9,7 @@ from typing import Any
 
 from equal.llm.base import ChatRequest
 from equal.records import Document, QAPair
+from equal.text import sanitize
 
 
 def pairs_schema(max_pairs: int | None = None) -> dict[str, Any]:
@@ -67,27 +68,36 @@ _ANSWER_KEYS = ("answer", "a", "output", "response", "solution")
 
 @dataclass(slots=True)
 class ParseResult:
-    """Pairs found in one LLM answer; ``ok`` is False when the answer was not the JSON asked for."""
+    """Pairs found in one LLM answer; ``ok`` is False when the answer was not the JSON asked for.
+
+    ``repairs`` holds the counters to add to the run's stats when the answer
+    held text that UTF-8 cannot encode (``{"repaired_surrogates": 1}``) or NUL
+    characters (``{"repaired_nul": 1}``): the pairs are already clean.
+    """
 
     pairs: list[tuple[str, str]]
     ok: bool
     error: str = ""
     salvaged: bool = field(default=False)
+    repairs: dict[str, int] = field(default_factory=dict)
 
 
-def _pick(obj: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+def _pick(obj: dict[str, Any], keys: tuple[str, ...], repairs: set[str]) -> str | None:
     for key in keys:
         value = obj.get(key)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
+        if isinstance(value, str):
+            clean, fixed = sanitize(value)  # escapes such as "\ud800" only appear once parsed
+            if clean.strip():
+                repairs |= fixed
+                return clean.strip()
     return None
 
 
-def _pairs_from(value: Any, max_chars: int) -> list[tuple[str, str]]:
+def _pairs_from(value: Any, max_chars: int, repairs: set[str]) -> list[tuple[str, str]]:
     if isinstance(value, dict):
         for key in ("pairs", "qa_pairs", "questions", "data", "items"):
             if isinstance(value.get(key), list):
-                return _pairs_from(value[key], max_chars)
+                return _pairs_from(value[key], max_chars, repairs)
         value = [value]
     if not isinstance(value, list):
         return []
@@ -95,13 +105,13 @@ def _pairs_from(value: Any, max_chars: int) -> list[tuple[str, str]]:
     for item in value:
         if not isinstance(item, dict):
             continue
-        q, a = _pick(item, _QUESTION_KEYS), _pick(item, _ANSWER_KEYS)
+        q, a = _pick(item, _QUESTION_KEYS, repairs), _pick(item, _ANSWER_KEYS, repairs)
         if q and a:
             out.append((q[:max_chars], a[:max_chars]))
     return out
 
 
-def _salvage(text: str, max_chars: int) -> list[tuple[str, str]]:
+def _salvage(text: str, max_chars: int, repairs: set[str]) -> list[tuple[str, str]]:
     """Complete pair objects inside a broken (e.g. truncated) JSON answer."""
     decoder = json.JSONDecoder()
     found = []
@@ -110,8 +120,8 @@ def _salvage(text: str, max_chars: int) -> list[tuple[str, str]]:
             obj, _ = decoder.raw_decode(text, match.start())
         except (json.JSONDecodeError, RecursionError):
             continue
-        if isinstance(obj, dict) and _pick(obj, _QUESTION_KEYS) and _pick(obj, _ANSWER_KEYS):
-            found.extend(_pairs_from(obj, max_chars))
+        if isinstance(obj, dict) and _pick(obj, _QUESTION_KEYS, set()) and _pick(obj, _ANSWER_KEYS, set()):
+            found.extend(_pairs_from(obj, max_chars, repairs))
     return list(dict.fromkeys(found))
 
 
@@ -120,25 +130,35 @@ def parse_pairs(text: str, *, max_pairs: int = 32, max_chars: int = 8000) -> Par
 
     Accepts ``{"pairs": [...]}``, a bare list of pair objects, or one pair
     object, optionally inside a Markdown code fence. From broken JSON it
-    salvages the complete pair objects and reports ``ok=False``.
+    salvages the complete pair objects and reports ``ok=False``. Every pair
+    comes out encodable as UTF-8: lone surrogates (raw or escaped) become
+    U+FFFD and NULs are dropped, reported in ``repairs`` (see :mod:`equal.text`).
+    Parsing a cached answer repairs it the same way on every read.
     """
+    repairs: set[str] = set()
+
+    def result(pairs: list[tuple[str, str]], ok: bool, error: str = "", salvaged: bool = False) -> ParseResult:
+        return ParseResult(pairs, ok=ok, error=error, salvaged=salvaged, repairs=dict.fromkeys(sorted(repairs), 1))
+
     try:
         if not isinstance(text, str) or not text.strip():
             return ParseResult([], ok=False, error="empty answer")
+        text, fixed = sanitize(text)
+        repairs |= fixed
         cleaned = _FENCE.sub("", text.strip())
         try:
             value = json.loads(cleaned)
         except (json.JSONDecodeError, RecursionError) as exc:
-            pairs = _salvage(cleaned, max_chars)[:max_pairs]
-            return ParseResult(pairs, ok=False, error=f"invalid JSON: {exc}", salvaged=bool(pairs))
-        pairs = _pairs_from(value, max_chars)
+            pairs = _salvage(cleaned, max_chars, repairs)[:max_pairs]
+            return result(pairs, ok=False, error=f"invalid JSON: {exc}", salvaged=bool(pairs))
+        pairs = _pairs_from(value, max_chars, repairs)
         if not pairs:
             items = value.get("pairs") if isinstance(value, dict) else value
             if not (isinstance(items, list) and not items):  # only an empty list is a valid "none"
-                return ParseResult([], ok=False, error="JSON without a usable question-answer pair")
-        return ParseResult(pairs[:max_pairs], ok=True)
+                return result([], ok=False, error="JSON without a usable question-answer pair")
+        return result(pairs[:max_pairs], ok=True)
     except Exception as exc:  # the parser must never take a run down
-        return ParseResult([], ok=False, error=f"parser error: {type(exc).__name__}: {exc}")
+        return result([], ok=False, error=f"parser error: {type(exc).__name__}: {exc}")
 
 
 class ExtractionTask:

@@ -4,6 +4,13 @@ Each reader yields plain records (dicts); :func:`read_documents` turns them
 into :class:`~equal.records.Document` passages. Bad records never stop a
 read: each one is skipped and counted with its reason in ``stats``
 (``skipped_corrupt_line``, ``skipped_missing_field``, ``skipped_empty``, ...).
+
+Memory stays bounded whatever a file holds: a JSONL or CSV line and a text
+file are read at most ``max_record_bytes`` at a time, and a longer one is
+skipped as ``skipped_too_long`` while the rest of it is read on in small
+chunks and dropped (a file without a single newline included). Only regular
+files and folders are read: a pipe, a device such as ``/dev/zero`` or a socket
+could never be read twice, or never ends.
 """
 
 from __future__ import annotations
@@ -12,16 +19,17 @@ import csv
 import hashlib
 import json
 import logging
-import sys
+import stat
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from equal.corpus.passages import split_passages
 from equal.errors import InputError
 from equal.records import Document
 from equal.stats import Stats
+from equal.text import sanitize, sanitize_value
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +44,26 @@ _SUFFIX_FORMATS = {
     ".md": "text",
 }
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
+
+#: The longest record read (a JSONL line, a CSV line or field, a text file) when no document limit is set.
+DEFAULT_MAX_RECORD_BYTES = 64 * 2**20
+#: The most bytes one character of text can take in a JSONL line: an escaped pair of surrogates.
+MAX_BYTES_PER_CHAR = len(r"\ud83d\ude00")
+#: Room in a record for the fields beside its text (id, label, stored pairs).
+RECORD_SLACK_BYTES = 16 * 2**20
+_DRAIN_CHUNK = 2**20  # the rest of an over-long line is read on and dropped this many bytes at a time
+
+
+def max_record_bytes(max_document_chars: int | None) -> int:
+    """The longest record worth reading for documents of at most ``max_document_chars`` characters.
+
+    A text of ``n`` characters takes at most ``12 n`` bytes in a JSONL line
+    (every character an escaped surrogate pair), plus room for the other
+    fields; without a limit, :data:`DEFAULT_MAX_RECORD_BYTES`.
+    """
+    if max_document_chars is None:
+        return DEFAULT_MAX_RECORD_BYTES
+    return MAX_BYTES_PER_CHAR * max_document_chars + RECORD_SLACK_BYTES
 
 
 def detect_format(path: Path) -> str:
@@ -53,9 +81,39 @@ def detect_format(path: Path) -> str:
     return fmt
 
 
-def _check_path(path: Path, fmt: str) -> None:
+def _file_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _check_kind(path: Path) -> None:
+    """Refuse standard input, pipes, devices and sockets: a run must be able to read its inputs again."""
+    if str(path) == "-":
+        raise InputError(
+            "reading from standard input ('-') is not supported: a run reads its inputs again when it "
+            "resumes; save the data to a file and give its path"
+        )
     if not path.exists():
         raise InputError(f"{path} does not exist; check the corpus/reference path")
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc}; check that the path is readable") from exc
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise InputError(
+            f"{path} is {_file_kind(mode)}, not a regular file or folder: it may never end and cannot be "
+            "read again when a run resumes; save the data to a file and give its path"
+        )
+
+
+def _check_path(path: Path, fmt: str) -> None:
     if path.is_dir() and fmt in ("jsonl", "parquet", "csv"):
         raise InputError(f"{path} is a folder but the format is {fmt}; give the file inside it, "
                          "or set the format to text (a folder of .txt/.md files) or hf (a saved dataset)")
@@ -67,9 +125,33 @@ def _check_path(path: Path, fmt: str) -> None:
             raise InputError(f"cannot read {path}: {exc}") from exc
 
 
-def _read_jsonl(path: Path, stats: Stats) -> Iterator[dict[str, Any]]:
+def _bounded_lines(f: IO[bytes], max_bytes: int) -> Iterator[bytes | None]:
+    """Each line of ``f``, or ``None`` for a line of more than ``max_bytes`` bytes.
+
+    The rest of an over-long line is read on in 1 MiB chunks and dropped, so at
+    most about ``max_bytes`` bytes are held whatever the file holds.
+    """
+    while True:
+        line = f.readline(max_bytes + 1)
+        if not line:
+            return
+        if len(line) > max_bytes and not line.endswith(b"\n"):
+            while True:
+                chunk = f.readline(_DRAIN_CHUNK)
+                if not chunk or chunk.endswith(b"\n"):
+                    break
+            yield None
+        else:
+            yield line
+
+
+def _read_jsonl(path: Path, stats: Stats, max_bytes: int) -> Iterator[dict[str, Any]]:
     with path.open("rb") as f:
-        for lineno, raw in enumerate(f, 1):
+        for lineno, raw in enumerate(_bounded_lines(f, max_bytes), 1):
+            if raw is None:
+                stats.inc("skipped_too_long")
+                logger.warning("%s:%d is longer than %d bytes; skipped without reading it", path, lineno, max_bytes)
+                continue
             if not raw.strip():
                 continue
             try:
@@ -89,7 +171,7 @@ def _read_jsonl(path: Path, stats: Stats) -> Iterator[dict[str, Any]]:
             yield record
 
 
-def _read_parquet(path: Path, stats: Stats) -> Iterator[dict[str, Any]]:
+def _read_parquet(path: Path, stats: Stats, max_bytes: int) -> Iterator[dict[str, Any]]:
     import pyarrow.parquet as pq
 
     try:
@@ -100,24 +182,90 @@ def _read_parquet(path: Path, stats: Stats) -> Iterator[dict[str, Any]]:
         yield from batch.to_pylist()
 
 
-def _read_csv(path: Path, stats: Stats) -> Iterator[dict[str, Any]]:
-    csv.field_size_limit(sys.maxsize)
+class _LineTooLong(Exception):
+    """A CSV line longer than the record limit (already read on to its end and dropped)."""
+
+
+class _BoundedTextLines:
+    """The lines of a text file (``newline=""``), raising :class:`_LineTooLong` for an over-long one.
+
+    An iterator object rather than a generator, so that the CSV reader can go
+    on with the next line after one was refused.
+    """
+
+    def __init__(self, f: IO[str], max_chars: int) -> None:
+        self._f = f
+        self._max = max_chars
+
+    def __iter__(self) -> _BoundedTextLines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._f.readline(self._max + 1)
+        if not line:
+            raise StopIteration
+        if len(line) > self._max and line[-1] not in "\r\n":
+            while True:
+                chunk = self._f.readline(_DRAIN_CHUNK)
+                if not chunk or chunk[-1] in "\r\n":
+                    break
+            raise _LineTooLong
+        return line
+
+
+def _read_csv(path: Path, stats: Stats, max_bytes: int) -> Iterator[dict[str, Any]]:
+    # the limit of one field, across the lines of a quoted field (the csv module's limit is global)
+    csv.field_size_limit(max_bytes)
     with path.open("r", encoding="utf-8", errors="strict", newline="") as f:
+        reader = csv.DictReader(_BoundedTextLines(f, max_bytes))
         try:
-            yield from csv.DictReader(f)
+            try:
+                _ = reader.fieldnames  # reads the header line
+            except (_LineTooLong, csv.Error) as exc:
+                raise InputError(f"the header line of {path} is not a CSV header of at most {max_bytes} "
+                                 "characters; check that the file is CSV") from exc
+            while True:
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    return
+                except _LineTooLong:
+                    stats.inc("skipped_too_long")
+                    logger.warning("%s: a line near line %d is longer than %d characters; skipped",
+                                   path, reader.line_num, max_bytes)
+                    continue
+                except csv.Error as exc:
+                    too_long = "field larger than field limit" in str(exc)
+                    stats.inc("skipped_too_long" if too_long else "skipped_corrupt_line")
+                    logger.warning("%s: the record near line %d is skipped: %s", path, reader.line_num, exc)
+                    continue
+                yield row
         except UnicodeDecodeError as exc:
             raise InputError(f"{path} is not UTF-8 text ({exc}); re-encode it as UTF-8") from exc
 
 
-def _read_text_folder(path: Path, stats: Stats) -> Iterator[dict[str, Any]]:
-    files = [path] if path.is_file() else sorted(
-        p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES
-    )
-    for file in files:
-        data = file.read_bytes()
-        if b"\x00" in data:
-            stats.inc("skipped_binary")
-            logger.warning("%s looks binary; skipped", file)
+def _text_files(path: Path, stats: Stats) -> list[Path]:
+    if path.is_file():
+        return [path]
+    files = []
+    for p in sorted(path.rglob("*")):
+        if p.suffix.lower() not in TEXT_SUFFIXES:
+            continue
+        if p.is_file():
+            files.append(p)
+        elif not p.is_dir():  # a pipe, device or socket, or a broken link, named like a text file
+            stats.inc("skipped_not_a_file")
+            logger.warning("%s is not a regular file; skipped", p)
+    return files
+
+
+def _read_text_folder(path: Path, stats: Stats, max_bytes: int) -> Iterator[dict[str, Any]]:
+    for file in _text_files(path, stats):
+        with file.open("rb") as f:
+            data = f.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            stats.inc("skipped_too_long")
+            logger.warning("%s is longer than %d bytes; skipped without reading it", file, max_bytes)
             continue
         try:
             text = data.decode("utf-8")
@@ -129,7 +277,7 @@ def _read_text_folder(path: Path, stats: Stats) -> Iterator[dict[str, Any]]:
         yield {"id": rel, "text": text, "path": rel}
 
 
-def _read_hf(path: Path, stats: Stats) -> Iterator[dict[str, Any]]:
+def _read_hf(path: Path, stats: Stats, max_bytes: int) -> Iterator[dict[str, Any]]:
     try:
         import datasets
     except ImportError as exc:
@@ -150,7 +298,8 @@ _READERS = {
 }
 
 
-def read_records(path: str | Path, fmt: str = "auto", stats: Stats | None = None) -> Iterator[dict[str, Any]]:
+def read_records(path: str | Path, fmt: str = "auto", stats: Stats | None = None, *,
+                 max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[dict[str, Any]]:
     """Yield the raw records of a corpus file or folder.
 
     Args:
@@ -158,20 +307,22 @@ def read_records(path: str | Path, fmt: str = "auto", stats: Stats | None = None
             (text files, or a dataset saved with ``datasets.save_to_disk``).
         fmt: one of ``auto``, ``jsonl``, ``parquet``, ``csv``, ``text``, ``hf``.
         stats: counters that receive skip reasons.
+        max_record_bytes: a longer JSONL line, CSV line or field, or text file is
+            skipped as ``skipped_too_long`` without being held in memory.
 
     Raises:
-        InputError: the path does not exist, cannot be read or has an unknown format.
+        InputError: the path does not exist, is standard input, a pipe, a device
+            or a socket, cannot be read or has an unknown format.
     """
     path = Path(path)
     stats = stats if stats is not None else Stats()
-    if not path.exists():
-        raise InputError(f"{path} does not exist; check the corpus/reference path")
+    _check_kind(path)
     fmt = detect_format(path) if fmt == "auto" else fmt
     if fmt not in _READERS:
         raise InputError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     _check_path(path, fmt)
     try:
-        yield from _READERS[fmt](path, stats)
+        yield from _READERS[fmt](path, stats, max_record_bytes)
     except OSError as exc:  # permissions, a vanished file, a disk error mid-read
         raise InputError(f"cannot read {path}: {exc}; check that the path is readable") from exc
 
@@ -182,12 +333,19 @@ def content_id(text: str) -> str:
 
 
 def looks_binary(text: str) -> bool:
-    """True when a decoded string is mostly control characters (a binary blob)."""
-    if "\x00" in text:
-        return True
+    """True when a decoded string is mostly control characters, NUL included (a binary blob).
+
+    A few stray NULs in real text do not make it binary: :func:`read_documents`
+    drops them and counts ``repaired_nul``.
+    """
     sample = text[:4096]
-    controls = sum(1 for ch in sample if unicodedata.category(ch) == "Cc" and ch not in "\n\r\t")
+    controls = sum(1 for ch in sample if ch not in "\n\r\t" and unicodedata.category(ch) == "Cc")
     return controls > 0.1 * len(sample)
+
+
+def _count(stats: Stats, repairs: set[str]) -> None:
+    for name in sorted(repairs):
+        stats.inc(name)
 
 
 def read_documents(
@@ -204,6 +362,14 @@ def read_documents(
 ) -> Iterator[Document]:
     """Read a corpus as passages ready to embed and extract.
 
+    Text is sanitised as it is read: lone surrogates become U+FFFD and NUL
+    characters are dropped, in the text, the id and the kept fields, and each
+    record repaired is counted (``repaired_surrogates``, ``repaired_nul``).
+    Record ids and passage ids (``{id}#p{index}``) share one namespace: a
+    record whose id, or one of whose passage ids, is already taken is skipped
+    as ``skipped_duplicate_id``, so every yielded ``Document.id`` is unique
+    and names one source.
+
     Args:
         path: corpus file or folder (see :func:`read_records`).
         text_field: the field that holds the document text.
@@ -212,23 +378,27 @@ def read_documents(
         max_passage_chars: split longer texts into passages on paragraph
             boundaries; ``None`` keeps each record whole.
         min_chars: texts shorter than this (after stripping) are skipped as empty.
-        max_document_chars: longer texts are skipped as ``skipped_too_long``.
+        max_document_chars: longer texts are skipped as ``skipped_too_long``;
+            records too big to hold such a text are skipped unread (see
+            :func:`max_record_bytes`).
         keep_fields: record fields copied into ``Document.metadata``.
-        stats: counters that receive ``documents_read``, ``passages`` and skip reasons.
+        stats: counters that receive ``documents_read``, ``passages``, skip reasons and repairs.
 
     Yields:
         One :class:`Document` per passage, in corpus order.
     """
     stats = stats if stats is not None else Stats()
     path = Path(path)
-    if fmt == "auto" and path.exists():
+    if fmt == "auto":
+        _check_kind(path)  # a device or pipe is named as such, not as a file of unknown format
         fmt = detect_format(path)
     if fmt == "text" and id_field is None:
         id_field = "id"  # text files are named by their relative path
-    seen: set[str] = set()
+    seen: set[str] = set()  # source ids
+    taken: set[str] = set()  # every Document.id yielded: record ids and passage ids alike
     found_field = False
     n_records = 0
-    for record in read_records(path, fmt, stats):
+    for record in read_records(path, fmt, stats, max_record_bytes=max_record_bytes(max_document_chars)):
         n_records += 1
         if text_field not in record:
             stats.inc("skipped_missing_field")
@@ -249,23 +419,45 @@ def read_documents(
         if looks_binary(text):
             stats.inc("skipped_binary")
             continue
+        text, repairs = sanitize(text)
+        if len(text.strip()) < min_chars:
+            stats.inc("skipped_empty")
+            continue
         if id_field:
             raw_id = record.get(id_field)
             if raw_id is None or raw_id == "":
                 stats.inc("skipped_missing_id")
                 continue
-            source_id = str(raw_id)
+            source_id, id_repairs = sanitize(str(raw_id))
+            repairs |= id_repairs
+            if not source_id:
+                stats.inc("skipped_missing_id")
+                continue
         else:
             source_id = content_id(text)
-        if source_id in seen:
+        if source_id in seen or source_id in taken:
             stats.inc("skipped_duplicate_id")
+            logger.warning("the id %r is already taken by an earlier record or passage; skipped", source_id)
+            continue
+        passages = [text.strip()] if max_passage_chars is None else split_passages(text, max_passage_chars)
+        ids = [source_id] if len(passages) == 1 else [f"{source_id}#p{i}" for i in range(len(passages))]
+        clash = next((pid for pid in ids if pid in taken), None)
+        if clash is not None:
+            stats.inc("skipped_duplicate_id")
+            logger.warning("the record %r is split into passages, and the passage id %r is already the id of "
+                           "an earlier record; skipped (give that record another id to keep both)",
+                           source_id, clash)
             continue
         seen.add(source_id)
+        taken.update(ids)
+        metadata: dict[str, Any] = {}
+        for key in keep_fields:
+            if key in record:
+                metadata[key], field_repairs = sanitize_value(record[key])
+                repairs |= field_repairs
+        _count(stats, repairs)
         stats.inc("documents_read")
-        metadata = {k: record[k] for k in keep_fields if k in record}
-        passages = [text.strip()] if max_passage_chars is None else split_passages(text, max_passage_chars)
-        for i, passage in enumerate(passages):
-            pid = source_id if len(passages) == 1 else f"{source_id}#p{i}"
+        for pid, passage in zip(ids, passages):
             stats.inc("passages")
             yield Document(id=pid, text=passage, source_id=source_id, metadata=dict(metadata))
     if n_records and not found_field:

@@ -526,3 +526,23 @@ def test_a_writer_that_needs_a_path_gets_the_same_guarantees(tmp_path):
         raise OSError("IOError: No space left on device")  # what pyarrow raises
     np.testing.assert_array_equal(np.load(out), np.ones(3, dtype=np.float32))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["centroids.npy"]
+
+
+def test_a_run_on_a_zeroed_store_warns_and_selects_what_a_sound_store_gives(replay_config, tmp_path, caplog):
+    """Zeroed vectors under a valid header used to make a run finish quietly with other selections."""
+    from equal import run
+
+    def selected(run_dir: Path) -> list[str]:
+        return [json.loads(line)["document_id"] for line in (run_dir / "documents.jsonl").read_text().splitlines()]
+
+    cache = tmp_path / "shared-cache"
+    run(replay_config(**{"extraction.cache_dir": str(cache), "output.dir": str(tmp_path / "a")}))
+    gc.collect()
+    store = next(cache.glob("documents-*.npy"))
+    with store.open("r+b") as f:
+        f.seek(128)  # the header of a 2-d float32 .npy
+        f.write(b"\x00" * (store.stat().st_size - 128))
+    with caplog.at_level(logging.WARNING):
+        run(replay_config(**{"extraction.cache_dir": str(cache), "output.dir": str(tmp_path / "b")}))
+    assert any(str(store) in r.getMessage() and "damaged" in r.getMessage() for r in caplog.records)
+    assert selected(tmp_path / "a") == selected(tmp_path / "b")

@@ -63,7 +63,7 @@ def test_an_answer_that_stays_garbled_gives_up_on_that_document_only():
         llm = _llm(server, stats, concurrency=1, max_retries=2)
         out = LLMExtractor(llm, ExtractionTask(), stats=stats).extract(_docs(3))
     assert [bool(e.pairs) for e in out] == [False, True, True]
-    assert "malformed_responses" in out[0].generation.metadata["error"]
+    assert "malformed_responses" in out[0].generation.error and out[0].generation.failed
     assert stats.get("llm_failed_requests") == 1 and stats.get("llm_calls") == 2
 
 

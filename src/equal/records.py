@@ -41,13 +41,25 @@ class QAPair:
 
 @dataclass(slots=True)
 class Generation:
-    """One LLM answer with its token usage."""
+    """One LLM answer with its token usage.
+
+    ``error`` is empty for an answer. A request that got no usable answer on
+    any retry yields a generation with an empty ``text`` and the reason in
+    ``error``: it is a failure, not an answer, and is never cached, so
+    running the same command again sends that request again.
+    """
 
     text: str
     tokens_in: int = 0
     tokens_out: int = 0
     cached: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+
+    @property
+    def failed(self) -> bool:
+        """Whether this is a failed request rather than an answer."""
+        return bool(self.error)
 
 
 @dataclass(slots=True)

@@ -2,7 +2,9 @@
 
 :class:`LLMExtractor` looks every request up in the response cache first
 and stores each new answer the moment it arrives, so a killed run never
-pays for the same call twice. :class:`ReplayExtractor` reads pairs already
+pays for the same call twice. A request that got no usable answer
+(``Generation.error``) is never stored, so running the same command again
+sends exactly those requests again. :class:`ReplayExtractor` reads pairs already
 stored with each document (what the released bandit script does), at zero
 LLM cost.
 """
@@ -10,13 +12,16 @@ LLM cost.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Protocol
 
 from equal.extraction.task import ExtractionTask, parse_pairs
-from equal.llm.base import LLM
+from equal.llm.base import LLM, ChatRequest, estimate_tokens, valid_token_count
 from equal.llm.cache import ResponseCache
 from equal.records import Document, Extraction, Generation, QAPair
 from equal.stats import Stats
+
+logger = logging.getLogger(__name__)
 
 
 class Extractor(Protocol):
@@ -30,7 +35,17 @@ class Extractor(Protocol):
 
 
 class LLMExtractor:
-    """Extraction with an LLM backend, through the response cache."""
+    """Extraction with an LLM backend, through the response cache.
+
+    A failed request (a generation with ``error`` set) gives its document an
+    extraction without pairs, with ``parse_ok`` false and the reason in
+    ``error``; it is not cached. A cached entry that is not a usable answer
+    (a failure stored by an older version, or token counts out of range) is
+    treated as a miss and sent again; these are counted as
+    ``llm_cache_entries_resent``. A cached answer that counts no prompt
+    tokens (stored by an older version from a server that reported no usage)
+    is charged the estimate the backend uses now.
+    """
 
     def __init__(self, llm: LLM, task: ExtractionTask, cache: ResponseCache | None = None,
                  stats: Stats | None = None) -> None:
@@ -39,6 +54,23 @@ class LLMExtractor:
         self.cache = cache
         self.stats = stats if stats is not None else Stats()
         self.name = llm.name
+
+    def _cached(self, key: str, request: ChatRequest) -> Generation | None:
+        cached = self.cache.get(key) if self.cache is not None else None
+        if cached is None:
+            return None
+        if not _usable(cached):
+            self.stats.inc("llm_cache_entries_resent")
+            return None
+        self.stats.inc("llm_cache_hits")
+        if cached.tokens_in == 0:
+            # no prompt is free: older versions stored 0 when the server reported no usage,
+            # which would let a resumed run spend past budget.tokens
+            prompt = "".join(str(m.get("content", "")) for m in request.messages)
+            cached.tokens_in = estimate_tokens(prompt)
+            cached.tokens_out = cached.tokens_out or estimate_tokens(cached.text)
+            cached.metadata["tokens_estimated"] = True
+        return cached
 
     def extract(self, documents: list[Document]) -> list[Extraction]:
         requests = [self.task.format_input(d) for d in documents]
@@ -49,33 +81,50 @@ class LLMExtractor:
         for i, key in enumerate(keys):
             if key in generations or key in pending:
                 continue  # the same request twice in one batch is sent once
-            cached = self.cache.get(key) if self.cache is not None else None
+            cached = self._cached(key, requests[i])
             if cached is not None:
                 generations[key] = cached
-                self.stats.inc("llm_cache_hits")
             else:
                 to_send.append(i)
                 pending.add(key)
 
         def keep(j: int, generation: Generation) -> None:
             generations[keys[to_send[j]]] = generation
-            if self.cache is not None:
-                self.cache.put(keys[to_send[j]], generation)
+            if self.cache is not None and _usable(generation):
+                self.cache.put(keys[to_send[j]], generation)  # a failure is never stored as an answer
 
         self.llm.generate([requests[i] for i in to_send], on_result=keep)
         out = []
+        failed: list[str] = []
         for document, key in zip(documents, keys):
             generation = generations[key]
+            if generation.failed:
+                failed.append(generation.error)
+                out.append(Extraction(document.id, [], generation, parse_ok=False,
+                                      error=f"no usable answer from the LLM: {generation.error}"))
+                continue
             pairs, parsed = self.task.format_output(document, generation.text)
             if not parsed.ok:
                 self.stats.inc("parse_failed")
                 if parsed.salvaged:
                     self.stats.inc("parse_salvaged")
             out.append(Extraction(document.id, pairs, generation, parse_ok=parsed.ok, error=parsed.error))
+        if failed:
+            logger.warning(
+                "%d of %d documents got no usable answer from %s (first: %s); they get no pairs in this run and "
+                "nothing was cached for them: running the same command again retries exactly those",
+                len(failed), len(documents), self.llm.name, failed[0])
         return out
 
     def close(self) -> None:
         self.llm.close()
+
+
+def _usable(generation: Generation) -> bool:
+    """Whether a generation is an answer that may be cached and reused (not a failure)."""
+    if generation.error or generation.metadata.get("error"):  # older versions cached failures with metadata["error"]
+        return False
+    return valid_token_count(generation.tokens_in) and valid_token_count(generation.tokens_out)
 
 
 class ReplayExtractor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -33,6 +34,26 @@ class ChatRequest:
         return hashlib.sha256(payload.encode()).hexdigest()
 
 
+#: The most tokens one call may count for its prompt or for its answer. A larger count
+#: reported by a server is a malformed answer, not a cost (it would also overflow the
+#: response cache's 64-bit integers).
+MAX_TOKENS_PER_CALL = 10**9
+
+#: Characters per token assumed when a server reports no usage: ``ceil(chars / 4)`` of the
+#: prompt and of the answer, the usual rule of thumb for English text and BPE tokenizers.
+CHARS_PER_TOKEN = 4
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens of ``text`` when the server does not say: ``ceil(len(text) / CHARS_PER_TOKEN)``."""
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+def valid_token_count(value: object) -> bool:
+    """Whether ``value`` is a token count that can be charged: an int in ``[0, MAX_TOKENS_PER_CALL]``."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKENS_PER_CALL
+
+
 #: Called with (index of the request, its generation) as soon as each answer arrives.
 OnResult = Callable[[int, Generation], None]
 
@@ -43,7 +64,10 @@ class LLM(Protocol):
     ``name`` identifies model and decoding settings for the response cache.
     ``generate`` returns one :class:`Generation` per request, in order, and
     calls ``on_result`` as each one arrives so callers can persist it at once.
-    It raises :class:`~equal.errors.BackendError` when retries are exhausted.
+    A request whose answer stays unusable while the server is up yields a
+    generation with ``error`` set (a failure: callers must not cache it); it
+    raises :class:`~equal.errors.BackendError` when the server itself keeps
+    failing after every retry.
     """
 
     name: str

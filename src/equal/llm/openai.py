@@ -3,11 +3,23 @@
 Requests run concurrently (an asyncio semaphore), each retried with
 exponential backoff and jitter on 429 (honouring ``Retry-After``), 5xx,
 timeouts, dropped connections, malformed or oversized bodies and empty
-choices. Every fault is counted in ``stats``. When the server itself stays
-unreachable the run stops with :class:`ServerUnavailable`; when only one
-answer stays garbled, that request gives up with an empty generation (its
-document gets no pairs, counted as ``llm_failed_requests``) and the run goes
-on. The API key is read from an environment variable and kept only in memory.
+choices. ``timeout_s`` bounds the whole request, from sending it to the
+last byte of the answer, so a server that trickles its answer is a timeout
+too. Every fault is counted in ``stats``. When the server itself stays
+unreachable the run stops with :class:`ServerUnavailable`; a redirect stops
+it at once with :class:`BackendError` (``base_url`` is wrong). When only one
+answer stays garbled, that request gives up with a failed generation
+(``Generation.error`` set, counted as ``llm_failed_requests``): its document
+gets no pairs in this run, the answer is not cached, and running the same
+command again sends that request again.
+
+Token usage is checked: ``usage`` that is not an object, or a count that is
+not an integer between 0 and :data:`MAX_TOKENS_PER_CALL`, makes the answer
+malformed (retried, counted). When the server reports no usage, tokens are
+estimated as ``ceil(characters / 4)`` of the prompt and of the answer
+(counted as ``llm_usage_missing``, with one warning), so ``budget.tokens``
+still holds. The API key is read from an environment variable and kept only
+in memory.
 """
 
 from __future__ import annotations
@@ -15,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import random
 from typing import Any
@@ -22,7 +35,14 @@ from typing import Any
 import httpx
 
 from equal.errors import BackendError, RateLimited, ServerUnavailable
-from equal.llm.base import ChatRequest, OnResult
+from equal.llm.base import (
+    CHARS_PER_TOKEN,
+    MAX_TOKENS_PER_CALL,
+    ChatRequest,
+    OnResult,
+    estimate_tokens,
+    valid_token_count,
+)
 from equal.records import Generation
 from equal.stats import Stats
 
@@ -60,7 +80,7 @@ class OpenAICompatibleLLM:
         api_key_env: environment variable holding the API key (optional for local servers).
         concurrency: requests in flight at once.
         max_retries: retries per request before giving up.
-        timeout_s: per-request timeout.
+        timeout_s: seconds one request may take, from sending it to the last byte of the answer.
         json_mode: ``schema`` (OpenAI ``json_schema``: vLLM, OpenAI), ``object_schema``
             (``json_object`` with a ``schema``: llama-cpp-python's server), ``object``
             (plain ``json_object``: Ollama, most APIs) or ``none``.
@@ -86,6 +106,7 @@ class OpenAICompatibleLLM:
         self.stats = stats if stats is not None else Stats()
         self.name = f"openai:{self.base_url}:{model}:{json_mode}"
         self._rng = random.Random(seed)
+        self._warned_usage = False
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
@@ -123,20 +144,27 @@ class OpenAICompatibleLLM:
             chunks.append(chunk)
         return b"".join(chunks)
 
+    async def _fetch(self, client: httpx.AsyncClient, request: ChatRequest) -> tuple[httpx.Response, bytes]:
+        async with client.stream("POST", f"{self.base_url}/chat/completions", json=self._body(request)) as response:
+            raw = await self._read_capped(response)
+        return response, raw
+
     async def _once(self, client: httpx.AsyncClient, request: ChatRequest) -> Generation:
         try:
-            async with client.stream("POST", f"{self.base_url}/chat/completions", json=self._body(request)) as response:
-                status = response.status_code
-                retry_after = _retry_after_seconds(response)
-                raw = await self._read_capped(response)
-        except httpx.TimeoutException as exc:
-            raise _Retryable("timeouts", f"timed out after {self.timeout_s}s") from exc
+            # httpx's timeout bounds each read; this bounds the whole request, so a server
+            # that sends one byte at a time cannot hold it forever
+            response, raw = await asyncio.wait_for(self._fetch(client, request), self.timeout_s)
+        except (asyncio.TimeoutError, httpx.TimeoutException) as exc:
+            raise _Retryable("timeouts", f"no complete answer within {self.timeout_s}s") from exc
         except httpx.TransportError as exc:
             raise _Retryable("connection_errors", f"{type(exc).__name__}: {exc}") from exc
+        status = response.status_code
         if status == 429:
-            raise _Retryable("http_429", "429 Too Many Requests", retry_after)
+            raise _Retryable("http_429", "429 Too Many Requests", _retry_after_seconds(response))
         if status >= 500:
-            raise _Retryable("http_5xx", f"HTTP {status}", retry_after)
+            raise _Retryable("http_5xx", f"HTTP {status}", _retry_after_seconds(response))
+        if 300 <= status < 400:
+            raise BackendError(self._redirect_advice(response))
         text_sample = raw[:300].decode("utf-8", "replace")
         if status in (401, 403):
             raise BackendError(
@@ -147,31 +175,68 @@ class OpenAICompatibleLLM:
                 f"{self.base_url} rejected the request (HTTP {status}): {text_sample}; "
                 "check extraction.model and extraction.json_mode"
             )
+        return self._parse(request, response, raw)
+
+    def _redirect_advice(self, response: httpx.Response) -> str:
+        """What to do about a 3xx: equal does not follow redirects (a POST would lose its body)."""
+        url = f"{self.base_url}/chat/completions"
+        location = response.headers.get("location")
+        if not location:
+            return (f"{url} answered HTTP {response.status_code} (a redirect) without a Location; "
+                    "set extraction.base_url to the URL the API is served at (for most servers it ends in /v1)")
+        try:
+            target = str(response.request.url.join(location))
+        except (httpx.InvalidURL, RuntimeError):
+            target = location
+        base = target.split("?", 1)[0].rstrip("/")
+        suggestion = (base.removesuffix("/chat/completions") if base.endswith("/chat/completions")
+                      else "the URL the API is served at (the part before /chat/completions)")
+        return (f"{url} redirects (HTTP {response.status_code}) to {target}; equal does not follow "
+                f"redirects: set extraction.base_url to {suggestion}")
+
+    def _parse(self, request: ChatRequest, response: httpx.Response, raw: bytes) -> Generation:
+        """The generation in a 2xx body, or :class:`_Retryable` saying what is wrong with it."""
+        sample = raw[:200].decode("utf-8", "replace")
         try:
             data = json.loads(raw)
-            choices = data["choices"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise _Retryable("malformed_responses", f"malformed response body: {text_sample[:200]!r}") from exc
+        except (ValueError, RecursionError) as exc:  # RecursionError: a body nested thousands deep
+            if "html" in response.headers.get("content-type", "") or sample.lstrip().startswith("<"):
+                raise _malformed("HTML, not JSON: is extraction.base_url the API's URL?", sample) from exc
+            raise _malformed("not JSON", sample) from exc
+        if not isinstance(data, dict) or "choices" not in data:
+            raise _malformed("no 'choices'", sample)
+        choices = data["choices"]
         if not choices:
             raise _Retryable("empty_choices", "the response has no choices")
-        try:
-            choice = choices[0]
-            text = choice["message"]["content"] or ""
-            if not isinstance(text, str):
-                raise TypeError("content is not a string")
-        except (KeyError, IndexError, TypeError) as exc:
-            raise _Retryable("malformed_responses", f"malformed response body: {text_sample[:200]!r}") from exc
-        usage = data.get("usage") or {}
-        if not usage:
+        choice = choices[0] if isinstance(choices, list) else None
+        if not isinstance(choice, dict):
+            raise _malformed("choices[0] is not an object", sample)
+        message = choice.get("message")
+        if not isinstance(message, dict) or "content" not in message:
+            raise _malformed("no choices[0].message.content", sample)
+        text = _content_text(message["content"])
+        if text is None:
+            raise _malformed("content is neither text nor a list of content parts", sample)
+        usage = data.get("usage")
+        if usage is not None and not isinstance(usage, dict):
+            raise _malformed("usage is not an object", sample)
+        tokens_in = _token_count(usage, "prompt_tokens", sample)
+        tokens_out = _token_count(usage, "completion_tokens", sample)
+        metadata: dict[str, Any] = {"finish_reason": choice.get("finish_reason"), "response_id": data.get("id")}
+        if tokens_in is None or tokens_out is None:
+            prompt = "".join(str(m.get("content", "")) for m in request.messages)
+            tokens_in = estimate_tokens(prompt) if tokens_in is None else tokens_in
+            tokens_out = estimate_tokens(text) if tokens_out is None else tokens_out
+            metadata["tokens_estimated"] = True
             self.stats.inc("llm_usage_missing")
+            if not self._warned_usage:
+                self._warned_usage = True
+                logger.warning("%s reports no token usage; counting ceil(characters / %d) of the prompt and "
+                               "of the answer instead, so tokens_in, tokens_out and budget.tokens are estimates",
+                               self.base_url, CHARS_PER_TOKEN)
         if choice.get("finish_reason") == "length":
             self.stats.inc("llm_truncated")
-        return Generation(
-            text=text,
-            tokens_in=int(usage.get("prompt_tokens") or 0),
-            tokens_out=int(usage.get("completion_tokens") or 0),
-            metadata={"finish_reason": choice.get("finish_reason"), "response_id": data.get("id")},
-        )
+        return Generation(text=text, tokens_in=tokens_in, tokens_out=tokens_out, metadata=metadata)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -201,8 +266,9 @@ class OpenAICompatibleLLM:
         if last.kind in CONTENT_FAULTS:
             # the server is up but this answer stays unusable: give up on this request only
             self.stats.inc("llm_failed_requests")
-            logger.warning("giving up on one request after %d tries: %s", self.max_retries + 1, last)
-            return Generation(text="", metadata={"error": f"{last.kind}: {last}"})
+            logger.warning("giving up on one request after %d tries (%s); its document gets no pairs now and "
+                           "is sent again when the same command runs again", self.max_retries + 1, last)
+            return Generation(text="", error=f"{last.kind}: {last}")
         advice = (f"{self.base_url} failed {self.max_retries + 1} times in a row ({last}); "
                   "check that the server is up, then run the same command again: the run resumes "
                   "and every answer already received is kept")
@@ -240,3 +306,46 @@ class OpenAICompatibleLLM:
     def close(self) -> None:
         pass
 
+
+
+def _malformed(what: str, sample: str) -> _Retryable:
+    return _Retryable("malformed_responses", f"malformed response body ({what}): {sample!r}")
+
+
+def _token_count(usage: dict[str, Any] | None, field: str, sample: str) -> int | None:
+    """``usage[field]`` as a checked token count; ``None`` when the server left it out."""
+    value = (usage or {}).get(field)
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)  # 12.0 is a count; 1e400 (inf), 1.5 and "lots" are not
+    if not valid_token_count(value):
+        shown = ("negative" if value < 0 else "over the limit") if isinstance(value, int) else repr(value)[:40]
+        raise _malformed(f"usage.{field} is {shown}, not a token count from 0 to {MAX_TOKENS_PER_CALL:,}", sample)
+    return int(value)
+
+
+def _content_text(content: object) -> str | None:
+    """The text of a message's ``content``: a string, ``null``, or a list of content parts.
+
+    Text parts (``{"type": "text", "text": ...}``) are concatenated; other parts (images,
+    refusals) are skipped. ``None`` when ``content`` has none of these forms.
+    """
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return None
+    texts = []
+    for part in content:
+        if isinstance(part, str):
+            texts.append(part)
+        elif isinstance(part, dict):
+            if part.get("type", "text") == "text":
+                if not isinstance(part.get("text"), str):
+                    return None
+                texts.append(part["text"])
+        else:
+            return None
+    return "".join(texts)

@@ -12,6 +12,9 @@ class Budget:
     server or from the response cache, so a resumed run makes the same
     decisions as an uninterrupted one. The token cap is checked after each
     round, so the last round may overshoot it by at most one round's tokens.
+    Tokens are what the backend counted: the server's ``usage``, checked to be
+    a count from 0 to 10**9, or an estimate from characters when the server
+    reports none, so no answer is ever free.
 
     Args:
         max_documents: documents (calls) allowed; ``None`` for no cap.
@@ -37,5 +40,12 @@ class Budget:
         return self.documents_left() <= 0 or (self.max_tokens is not None and self.tokens >= self.max_tokens)
 
     def charge(self, documents: int, tokens: int) -> None:
+        """Add what a batch cost.
+
+        Raises:
+            ValueError: on a negative amount; spending never gives budget back.
+        """
+        if documents < 0 or tokens < 0:
+            raise ValueError(f"cannot charge a negative cost ({documents} documents, {tokens} tokens)")
         self.documents += documents
         self.tokens += tokens

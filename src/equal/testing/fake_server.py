@@ -1,10 +1,11 @@
 """A scripted OpenAI-compatible chat server on loopback, for tests of the HTTP backend.
 
 It answers ``POST /v1/chat/completions`` with a function of the request,
-after playing any scripted faults first, and counts every request it saw
-(by prompt hash) so tests can check that nothing was sent twice. The
-reply's ``id`` is ``chatcmpl-<prompt hash>``, and ``in_flight`` holds the
-hashes of requests received but not yet answered.
+after playing any scripted faults first (or the fault ``fault_for`` picks
+for that request), and counts every request it saw (by prompt hash) so
+tests can check that nothing was sent twice. The reply's ``id`` is
+``chatcmpl-<prompt hash>``, and ``in_flight`` holds the hashes of requests
+received but not yet answered.
 """
 
 from __future__ import annotations
@@ -22,10 +23,20 @@ from typing import Any
 
 @dataclass
 class Fault:
-    """One scripted misbehaviour: ``status`` code (with optional ``retry_after``),
-    ``sleep`` seconds before answering (to force a client timeout), ``body`` to
-    send instead of a valid answer, ``oversized`` to send a valid answer padded
-    to that many bytes, or ``drop`` to close the connection unanswered."""
+    """One scripted misbehaviour.
+
+    Instead of a valid answer: ``status`` code (with optional ``retry_after``
+    and ``location`` headers), ``body`` sent as is (with ``content_type``),
+    or ``drop`` to close the connection unanswered. ``sleep`` seconds pass
+    before anything is sent (to force a client timeout).
+
+    Or a valid answer with a twist: ``oversized`` pads it to that many bytes,
+    ``content_parts`` sends the content as a list of text parts (the newer
+    OpenAI message format), ``usage`` replaces the ``usage`` object by this
+    raw JSON text (``"null"``, ``'"lots"'``, ``'{"prompt_tokens": 1e400}'``),
+    ``omit_usage`` leaves it out, and ``drip`` sends the body one byte at a
+    time, pausing that many seconds between bytes.
+    """
 
     status: int = 200
     retry_after: float | None = None
@@ -33,6 +44,12 @@ class Fault:
     body: str | None = None
     drop: bool = False
     oversized: int = 0
+    location: str | None = None
+    content_type: str = "application/json"
+    content_parts: bool = False
+    usage: str | None = None
+    omit_usage: bool = False
+    drip: float = 0.0
 
 
 def document_text(messages: list[dict[str, str]]) -> str:
@@ -55,18 +72,24 @@ class FakeOpenAIServer:
         answer: maps the request's messages to the content of the reply.
         faults: played in order, one per request, before normal answers resume.
         latency: seconds every normal answer waits, like a real model generating.
+        fault_for: once ``faults`` is used up, maps each request's messages to the
+            fault to play for it (``None``: a normal answer), so a test can make
+            chosen documents fail every time whatever the order of requests.
     """
 
     def __init__(self, answer: Callable[[list[dict[str, str]]], str] = default_answer,
-                 faults: list[Fault] | None = None, latency: float = 0.0) -> None:
+                 faults: list[Fault] | None = None, latency: float = 0.0,
+                 fault_for: Callable[[list[dict[str, str]]], Fault | None] | None = None) -> None:
         self.answer = answer
         self.faults = list(faults or [])
         self.latency = latency
+        self.fault_for = fault_for
         self.requests: Counter[str] = Counter()
         self.in_flight: set[str] = set()
         self.bodies: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self._lock = threading.Lock()
+        self._stopped = threading.Event()
         self._server: ThreadingHTTPServer | None = None
 
     @property
@@ -75,9 +98,11 @@ class FakeOpenAIServer:
             raise RuntimeError("server not started")
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
-    def _next_fault(self) -> Fault | None:
+    def _next_fault(self, messages: list[dict[str, str]]) -> Fault | None:
         with self._lock:
-            return self.faults.pop(0) if self.faults else None
+            if self.faults:
+                return self.faults.pop(0)
+        return self.fault_for(messages) if self.fault_for is not None else None
 
     def __enter__(self) -> FakeOpenAIServer:
         fake = self
@@ -104,8 +129,26 @@ class FakeOpenAIServer:
                     with fake._lock:
                         fake.in_flight.discard(key)
 
+            def _send(self, status: int, payload: bytes, fault: Fault | None) -> None:
+                self.send_response(status)
+                if fault is not None and fault.retry_after is not None:
+                    self.send_header("Retry-After", str(fault.retry_after))
+                if fault is not None and fault.location is not None:
+                    self.send_header("Location", fault.location)
+                self.send_header("Content-Type", fault.content_type if fault is not None else "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                if fault is None or not fault.drip:
+                    self.wfile.write(payload)
+                    return
+                for i in range(len(payload)):  # a slowloris answer: one byte, then a pause
+                    if fake._stopped.wait(fault.drip):
+                        return
+                    self.wfile.write(payload[i:i + 1])
+                    self.wfile.flush()
+
             def _answer(self, key: str, body: dict[str, Any], messages: list[dict[str, str]]) -> None:
-                fault = fake._next_fault()
+                fault = fake._next_fault(messages)
                 if fault is not None:
                     if fault.sleep:
                         time.sleep(fault.sleep)
@@ -114,32 +157,31 @@ class FakeOpenAIServer:
                         self.connection.shutdown(2)
                         return
                     if fault.status != 200 or fault.body is not None:
-                        payload = (fault.body or json.dumps({"error": "scripted"})).encode()
-                        self.send_response(fault.status)
-                        if fault.retry_after is not None:
-                            self.send_header("Retry-After", str(fault.retry_after))
-                        self.send_header("Content-Type", "application/json")
-                        self.send_header("Content-Length", str(len(payload)))
-                        self.end_headers()
-                        self.wfile.write(payload)
+                        payload = (fault.body if fault.body is not None else json.dumps({"error": "scripted"}))
+                        self._send(fault.status, payload.encode(), fault)
                         return
                 if fake.latency:
                     time.sleep(fake.latency)
                 content = fake.answer(messages)
                 if fault is not None and fault.oversized:
                     content += " " * fault.oversized
-                payload = json.dumps({
+                message: dict[str, Any] = {"role": "assistant", "content": content}
+                if fault is not None and fault.content_parts:
+                    half = len(content) // 2
+                    message["content"] = [{"type": "text", "text": content[:half]},
+                                          {"type": "text", "text": content[half:]}]
+                reply: dict[str, Any] = {
                     "id": f"chatcmpl-{key}", "object": "chat.completion", "model": body.get("model"),
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": content}}],
+                    "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
                     "usage": {"prompt_tokens": sum(len(m["content"].split()) for m in messages),
                               "completion_tokens": len(content.split())},
-                }).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                }
+                if fault is not None and (fault.omit_usage or fault.usage is not None):
+                    del reply["usage"]
+                text = json.dumps(reply)
+                if fault is not None and fault.usage is not None:
+                    text = text[:-1] + f', "usage": {fault.usage}}}'  # raw JSON: 1e400, 10**30 spelt out
+                self._send(200, text.encode(), fault)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
@@ -147,6 +189,7 @@ class FakeOpenAIServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stopped.set()  # ends any answer still dripping
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

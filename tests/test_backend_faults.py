@@ -1,0 +1,291 @@
+"""A misbehaving OpenAI-compatible server: every fault is retried, counted or reported, never cached.
+
+Each test plays one fault of a server on loopback that answers HTML with
+status 200, redirects, sends content as a list of parts, omits or garbles
+``usage``, nests its body thousands deep or drips its answer one byte at a
+time, and checks what the backend, the extractor and a whole run do.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+import zlib
+
+import pytest
+import yaml
+
+from conftest import make_corpus, make_reference
+from equal import run
+from equal.config import load_config
+from equal.errors import BackendError, ServerUnavailable
+from equal.extraction import ExtractionTask, LLMExtractor
+from equal.llm.cache import ResponseCache
+from equal.llm.openai import OpenAICompatibleLLM
+from equal.records import Document, Generation
+from equal.run.budget import Budget
+from equal.stats import Stats
+from equal.testing import FakeOpenAIServer, Fault, default_answer, document_text
+
+HTML = "<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>"
+
+
+def _llm(server, stats, **kw):
+    kw.setdefault("backoff_base_s", 0.01)
+    return OpenAICompatibleLLM(server.base_url, "fake-model", stats=stats, **kw)
+
+
+def _docs(n=3):
+    return [Document(id=f"d{i}", text=f"Document {i} says the answer is {i}.") for i in range(n)]
+
+
+def _extract(server, docs, stats, cache=None, **kw):
+    return LLMExtractor(_llm(server, stats, **kw), ExtractionTask(), cache, stats).extract(docs)
+
+
+# -- 1. a failed answer is never cached as an answer ------------------------------------------
+
+@pytest.mark.parametrize("fault", [
+    Fault(body=HTML, content_type="text/html"),  # a proxy's error page with status 200
+    Fault(body="{truncated"),
+    Fault(body=json.dumps({"choices": []})),
+], ids=["html-200", "truncated-json", "empty-choices"])
+def test_a_failed_answer_is_not_cached_and_the_same_command_retries_exactly_it(tmp_path, caplog, fault):
+    docs = _docs(3)
+
+    def d0_fails(messages):
+        return fault if "Document 0" in document_text(messages) else None
+
+    cache = ResponseCache(tmp_path / "responses.sqlite")
+    stats = Stats()
+    with FakeOpenAIServer(fault_for=d0_fails) as server:
+        with caplog.at_level(logging.WARNING):
+            out = _extract(server, docs, stats, cache, max_retries=1, concurrency=1)
+        assert [bool(e.pairs) for e in out] == [False, True, True]
+        assert out[0].error and not out[0].parse_ok and stats.get("llm_failed_requests") == 1
+        assert len(cache) == 2  # the two answers, not the failure
+        assert stats.get("parse_failed") == 0  # nothing was parsed: a failed request, counted as such
+        batch_warning = [r.getMessage() for r in caplog.records if "retries exactly those" in r.getMessage()]
+        assert len(batch_warning) == 1 and batch_warning[0].startswith("1 of 3 documents")
+
+        server.fault_for, before = None, len(server.bodies)  # the server is fixed
+        out = _extract(server, docs, Stats(), cache)
+        sent = [document_text(body["messages"]) for body in server.bodies[before:]]
+    cache.close()
+    assert sent == [docs[0].text]  # exactly the failed document, once
+    assert all(e.pairs and e.parse_ok for e in out)
+
+
+def test_a_failure_cached_by_an_older_version_is_sent_again(tmp_path):
+    docs = _docs(3)
+    task = ExtractionTask()
+    cache = ResponseCache(tmp_path / "responses.sqlite")
+    with FakeOpenAIServer() as server:
+        llm = _llm(server, Stats())
+        keys = [task.format_input(d).key(llm.name) for d in docs]
+        # what older versions stored: a failure with an empty text, and an answer with negative usage
+        cache.put(keys[0], Generation(text="", metadata={"error": "malformed_responses: malformed response body"}))
+        answer = default_answer(list(task.format_input(docs[1]).messages))
+        cache.put(keys[1], Generation(text=answer, tokens_in=-12_000_000, tokens_out=-60))
+        stats = Stats()
+        out = LLMExtractor(llm, task, cache, stats).extract(docs)
+        sent = sorted(document_text(body["messages"]) for body in server.bodies)
+    assert sent == [docs[0].text, docs[1].text, docs[2].text]
+    assert all(e.pairs for e in out) and stats.get("llm_cache_entries_resent") == 2
+    fresh = cache.get(keys[0])
+    cache.close()
+    assert fresh is not None and fresh.text and fresh.tokens_in > 0
+
+
+def test_content_as_a_list_of_text_parts_is_read():
+    stats = Stats()
+    with FakeOpenAIServer(fault_for=lambda messages: Fault(content_parts=True)) as server:
+        out = _extract(server, _docs(2), stats, max_retries=0)
+    assert all(e.parse_ok and len(e.pairs) == 1 for e in out)
+    assert "Document 1" in out[1].pairs[0].answer
+    assert stats.get("llm_malformed_responses") == 0 and stats.get("llm_failed_requests") == 0
+
+
+@pytest.mark.parametrize(("location", "advice"), [
+    ("https://api.example.com/v1/chat/completions", "set extraction.base_url to https://api.example.com/v1"),
+    ("/gateway/v1/chat/completions", "set extraction.base_url to http://127.0.0.1:{port}/gateway/v1"),
+    ("https://login.example.com/sso", "the part before /chat/completions"),
+], ids=["absolute", "relative", "elsewhere"])
+def test_a_redirect_stops_at_once_and_says_which_url_to_use(location, advice):
+    with FakeOpenAIServer(fault_for=lambda messages: Fault(status=302, location=location)) as server:
+        port = server.base_url.split(":")[2].split("/")[0]
+        with pytest.raises(BackendError) as info:
+            _extract(server, _docs(1), Stats(), max_retries=3)
+        assert server.total_requests == 1  # a config mistake: not retried
+    message = str(info.value)
+    assert "redirects (HTTP 302)" in message and advice.format(port=port) in message
+    assert "malformed" not in message
+
+
+def _run_config(tmp_path, base_url, **overrides):
+    corpus = make_corpus(tmp_path / "corpus.jsonl")
+    reference = make_reference(tmp_path / "reference.jsonl")
+    settings = {
+        "corpus.path": str(corpus), "corpus.id_field": "id", "reference.path": str(reference),
+        "embedding.model": "hashing-256", "clustering.k": 8, "seed": 3,
+        "extraction.extractor": "openai", "extraction.model": "fake", "extraction.base_url": base_url,
+        "extraction.max_retries": 0, "extraction.concurrency": 4, "extraction.timeout_s": 10,
+        "output.dir": str(tmp_path / "run"),
+    }
+    settings.update(overrides)
+    nested: dict = {}  # a YAML file, as a user writes it: overrides cannot set a key to null
+    for dotted, value in settings.items():
+        *parents, leaf = dotted.split(".")
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(nested))
+    return load_config(path)
+
+
+@pytest.mark.parametrize("one_in", [3, 1], ids=["a-third", "every-document"])
+def test_a_run_that_got_html_pages_resends_exactly_those_documents(tmp_path, one_in):
+    """A proxy answers some (or all) prompts with an HTML page: the run goes on, running it again fixes them."""
+    failed: set[str] = set()
+
+    def html_page(messages):
+        text = document_text(messages)
+        if zlib.crc32(text.encode()) % one_in:
+            return None
+        failed.add(text)
+        return Fault(body=HTML, content_type="text/html")
+
+    # random selection takes the same documents whatever the answers, so both runs pick the same ones
+    overrides = {"bandit.selection": "random", "budget.fraction": 0.2}
+    with FakeOpenAIServer(fault_for=html_page) as server:
+        config = _run_config(tmp_path, server.base_url, **overrides)
+        first = run(config)
+        first_sent = {document_text(body["messages"]) for body in server.bodies}
+        assert failed and failed <= first_sent and (failed == first_sent) == (one_in == 1)
+        assert first.stats["counters"]["llm_failed_requests"] == len(failed)
+
+        server.fault_for, before = None, len(server.bodies)  # the proxy is fixed; the same command again
+        second = run(config)
+        second_sent = [document_text(body["messages"]) for body in server.bodies[before:]]
+    texts = {json.loads(line)["text"]: json.loads(line)["id"] for line in (tmp_path / "corpus.jsonl").open()}
+    assert not {p.document_id for p in first.pairs} & {texts[t] for t in failed}
+    assert sorted(second_sent) == sorted(failed)  # exactly the failed documents, each once
+    assert {texts[t] for t in failed} <= {p.document_id for p in second.pairs}
+    assert len(second.pairs) == len(first.pairs) + len(failed)
+
+
+# -- 2. the token budget holds whatever the server reports ------------------------------------
+
+def test_missing_usage_is_estimated_from_characters_and_warned_once(caplog):
+    stats = Stats()
+    docs = _docs(3)
+    with caplog.at_level(logging.WARNING), \
+            FakeOpenAIServer(fault_for=lambda messages: Fault(omit_usage=True)) as server:
+        out = _extract(server, docs, stats)
+    task = ExtractionTask()
+    for document, extraction in zip(docs, out):
+        prompt = "".join(m["content"] for m in task.format_input(document).messages)
+        assert extraction.generation.tokens_in == math.ceil(len(prompt) / 4)
+        assert extraction.generation.tokens_out == math.ceil(len(extraction.generation.text) / 4) > 0
+    assert stats.get("llm_usage_missing") == 3
+    assert stats.get("tokens_in") == sum(e.generation.tokens_in for e in out)
+    assert len([r for r in caplog.records if "reports no token usage" in r.getMessage()]) == 1
+
+
+def test_negative_usage_is_a_malformed_answer_not_a_refund():
+    stats = Stats()
+    usage = json.dumps({"prompt_tokens": -12_000_000, "completion_tokens": -60})
+    with FakeOpenAIServer(faults=[Fault(usage=usage)]) as server:
+        out = _extract(server, _docs(1), stats, max_retries=2)
+    assert out[0].pairs and stats.get("llm_malformed_responses") == 1 and stats.get("llm_retries") == 1
+    assert out[0].generation.tokens_in > 0 and out[0].generation.tokens_out > 0
+
+
+def test_an_answer_cached_without_usage_by_an_older_version_is_charged_an_estimate(tmp_path):
+    docs = _docs(1)
+    task = ExtractionTask()
+    cache = ResponseCache(tmp_path / "responses.sqlite")
+    with FakeOpenAIServer() as server:
+        llm = _llm(server, Stats())
+        request = task.format_input(docs[0])
+        answer = default_answer(list(request.messages))
+        cache.put(request.key(llm.name), Generation(text=answer))  # 0 tokens: what a no-usage server left
+        out = LLMExtractor(llm, task, cache, Stats()).extract(docs)
+        assert server.total_requests == 0  # the answer is kept, not paid again
+    cache.close()
+    prompt = "".join(m["content"] for m in request.messages)
+    assert out[0].pairs and out[0].generation.tokens_in == math.ceil(len(prompt) / 4)
+    assert out[0].generation.tokens_out == math.ceil(len(answer) / 4)
+
+
+def test_a_budget_refuses_a_negative_charge():
+    budget = Budget(max_tokens=100)
+    with pytest.raises(ValueError, match="negative"):
+        budget.charge(1, -12_000_060)
+    assert budget.tokens == 0
+
+
+def test_a_token_budget_stops_a_run_whose_server_reports_no_usage(tmp_path):
+    # (the warm-up, 20 passages here, spends about 5,000 estimated tokens: the cap falls in the bandit rounds)
+    overrides = {"budget.fraction": None, "budget.tokens": 8000}
+    with FakeOpenAIServer(fault_for=lambda messages: Fault(omit_usage=True)) as server:
+        result = run(_run_config(tmp_path, server.base_url, **overrides))
+        calls = server.total_requests
+    summary = result.stats["summary"]
+    rounds = [json.loads(line) for line in (tmp_path / "run" / "rounds.jsonl").read_text().splitlines()]
+    assert summary["tokens_spent"] == rounds[-1]["tokens_spent"] >= 8000  # it stopped at the token cap...
+    assert len(rounds) >= 2 and rounds[-2]["tokens_spent"] < 8000  # ...in the first round that reached it
+    assert calls == summary["documents_extracted"] < 100  # of 200 passages
+
+
+# -- 6. a total deadline per request ----------------------------------------------------------
+
+def test_an_answer_dripped_one_byte_at_a_time_is_a_timeout_not_a_hang():
+    stats = Stats()
+    started = time.monotonic()
+    # each byte comes well within timeout_s, the whole answer would take about half a minute
+    with FakeOpenAIServer(faults=[Fault(drip=0.05)]) as server:
+        out = _extract(server, _docs(1), stats, timeout_s=0.5, max_retries=2)
+    assert time.monotonic() - started < 5
+    assert out[0].pairs and stats.get("llm_timeouts") == 1 and stats.get("llm_calls") == 1
+
+
+def test_a_server_that_always_drips_stops_the_run_with_advice():
+    started = time.monotonic()
+    with FakeOpenAIServer(fault_for=lambda messages: Fault(drip=0.05)) as server:
+        with pytest.raises(ServerUnavailable, match="run the same command again"):
+            _extract(server, _docs(1), Stats(), timeout_s=0.3, max_retries=1)
+    assert time.monotonic() - started < 5
+
+
+# -- 7. odd usage fields and deep bodies are malformed answers, never a crash ------------------
+
+DEEP = '{"choices": ' + "[" * 10_000 + "]" * 10_000 + "}"
+
+
+@pytest.mark.parametrize("fault", [
+    Fault(usage='"lots"'),
+    Fault(usage='[1, 2]'),
+    Fault(usage='{"prompt_tokens": "lots", "completion_tokens": 3}'),
+    Fault(usage='{"prompt_tokens": 1e400, "completion_tokens": 3}'),
+    Fault(usage='{"prompt_tokens": 12, "completion_tokens": ' + str(10**30) + "}"),
+    Fault(usage='{"prompt_tokens": 12.5, "completion_tokens": 3}'),
+    Fault(usage='{"prompt_tokens": -1, "completion_tokens": 3}'),
+    Fault(body=DEEP),
+], ids=["usage-string", "usage-list", "tokens-string", "tokens-1e400", "tokens-10e30", "tokens-fraction",
+        "tokens-negative", "body-nested-10000"])
+def test_odd_usage_or_a_deep_body_is_a_counted_malformed_answer(tmp_path, fault):
+    stats = Stats()
+    cache = ResponseCache(tmp_path / "responses.sqlite")
+    with FakeOpenAIServer(faults=[fault]) as server:
+        out = _extract(server, _docs(1), stats, cache, max_retries=2)
+        key = ExtractionTask().format_input(_docs(1)[0]).key(_llm(server, Stats()).name)
+    stored = cache.get(key)
+    cache.close()
+    assert out[0].pairs and stats.get("llm_malformed_responses") == 1 and stats.get("llm_calls") == 1
+    assert server.total_requests == 2
+    assert stored is not None and 0 < stored.tokens_in < 10**9 and 0 < stored.tokens_out < 10**9

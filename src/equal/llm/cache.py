@@ -91,7 +91,8 @@ class ResponseCache:
         path = self.path
         return CacheDamaged(
             f"the response cache {path} is damaged ({detail}). It holds LLM answers that were paid for, so equal "
-            f"neither repairs nor replaces it. To keep what can be saved, run "
+            f"neither repairs nor replaces it. To keep what can be saved, run (with the sqlite3 program, "
+            f"`apt-get install sqlite3`) "
             f"`sqlite3 {path} \".recover\" | sqlite3 {path}.recovered`, then move {path.name} (with its -wal and -shm "
             f"files, if any) out of {path.parent} and rename {path.name}.recovered to {path.name}; or move it out to "
             "start with an empty cache (its answers will be paid for again). Then run the same command again."
@@ -101,7 +102,8 @@ class ResponseCache:
         fault = sqlite_fault(exc)
         if fault == "full":
             raise disk_full(self.path.parent, f"the response cache {self.path.name} (every answer stored before "
-                                              "is kept; the one being stored is asked again next time)") from exc
+                                              "is kept; answers that could not be stored are asked again next "
+                                              "time)") from exc
         if fault == "damaged":
             raise self._damaged(str(exc)) from exc
         raise exc

@@ -289,3 +289,59 @@ def test_odd_usage_or_a_deep_body_is_a_counted_malformed_answer(tmp_path, fault)
     assert out[0].pairs and stats.get("llm_malformed_responses") == 1 and stats.get("llm_calls") == 1
     assert server.total_requests == 2
     assert stored is not None and 0 < stored.tokens_in < 10**9 and 0 < stored.tokens_out < 10**9
+
+
+# -- wiring: the warm-up obeys budget.tokens; a raw surrogate in the reply; `equal extract` -----
+
+def test_a_token_budget_smaller_than_the_warm_up_stops_inside_it(tmp_path):
+    # the 20-document warm-up costs about 3,000 tokens here; the cap is reached in its first batches
+    overrides = {"budget.fraction": None, "budget.tokens": 1000}
+    with FakeOpenAIServer() as server:
+        result = run(_run_config(tmp_path, server.base_url, **overrides))
+        calls = server.total_requests
+    summary, counters = result.stats["summary"], result.stats["counters"]
+    assert counters["warmup_cut_by_budget"] == 1
+    assert calls == summary["documents_extracted"] == summary["warmup_documents"] <= 16
+    assert 1000 <= summary["tokens_spent"] < 1000 + 8 * 200  # over by at most one batch of 8 documents
+
+
+def test_a_lone_surrogate_in_the_servers_reply_is_repaired_before_it_is_cached(tmp_path):
+    def answer(messages):
+        # a Python str holding U+D800: the server's JSON carries it as the escape \ud800
+        return '{"pairs": [{"question": "What is \ud800 here?", "answer": "' + document_text(messages)[:40] + '"}]}'
+
+    stats, cache = Stats(), ResponseCache(tmp_path / "responses.sqlite")
+    with FakeOpenAIServer(answer=answer) as server:
+        out = _extract(server, _docs(2), stats, cache=cache)
+        again = _extract(server, _docs(2), Stats(), cache=cache)
+        assert server.total_requests == 2  # the second time, both answers came from the cache
+    for extraction in out + again:
+        assert extraction.pairs and extraction.pairs[0].question == "What is \ufffd here?"
+        extraction.pairs[0].as_text().encode("utf-8")  # storable and embeddable
+    assert stats.get("repaired_surrogates") == 2
+
+
+def test_extract_all_writes_no_line_for_a_failed_answer_and_retries_it(tmp_path):
+    from equal.run.extract_all import extract_all
+
+    config = _run_config(tmp_path, "http://unused/v1", **{"corpus.limit": 12})
+    out = tmp_path / "extracted.jsonl"
+    broken: set[str] = set()
+
+    def html_for_some(messages):
+        text = document_text(messages)
+        if zlib.crc32(text.encode()) % 3:
+            return None
+        broken.add(text)
+        return Fault(body=HTML, content_type="text/html")
+
+    with FakeOpenAIServer(fault_for=html_for_some) as server:
+        config.extraction.base_url = server.base_url
+        first = extract_all(config, out)
+        written = {json.loads(line)["text"] for line in out.read_text().splitlines()}
+        assert broken and first["documents_failed"] == len(broken) and not written & broken
+        server.fault_for, before = None, len(server.bodies)
+        second = extract_all(config, out)
+        resent = {document_text(body["messages"]) for body in server.bodies[before:]}
+    assert resent == broken and "documents_failed" not in second
+    assert len(out.read_text().splitlines()) == 12

@@ -1,4 +1,4 @@
-"""`equal bench` end to end on a small synthetic benchmark (the CI-sized version of issue 7's benchmark)."""
+"""`equal bench` end to end on a small synthetic benchmark (the CI-sized version of docs/benchmarks.md)."""
 
 from __future__ import annotations
 

@@ -6,10 +6,9 @@ exactly what happened to each input (datatrove's ``stat_update`` idea).
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import Counter
-from pathlib import Path
+from collections.abc import Mapping
 
 
 class Stats:
@@ -31,15 +30,7 @@ class Stats:
         with self._lock:
             return dict(sorted(self._counts.items()))
 
-    def update(self, other: dict[str, int | float]) -> None:
+    def update(self, other: Mapping[str, int | float]) -> None:
         with self._lock:
             for k, v in other.items():
                 self._counts[k] += v  # type: ignore[assignment]
-
-    def save(self, path: Path, extra: dict | None = None) -> None:
-        data: dict = {"counters": self.as_dict()}
-        if extra:
-            data.update(extra)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-        tmp.replace(path)

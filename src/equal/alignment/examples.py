@@ -4,7 +4,7 @@ A document should lie close to the question-answer pairs extracted from it.
 Hard negatives are pairs of *other* documents that the current embedder
 already finds similar to the document: for each document, rank every pair of
 the pool by cosine similarity and draw ``n_negatives`` from ranks 2-200
-(1-based), never one of the document's own pairs (SPEC.md, section 3).
+(1-based), never one of the document's own pairs (docs/alignment.md).
 """
 
 from __future__ import annotations

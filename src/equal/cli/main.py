@@ -144,6 +144,15 @@ def _print_summary(stats: dict, dataset_path: Path) -> None:
         table.add_row("extracted by label", json.dumps(summary["extracted_by_label"]))
     table.add_row("dataset", str(dataset_path))
     Console().print(table)
+    _warn_failed(counters.get("llm_failed_requests", 0))
+
+
+def _warn_failed(failed: int) -> None:
+    """Say that some documents got no usable answer: nothing was cached for them, so a rerun retries them."""
+    if failed:
+        Console(stderr=True).print(
+            f"[yellow]{failed} request(s) got no usable answer from the LLM (see the log above); nothing was "
+            "cached for them: run the same command again to retry exactly those documents[/yellow]")
 
 
 @app.command("extract")
@@ -181,6 +190,7 @@ def extract_command(
         emit("result", output=str(out), counters=counters)
     else:
         typer.echo(json.dumps(counters))
+        _warn_failed(int(counters.get("documents_failed", 0)))
 
 
 @app.command("validate")

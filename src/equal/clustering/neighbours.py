@@ -6,7 +6,7 @@ Gaussians is::
 
     d_ij = ||mu_i - mu_j||^2 + sum_k (sigma_ik - sigma_jk)^2
 
-which is what the released script computes (see SPEC.md, section 5).
+which is what the released script computes (see docs/algorithm.md).
 """
 
 from __future__ import annotations

@@ -104,6 +104,7 @@ class LLMExtractor:
                                       error=f"no usable answer from the LLM: {generation.error}"))
                 continue
             pairs, parsed = self.task.format_output(document, generation.text)
+            self.stats.update(parsed.repairs)
             if not parsed.ok:
                 self.stats.inc("parse_failed")
                 if parsed.salvaged:
@@ -146,6 +147,7 @@ class ReplayExtractor:
             if value is None:
                 self.stats.inc("replay_missing_field")
             parsed = parse_pairs(text if value is not None else "[]")
+            self.stats.update(parsed.repairs)
             if not parsed.ok:
                 self.stats.inc("parse_failed")
             pairs = [QAPair(question=q, answer=a, document_id=document.id) for q, a in parsed.pairs]

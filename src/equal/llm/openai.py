@@ -45,6 +45,7 @@ from equal.llm.base import (
 )
 from equal.records import Generation
 from equal.stats import Stats
+from equal.text import sanitize
 
 logger = logging.getLogger(__name__)
 
@@ -217,6 +218,10 @@ class OpenAICompatibleLLM:
         text = _content_text(message["content"])
         if text is None:
             raise _malformed("content is neither text nor a list of content parts", sample)
+        # a JSON escape such as \ud800 decodes to a lone surrogate, which no cache or file could store
+        text, repairs = sanitize(text)
+        for repair in sorted(repairs):
+            self.stats.inc(repair)
         usage = data.get("usage")
         if usage is not None and not isinstance(usage, dict):
             raise _malformed("usage is not an object", sample)

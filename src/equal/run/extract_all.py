@@ -64,6 +64,10 @@ def extract_all(config: RunConfig, out_path: Path, *, progress: Progress | None 
             for start in range(0, len(todo), batch_size):
                 batch = todo[start:start + batch_size]
                 for doc, extraction in zip(batch, extractor.extract(batch)):
+                    if extraction.generation.failed:
+                        # no line: the passage stays to do, so the same command again retries it
+                        stats.inc("documents_failed")
+                        continue
                     row = passage_row(doc, extraction.pairs,
                                       extraction.generation.tokens_in + extraction.generation.tokens_out)
                     f.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -75,7 +79,7 @@ def extract_all(config: RunConfig, out_path: Path, *, progress: Progress | None 
         partial.unlink()
     finally:
         extractor.close()
-    stats.inc("documents_extracted", len(todo))
+    stats.inc("documents_extracted", len(todo) - int(stats.get("documents_failed")))
     return stats.as_dict()
 
 

@@ -1,6 +1,6 @@
 """The EQUAL run loop: the one place that knows every part.
 
-read -> embed -> warm-up extraction -> (alignment, see issue 3) -> cluster
+read -> embed -> warm-up extraction -> (alignment, docs/alignment.md) -> cluster
 -> neighbours -> bandit rounds (select, extract, embed pairs, OT reward,
 share) -> write dataset, stats and round log.
 
@@ -299,13 +299,17 @@ class EqualRun:
         extractions: list[Extraction] = []
         with self.progress.task("warm-up extraction", total=n_warm) as task:
             for start in range(0, n_warm, 8):  # small batches so progress moves
+                if self.budget.exhausted():  # budget.tokens can end the run inside the warm-up
+                    self.stats.inc("warmup_cut_by_budget")
+                    break
                 batch = warm_idx[start:start + 8]
                 extractions += self._extract([self.documents[i] for i in batch])
                 task.advance(len(batch))
-        return warm_idx, extractions, n_top
+        warm_idx = warm_idx[:len(extractions)]
+        return warm_idx, extractions, min(n_top, len(warm_idx))
 
     def _align(self, warm_idx: list[int], extractions: list[Extraction], doc_embeddings: np.ndarray) -> np.ndarray:
-        """Fine-tune the embedder on the warm-up pairs and re-embed the corpus with it (SPEC.md section 3).
+        """Fine-tune the embedder on the warm-up pairs and re-embed the corpus with it .
 
         A model already trained in this run directory is reused, never retrained.
         Returns the document embeddings to cluster.

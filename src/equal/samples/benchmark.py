@@ -1,4 +1,4 @@
-"""The benchmark corpus and its two reference sets, built from real text on disk (issue 7).
+"""The benchmark corpus and its two reference sets, built from real text on disk (docs/benchmarks.md).
 
 Corpus (``corpus.jsonl``, 3,047 records by default, read as 3,098 passages, each with a ``source``):
 

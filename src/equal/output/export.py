@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from equal.errors import InputError
-from equal.files import atomic_write_text
+from equal.files import atomic_file, atomic_write_text
 from equal.filters.decontamination import words
 from equal.output.formats import to_record
 from equal.records import QAPair
@@ -162,9 +162,8 @@ def export_pairs(pairs: list[QAPair], out: Path, fmt: str = "messages", provenan
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        tmp = out.with_name(out.name + ".tmp")
-        pq.write_table(pa.Table.from_pylist(flat), tmp)
-        tmp.replace(out)
+        with atomic_file(out) as tmp:
+            pq.write_table(pa.Table.from_pylist(flat), tmp)
         return out
     atomic_write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     if info is not None:

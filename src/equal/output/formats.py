@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from equal.errors import InputError
-from equal.files import atomic_write_text
+from equal.files import atomic_file, atomic_write_text
 from equal.records import QAPair
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,6 @@ def write_dataset(pairs: list[QAPair], out_dir: Path, fmt: str = "messages") -> 
     is removed, so the directory never holds two runs' data sets.
     """
     path = out_dir / f"dataset{SUFFIX[fmt]}"
-    tmp = path.with_name(path.name + ".tmp")
     records = [to_record(p, fmt) for p in pairs]
     if fmt == "parquet":
         import pyarrow as pa
@@ -57,8 +56,8 @@ def write_dataset(pairs: list[QAPair], out_dir: Path, fmt: str = "messages") -> 
         table = pa.Table.from_pylist(
             [{"messages": r["messages"], "provenance": json.dumps(r["provenance"])} for r in records]
         )
-        pq.write_table(table, tmp)
-        tmp.replace(path)
+        with atomic_file(path) as tmp:
+            pq.write_table(table, tmp)
     else:
         atomic_write_text(path, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
     for suffix in set(SUFFIX.values()) - {path.suffix}:

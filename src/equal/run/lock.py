@@ -8,6 +8,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from equal.errors import RunLocked
+from equal.files import atomic_write_text
 
 LOCK_NAME = ".equal.lock"
 
@@ -34,7 +35,7 @@ class RunDirLock:
                 f"another equal process (pid {owner}) is running in {self.run_dir}; wait for it to finish, "
                 "stop it, or give this run another output.dir (--out)"
             ) from None
-        self._owner.write_text(str(os.getpid()))
+        atomic_write_text(self._owner, str(os.getpid()))
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -32,7 +32,7 @@ from equal.embedding import Embedder, EmbeddingCache, SentenceTransformerEmbedde
 from equal.embedding.store import embed_to_store, store_path
 from equal.errors import ConfigError, InputError
 from equal.extraction.extractor import Extractor
-from equal.files import atomic_write_jsonl, atomic_write_text
+from equal.files import atomic_file, atomic_write_jsonl, atomic_write_text
 from equal.filters import NgramIndex
 from equal.output import write_dataset
 from equal.progress import NullProgress, Progress
@@ -545,10 +545,8 @@ class EqualRun:
                                  "label": doc.metadata.get(label_field) if label_field else None,
                                  "text": doc.text[:DOCUMENT_SNIPPET_CHARS]})
         atomic_write_jsonl(self.run_dir / "documents.jsonl", rows)
-        tmp = self.run_dir / "centroids.npy.tmp"
-        with tmp.open("wb") as f:
+        with atomic_file(self.run_dir / "centroids.npy") as tmp, tmp.open("wb") as f:
             np.save(f, clusters.centroids.astype(np.float32))
-        tmp.replace(self.run_dir / "centroids.npy")
 
     def _write_logs(self, arms: ClusterArms, summary: dict[str, Any]) -> None:
         atomic_write_jsonl(self.run_dir / "parse_failures.jsonl", self._failures)

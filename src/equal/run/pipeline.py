@@ -309,7 +309,7 @@ class EqualRun:
         return warm_idx, extractions, min(n_top, len(warm_idx))
 
     def _align(self, warm_idx: list[int], extractions: list[Extraction], doc_embeddings: np.ndarray) -> np.ndarray:
-        """Fine-tune the embedder on the warm-up pairs and re-embed the corpus with it .
+        """Fine-tune the embedder on the warm-up pairs and re-embed the corpus with it.
 
         A model already trained in this run directory is reused, never retrained.
         Returns the document embeddings to cluster.

@@ -2,8 +2,9 @@
 
 The driver keeps the response cache: each chunk's answers come back to it as
 soon as that chunk is done and are stored there, so a killed Ray run resumes
-like a local one. Workers send their counters (calls, tokens, faults) back
-with each chunk.
+like a local one. Workers send their backend's counters (faults, retries)
+back with each chunk; calls and tokens are counted by the driver's extractor
+as each answer comes back.
 """
 
 from __future__ import annotations

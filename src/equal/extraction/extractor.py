@@ -45,6 +45,11 @@ class LLMExtractor:
     ``llm_cache_entries_resent``. A cached answer that counts no prompt
     tokens (stored by an older version from a server that reported no usage)
     is charged the estimate the backend uses now.
+
+    Every answer the backend sends (not a failure, not a cache hit) is counted
+    here, whichever backend sent it and wherever it ran (in process or on Ray
+    actors): ``llm_calls`` and its ``tokens_in`` and ``tokens_out``. Backends
+    count only their own faults and retries.
     """
 
     def __init__(self, llm: LLM, task: ExtractionTask, cache: ResponseCache | None = None,
@@ -72,6 +77,12 @@ class LLMExtractor:
             cached.metadata["tokens_estimated"] = True
         return cached
 
+    def _count(self, generation: Generation) -> None:
+        """Count one answer the backend sent: the only place ``llm_calls`` and tokens are counted."""
+        self.stats.inc("llm_calls")
+        self.stats.inc("tokens_in", generation.tokens_in)
+        self.stats.inc("tokens_out", generation.tokens_out)
+
     def extract(self, documents: list[Document]) -> list[Extraction]:
         requests = [self.task.format_input(d) for d in documents]
         keys = [r.key(self.llm.name) for r in requests]
@@ -90,6 +101,8 @@ class LLMExtractor:
 
         def keep(j: int, generation: Generation) -> None:
             generations[keys[to_send[j]]] = generation
+            if not generation.failed:
+                self._count(generation)
             if self.cache is not None and _usable(generation):
                 self.cache.put(keys[to_send[j]], generation)  # a failure is never stored as an answer
 

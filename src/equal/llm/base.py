@@ -67,7 +67,9 @@ class LLM(Protocol):
     A request whose answer stays unusable while the server is up yields a
     generation with ``error`` set (a failure: callers must not cache it); it
     raises :class:`~equal.errors.BackendError` when the server itself keeps
-    failing after every retry.
+    failing after every retry. Every answer carries its token usage; a backend
+    counts its own faults and retries, not calls or tokens (the extractor
+    counts those once, for every backend).
     """
 
     name: str

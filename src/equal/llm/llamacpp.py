@@ -28,6 +28,7 @@ class LlamaCppLLM:
         n_threads: CPU threads (``None``: all cores).
         repeat_penalty: llama.cpp's repetition penalty.
         seed: sampling seed.
+        stats: counters of refused and truncated requests (calls and tokens are the extractor's).
     """
 
     def __init__(self, model_path: str | Path | None = None, *, n_ctx: int = 2048, n_threads: int | None = None,
@@ -88,9 +89,6 @@ class LlamaCppLLM:
         results = []
         for i, request in enumerate(requests):
             generation = self._one(request)
-            self.stats.inc("llm_calls")
-            self.stats.inc("tokens_in", generation.tokens_in)
-            self.stats.inc("tokens_out", generation.tokens_out)
             if on_result is not None:
                 on_result(i, generation)
             results.append(generation)

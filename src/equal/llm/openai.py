@@ -87,7 +87,7 @@ class OpenAICompatibleLLM:
             (plain ``json_object``: Ollama, most APIs) or ``none``.
         backoff_base_s, backoff_max_s: exponential backoff bounds.
         max_response_bytes: a longer body is cut off and counted as ``oversized_responses``.
-        stats: counters for calls, tokens and each kind of fault.
+        stats: counters of each kind of fault and retry (calls and tokens are the extractor's).
     """
 
     def __init__(self, base_url: str, model: str, *, api_key_env: str | None = "OPENAI_API_KEY",
@@ -264,9 +264,6 @@ class OpenAICompatibleLLM:
                 logger.warning("LLM request failed (%s); retry %d in %.1fs", exc, attempt + 1, delay)
                 await asyncio.sleep(delay)
                 continue
-            self.stats.inc("llm_calls")
-            self.stats.inc("tokens_in", generation.tokens_in)
-            self.stats.inc("tokens_out", generation.tokens_out)
             return generation
         if last.kind in CONTENT_FAULTS:
             # the server is up but this answer stays unusable: give up on this request only

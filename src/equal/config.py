@@ -6,14 +6,17 @@ configuration is saved as ``config.yaml`` in the run directory.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
 from equal.errors import ConfigError
 from equal.files import atomic_write_text
+
+logger = logging.getLogger(__name__)
 
 # faiss's k-means seed is a 32-bit signed C int, the narrowest of the seed's consumers
 # (numpy's default_rng: any integer >= 0; random.Random: any; torch.manual_seed: 64 bits;
@@ -134,26 +137,96 @@ class BudgetConfig(Strict):
         return self
 
 
-class ExtractionConfig(Strict):
-    """The LLM that writes question-answer pairs from documents, and how it is called."""
+_EXTRACTOR_HELP = ("local: the llama.cpp model; openai: an OpenAI-compatible server; replay: pairs stored in the "
+                   "corpus. Each takes its own keys below; a key of another extractor is an error.")
 
-    extractor: Literal["local", "openai", "replay"] = Field("local", description="local: the llama.cpp model; openai: an OpenAI-compatible server; replay: pairs stored in the corpus.")
-    replay_field: str = Field("qa_pairs", description="Field with a list of {question, answer} objects, for extractor=replay.")
-    model: str | None = Field(None, description="local: a GGUF path (unset: the packaged Qwen2.5-Coder-0.5B); openai: the model name.")
-    base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint, for extractor=openai.")
-    api_key_env: str | None = Field("OPENAI_API_KEY", description="Name of the environment variable holding the API key; the key itself is never stored.")
-    concurrency: int = Field(8, gt=0, description="Requests in flight at once (openai).")
-    max_retries: int = Field(5, ge=0, description="Retries on 429, 5xx, timeouts, dropped connections and malformed, empty or oversized answers.")
-    timeout_s: float = Field(120.0, gt=0, description="Seconds one request may take in all, from sending it to the last byte of the answer (openai); a slower request is a timeout, retried and counted as llm_timeouts.")
-    max_response_bytes: int = Field(1_000_000, gt=0, description="Answers larger than this are cut off and retried as faults (openai); after the last retry the document gets no pairs.")
+
+class ExtractionBase(Strict):
+    """What every extractor takes."""
+
+    extractor: str = Field("local", description=_EXTRACTOR_HELP)
+    cache_dir: Path | None = Field(None, description="Where LLM responses and embeddings are cached; unset: RUN_DIR/cache. Share it between runs to never pay twice.")
+
+
+class LLMExtractionBase(ExtractionBase):
+    """What both LLM backends take: the extraction prompt and its decoding."""
+
     max_tokens: int = Field(768, gt=0, description="Output tokens per extraction call.")
     max_pairs: int = Field(5, gt=0, description="Most pairs kept per passage; also the schema's maxItems, which stops small models from looping.")
     temperature: float = Field(0.0, ge=0, description="Sampling temperature; 0 makes extraction reproducible and cacheable.")
-    json_mode: Literal["schema", "object_schema", "object", "none"] = Field("schema", description="How structured output is requested (openai): schema = response_format json_schema (vLLM, OpenAI); object_schema = json_object with a schema (llama-cpp-python server); object = plain JSON mode (Ollama); none.")
+
+    @property
+    def ray_chunk_size(self) -> int:
+        """Requests per task when the backend runs on Ray actors."""
+        return 8
+
+
+class LocalExtractionConfig(LLMExtractionBase):
+    """A GGUF model run in process by llama-cpp-python."""
+
+    extractor: Literal["local"] = Field("local", description=_EXTRACTOR_HELP)
+    model: str | None = Field(None, description="A GGUF file; unset: the packaged Qwen2.5-Coder-0.5B.")
     n_ctx: int = Field(2048, gt=0, description="Context window of the local model.")
     n_threads: int | None = Field(None, gt=0, description="CPU threads of the local model (unset: all cores).")
-    cache_dir: Path | None = Field(None, description="Where LLM responses are cached; unset: RUN_DIR/cache. Share it between runs to never pay twice.")
 
+
+class OpenAIExtractionConfig(LLMExtractionBase):
+    """Any server that speaks OpenAI's chat completions (vLLM, llama.cpp's server, Ollama, hosted APIs)."""
+
+    extractor: Literal["openai"] = Field("openai", description=_EXTRACTOR_HELP)
+    model: str = Field(min_length=1, description="The model name the server serves, e.g. Qwen/Qwen2.5-7B-Instruct (required).")
+    base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint.")
+    api_key_env: str | None = Field("OPENAI_API_KEY", description="Name of the environment variable holding the API key; the key itself is never stored.")
+    concurrency: int = Field(8, gt=0, description="Requests in flight at once; on Ray, requests per actor task.")
+    max_retries: int = Field(5, ge=0, description="Retries on 429, 5xx, timeouts, dropped connections and malformed, empty or oversized answers.")
+    timeout_s: float = Field(120.0, gt=0, description="Seconds one request may take in all, from sending it to the last byte of the answer; a slower request is a timeout, retried and counted as llm_timeouts.")
+    max_response_bytes: int = Field(1_000_000, gt=0, description="Answers larger than this are cut off and retried as faults; after the last retry the document gets no pairs.")
+    json_mode: Literal["schema", "object_schema", "object", "none"] = Field("schema", description="How structured output is requested: schema = response_format json_schema (vLLM, OpenAI); object_schema = json_object with a schema (llama-cpp-python server); object = plain JSON mode (Ollama); none.")
+
+    @property
+    def ray_chunk_size(self) -> int:
+        """Requests per task when the backend runs on Ray actors: ``concurrency``."""
+        return max(1, self.concurrency)
+
+
+class ReplayExtractionConfig(ExtractionBase):
+    """Pairs already stored with each document: no LLM call."""
+
+    extractor: Literal["replay"] = Field("replay", description=_EXTRACTOR_HELP)
+    replay_field: str = Field("qa_pairs", description="Field with a list of {question, answer} objects (or its JSON text).")
+
+
+#: each ``extraction.extractor`` and the section it selects
+EXTRACTION_BACKENDS: dict[str, type[ExtractionBase]] = {
+    "local": LocalExtractionConfig, "openai": OpenAIExtractionConfig, "replay": ReplayExtractionConfig,
+}
+
+
+def _extractor_of(section: Any) -> str | None:
+    """The backend a section names (``local`` when it names none); None for a value that is no section."""
+    if isinstance(section, dict):
+        return section.get("extractor", "local")
+    return getattr(section, "extractor", None)
+
+
+#: ``extraction``: one strict section per backend, chosen by ``extraction.extractor``
+ExtractionConfig = Annotated[
+    Union[Annotated[LocalExtractionConfig, Tag("local")], Annotated[OpenAIExtractionConfig, Tag("openai")],
+          Annotated[ReplayExtractionConfig, Tag("replay")]],
+    Discriminator(_extractor_of),
+]
+
+
+def own_keys(backend: str) -> set[str]:
+    """The ``extraction`` keys only ``backend`` takes (a shared key such as ``cache_dir`` is nobody's own)."""
+    model = EXTRACTION_BACKENDS[backend]
+    parent = next(base for base in model.__mro__[1:] if issubclass(base, ExtractionBase))
+    return set(model.model_fields) - set(parent.model_fields)
+
+
+def backends_taking(key: str) -> list[str]:
+    """The backends whose ``extraction`` section has ``key``."""
+    return [name for name, model in EXTRACTION_BACKENDS.items() if key in model.model_fields]
 
 class DecontaminationConfig(Strict):
     """Remove extracted pairs that copy the reference set or an evaluation set."""
@@ -194,7 +267,7 @@ class RunConfig(Strict):
     warmup: WarmupConfig = Field(default_factory=WarmupConfig)
     alignment: AlignmentConfig = Field(default_factory=AlignmentConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
-    extraction: ExtractionConfig = Field(default_factory=ExtractionConfig)
+    extraction: ExtractionConfig = Field(default_factory=LocalExtractionConfig, description="The LLM that writes question-answer pairs from documents, and how it is called: one section per extraction.extractor.")
     decontamination: DecontaminationConfig = Field(default_factory=DecontaminationConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
@@ -208,15 +281,56 @@ class RunConfig(Strict):
             raise ConfigError(f"missing required setting: {', '.join(missing)}")
 
 
+def _format_error(err: Any) -> str:
+    """One line of a validation error, naming the key, as the user writes it."""
+    loc = [str(p) for p in err["loc"]]
+    backend = loc.pop(1) if len(loc) > 1 and loc[0] == "extraction" and loc[1] in EXTRACTION_BACKENDS else None
+    where = ".".join(loc) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        others = [b for b in backends_taking(loc[-1]) if b != backend] if backend and len(loc) == 2 else []
+        if others:
+            return (f"{where}: a key of extractor {' or '.join(others)}, not of {backend} (extraction.extractor); "
+                    f"remove it, or set extraction.extractor: {others[0]}")
+        return f"{where}: unknown key (check its spelling; see `equal run --help` or docs/configuration.md)"
+    if err["type"] == "missing":
+        field = EXTRACTION_BACKENDS[backend].model_fields.get(loc[-1]) if backend else None
+        about = f" for extractor {backend}: {field.description[:1].lower()}{field.description[1:]}" \
+            if field and field.description else ""
+        return f"{where}: required{about}"
+    if err["type"] == "union_tag_invalid":
+        return f"{where}.extractor: must be one of {', '.join(EXTRACTION_BACKENDS)}, not {err['ctx']['tag']!r}"
+    if err["type"] == "union_tag_not_found":
+        return f"{where}: must be a section of keys, not {err['input']!r}"
+    message = err["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}"
+
+
 def _format_validation_error(exc: ValidationError, source: str) -> str:
-    lines = [f"invalid configuration in {source}:"]
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            lines.append(f"  {where}: unknown key (check its spelling; see `equal run --help` or docs/configuration.md)")
-        else:
-            lines.append(f"  {where}: {err['msg']}")
-    return "\n".join(lines)
+    return "\n".join([f"invalid configuration in {source}:", *(f"  {_format_error(err)}" for err in exc.errors())])
+
+
+def _switch_extractor(data: dict[str, Any], extractor: Any) -> None:
+    """Drop the file's keys of its own extractor when an override names another one.
+
+    A flag such as ``--extractor openai`` on a file written for ``local`` starts the
+    new backend from its defaults: the keys only the file's extractor takes
+    (``model``, ``n_ctx``, ...) are left out, with a warning naming them. Shared keys
+    (``cache_dir``, ``max_tokens``, ...) are kept when the new extractor takes them;
+    every other key is checked against the new extractor as usual.
+    """
+    section = data.get("extraction")
+    before = _extractor_of(section)
+    if not isinstance(section, dict) or before == extractor or before not in EXTRACTION_BACKENDS \
+            or extractor not in EXTRACTION_BACKENDS:
+        return
+    new_keys = set(EXTRACTION_BACKENDS[extractor].model_fields)
+    dropped = [key for key in section if key != "extractor" and
+               (key in own_keys(before) or (key in EXTRACTION_BACKENDS[before].model_fields and key not in new_keys))]
+    for key in dropped:
+        del section[key]
+    if dropped:
+        logger.warning("extraction.extractor is %s, not the file's %s: its %s settings %s are not used",
+                       extractor, before, before, ", ".join(f"extraction.{key}" for key in dropped))
 
 
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -230,7 +344,10 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Load a YAML config and apply ``overrides`` (dotted keys, e.g. ``"budget.fraction"``).
+    """Load a YAML config and apply ``overrides`` (dotted keys, e.g. ``"budget.fraction"``; ``None`` is no override).
+
+    An override of ``extraction.extractor`` that names another extractor than the
+    file's leaves out the file's keys of its own extractor (see ``_switch_extractor``).
 
     Raises:
         ConfigError: the file is unreadable, not a mapping, or fails validation;
@@ -250,13 +367,32 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path} must hold a mapping of settings at the top level")
         data = loaded or {}
-    for dotted, value in (overrides or {}).items():
-        if value is not None:
-            _set_dotted(data, dotted, value)
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if "extraction.extractor" in overrides:
+        _switch_extractor(data, overrides["extraction.extractor"])
+    for dotted, value in overrides.items():
+        _set_dotted(data, dotted, value)
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc, source)) from None
+
+
+def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
+    """A ``config.yaml`` saved by an older equal, as this one saves it.
+
+    Before ``extraction`` had one section per extractor, every run saved the keys
+    of all three (``base_url`` beside ``extractor: local``); those of the other
+    extractors are left out. Anything else, unknown keys included, is kept, so it
+    is still checked. For reading saved run directories, not configs users write.
+    """
+    section = saved.get("extraction")
+    extractor = _extractor_of(section)
+    if not isinstance(section, dict) or extractor not in EXTRACTION_BACKENDS:
+        return saved
+    mine = EXTRACTION_BACKENDS[extractor].model_fields
+    others = {key for model in EXTRACTION_BACKENDS.values() for key in model.model_fields} - set(mine)
+    return {**saved, "extraction": {k: v for k, v in section.items() if k not in others}}
 
 
 def dump_config(config: RunConfig, path: Path) -> None:

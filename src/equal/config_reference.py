@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from equal.config import RunConfig
+from equal.config import EXTRACTION_BACKENDS, ExtractionBase, LLMExtractionBase, RunConfig, own_keys
 
 
 def _type_name(annotation: Any) -> str:
@@ -45,6 +45,40 @@ def _default(field: FieldInfo) -> str:
     return f"`{value}`"
 
 
+def _row(section: str, key: str, field: FieldInfo, type_name: str | None = None) -> str:
+    description = (field.description or "").replace("|", "\\|")
+    return f"| `{section}.{key}` | {type_name or _type_name(field.annotation)} | {_default(field)} | {description} |"
+
+
+def _table(section: str, model: type[BaseModel], keys: list[str]) -> list[str]:
+    return ["| key | type | default | meaning |", "|---|---|---|---|",
+            *(_row(section, key, model.model_fields[key]) for key in keys), ""]
+
+
+def _extraction(name: str, field: FieldInfo) -> list[str]:
+    """The extraction section: the keys every extractor takes, then one table per extractor."""
+    shared = list(ExtractionBase.model_fields)
+    lines = [f"## `{name}`", "",
+             f"{field.description or ''} A key of another extractor than the one set is an error that names the "
+             "extractor it belongs to. A flag that sets another extractor than the file's (`--extractor openai` on "
+             "a file written for `local`) leaves out the file's keys that only its own extractor takes, with a "
+             "warning naming them, and keeps the shared ones.", "",
+             "Every extractor takes:", "", "| key | type | default | meaning |", "|---|---|---|---|"]
+    for key in shared:
+        kinds = " \\| ".join(f"`{b}`" for b in EXTRACTION_BACKENDS) if key == "extractor" else None
+        lines.append(_row(name, key, ExtractionBase.model_fields[key], kinds))
+    llm = [b for b, model in EXTRACTION_BACKENDS.items() if issubclass(model, LLMExtractionBase)]
+    lines += ["", f"The LLM extractors ({', '.join(f'`{b}`' for b in llm)}) take:", "",
+              *_table(name, LLMExtractionBase, [k for k in LLMExtractionBase.model_fields if k not in shared])]
+    for backend, model in EXTRACTION_BACKENDS.items():
+        lines += [f"### `{name}.extractor: {backend}`", ""]
+        doc = model.__dict__.get("__doc__")
+        if doc:
+            lines += [inspect.cleandoc(doc), ""]
+        lines += _table(name, model, [key for key in model.model_fields if key in own_keys(backend)])
+    return lines
+
+
 def reference_markdown() -> str:
     """The whole reference page as Markdown."""
     lines = [
@@ -59,6 +93,9 @@ def reference_markdown() -> str:
     ]
     for name, field in RunConfig.model_fields.items():
         model = field.annotation
+        if name == "extraction":
+            lines += _extraction(name, field)
+            continue
         if not (inspect.isclass(model) and issubclass(model, BaseModel)):
             lines += [f"## `{name}`", "", f"{field.description or ''} Type {_type_name(model)}, default "
                       f"{_default(field)}.", ""]
@@ -67,9 +104,5 @@ def reference_markdown() -> str:
         doc = model.__dict__.get("__doc__")  # the section's own docstring, not BaseModel's
         if doc:
             lines += [inspect.cleandoc(doc), ""]
-        lines += ["| key | type | default | meaning |", "|---|---|---|---|"]
-        for key, sub in model.model_fields.items():
-            description = (sub.description or "").replace("|", "\\|")
-            lines.append(f"| `{name}.{key}` | {_type_name(sub.annotation)} | {_default(sub)} | {description} |")
-        lines.append("")
+        lines += _table(name, model, list(model.model_fields))
     return "\n".join(lines)

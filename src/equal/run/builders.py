@@ -1,12 +1,27 @@
-"""Turning config sections into the objects the run loop uses."""
+"""Turning config sections into the objects the run loop uses.
+
+Each kind of part is looked up in a registry keyed by the literal its config
+section takes (``extraction.extractor``, ``executor.kind``), so adding a
+backend is one entry, not another branch.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
-from equal.config import EmbeddingConfig, ExecutorConfig, ExtractionConfig
+from equal.config import (
+    EmbeddingConfig,
+    ExecutorConfig,
+    ExtractionBase,
+    ExtractionConfig,
+    LLMExtractionBase,
+    LocalExtractionConfig,
+    OpenAIExtractionConfig,
+    ReplayExtractionConfig,
+)
 from equal.embedding import Embedder, HashingEmbedder, SentenceTransformerEmbedder
 from equal.errors import ConfigError
 from equal.extraction import ExtractionTask, LLMExtractor, ReplayExtractor
@@ -16,16 +31,41 @@ from equal.llm.cache import ResponseCache
 from equal.stats import Stats
 
 
+def _hashing_embedder(config: EmbeddingConfig) -> Embedder:
+    dim = config.model.partition("-")[2]
+    return HashingEmbedder(int(dim) if dim else 256)
+
+
+def _sentence_embedder(config: EmbeddingConfig) -> Embedder:
+    return SentenceTransformerEmbedder(config.model, device=config.device, batch_size=config.batch_size,
+                                       max_length=config.max_length)
+
+
+#: ``embedding.model`` prefix -> builder; any other model is a sentence-transformers model
+EMBEDDERS: dict[str, Callable[[EmbeddingConfig], Embedder]] = {"hashing": _hashing_embedder}
+
+
 def build_embedder(config: EmbeddingConfig) -> Embedder:
     """The configured embedder, in this process.
 
     ``hashing`` or ``hashing-DIM`` selects the test embedder; anything else is sentence-transformers.
     """
-    if config.model.startswith("hashing"):
-        dim = config.model.partition("-")[2]
-        return HashingEmbedder(int(dim) if dim else 256)
-    return SentenceTransformerEmbedder(config.model, device=config.device, batch_size=config.batch_size,
-                                       max_length=config.max_length)
+    builder = EMBEDDERS.get(config.model.partition("-")[0], _sentence_embedder)
+    return builder(config)
+
+
+def _ray_embedder(factory: Callable[[], Embedder], name: str, executor: ExecutorConfig) -> Embedder:
+    from equal.distributed import RayEmbedder
+
+    return RayEmbedder(factory, name, address=executor.address, workers=executor.embed_workers,
+                       batch_size=executor.embed_batch_size, cpus_per_worker=executor.cpus_per_worker)
+
+
+#: ``executor.kind`` -> what embeds the whole corpus
+CORPUS_EMBEDDERS: dict[str, Callable[[Callable[[], Embedder], str, ExecutorConfig], Embedder]] = {
+    "local": lambda factory, name, executor: factory(),
+    "ray": _ray_embedder,
+}
 
 
 def corpus_embedder(factory: Callable[[], Embedder], name: str, executor: ExecutorConfig | None) -> Embedder:
@@ -33,46 +73,78 @@ def corpus_embedder(factory: Callable[[], Embedder], name: str, executor: Execut
 
     Only the corpus goes to the cluster; a pull's few pairs are embedded in the driver.
     """
-    if executor is None or executor.kind == "local":
-        return factory()
-    from equal.distributed import RayEmbedder
-
-    return RayEmbedder(factory, name, address=executor.address, workers=executor.embed_workers,
-                       batch_size=executor.embed_batch_size, cpus_per_worker=executor.cpus_per_worker)
+    executor = executor or ExecutorConfig()
+    return CORPUS_EMBEDDERS[executor.kind](factory, name, executor)
 
 
-def build_llm(config: ExtractionConfig, stats: Stats, seed: int) -> LLM:
-    """The backend of ``extraction.extractor`` (local or openai), counting into ``stats``."""
-    if config.extractor == "local":
-        from equal.llm.llamacpp import LlamaCppLLM
+def _local_llm(config: LocalExtractionConfig, stats: Stats, seed: int) -> LLM:
+    from equal.llm.llamacpp import LlamaCppLLM
 
-        return LlamaCppLLM(config.model, n_ctx=config.n_ctx, n_threads=config.n_threads, seed=seed, stats=stats)
-    if config.extractor == "openai":
-        from equal.llm.openai import OpenAICompatibleLLM
+    return LlamaCppLLM(config.model, n_ctx=config.n_ctx, n_threads=config.n_threads, seed=seed, stats=stats)
 
-        if not config.model:
-            raise ConfigError("extractor 'openai' needs extraction.model, the model name the server serves")
-        return OpenAICompatibleLLM(
-            config.base_url, config.model, api_key_env=config.api_key_env, concurrency=config.concurrency,
-            max_retries=config.max_retries, timeout_s=config.timeout_s, json_mode=config.json_mode,
-            max_response_bytes=config.max_response_bytes, stats=stats, seed=seed,
-        )
-    raise ConfigError(f"unknown extractor {config.extractor!r}")
+
+def _openai_llm(config: OpenAIExtractionConfig, stats: Stats, seed: int) -> LLM:
+    from equal.llm.openai import OpenAICompatibleLLM
+
+    return OpenAICompatibleLLM(
+        config.base_url, config.model, api_key_env=config.api_key_env, concurrency=config.concurrency,
+        max_retries=config.max_retries, timeout_s=config.timeout_s, json_mode=config.json_mode,
+        max_response_bytes=config.max_response_bytes, stats=stats, seed=seed,
+    )
+
+
+#: ``extraction.extractor`` -> its LLM backend (the extractors that call an LLM)
+LLMS: dict[str, Callable[[Any, Stats, int], LLM]] = {"local": _local_llm, "openai": _openai_llm}
+
+
+def build_llm(config: ExtractionBase, stats: Stats, seed: int) -> LLM:
+    """The backend of ``extraction.extractor`` (local or openai); it counts its faults into ``stats``.
+
+    Calls and tokens are counted by the extractor, once, wherever the backend runs.
+    """
+    if config.extractor not in LLMS:
+        raise ConfigError(f"extractor {config.extractor!r} calls no LLM; choose one of {', '.join(LLMS)}")
+    return LLMS[config.extractor](config, stats, seed)
+
+
+def _ray_llm(llm: LLM, config: LLMExtractionBase, stats: Stats, seed: int, executor: ExecutorConfig) -> LLM:
+    from equal.distributed import RayLLM
+
+    # the local backend only lends its name (nothing is loaded or connected here)
+    return RayLLM(partial(build_llm, config, seed=seed), llm.name, address=executor.address,
+                  workers=executor.llm_workers, chunk_size=config.ray_chunk_size,
+                  cpus_per_worker=executor.cpus_per_worker, stats=stats)
+
+
+#: ``executor.kind`` -> where the LLM runs: this process, or actors on the Ray cluster
+LLM_EXECUTORS: dict[str, Callable[[LLM, LLMExtractionBase, Stats, int, ExecutorConfig], LLM]] = {
+    "local": lambda llm, config, stats, seed, executor: llm,
+    "ray": _ray_llm,
+}
+
+
+def _llm_extractor(config: LLMExtractionBase, run_dir: Path, stats: Stats, seed: int,
+                   executor: ExecutorConfig) -> Extractor:
+    structured = not isinstance(config, OpenAIExtractionConfig) or config.json_mode != "none"
+    task = ExtractionTask(max_tokens=config.max_tokens, temperature=config.temperature, use_schema=structured,
+                          max_pairs=config.max_pairs)
+    cache = ResponseCache((config.cache_dir or run_dir / "cache") / "responses.sqlite")
+    llm = LLM_EXECUTORS[executor.kind](build_llm(config, stats, seed), config, stats, seed, executor)
+    return LLMExtractor(llm, task, cache, stats)
+
+
+def _replay_extractor(config: ReplayExtractionConfig, run_dir: Path, stats: Stats, seed: int,
+                      executor: ExecutorConfig) -> Extractor:
+    return ReplayExtractor(config.replay_field, stats=stats)
+
+
+#: ``extraction.extractor`` -> its extractor
+EXTRACTORS: dict[str, Callable[[Any, Path, Stats, int, ExecutorConfig], Extractor]] = {
+    "local": _llm_extractor, "openai": _llm_extractor, "replay": _replay_extractor,
+}
 
 
 def build_extractor(config: ExtractionConfig, run_dir: Path, stats: Stats, seed: int,
                     executor: ExecutorConfig | None = None) -> Extractor:
-    if config.extractor == "replay":
-        return ReplayExtractor(config.replay_field, stats=stats)
-    task = ExtractionTask(max_tokens=config.max_tokens, temperature=config.temperature,
-                          use_schema=config.json_mode != "none", max_pairs=config.max_pairs)
-    cache = ResponseCache((config.cache_dir or run_dir / "cache") / "responses.sqlite")
-    llm = build_llm(config, stats, seed)
-    if executor is not None and executor.kind == "ray":
-        from equal.distributed import RayLLM
-
-        # the local backend only lends its name (nothing is loaded or connected here)
-        llm = RayLLM(partial(build_llm, config, seed=seed), llm.name, address=executor.address,
-                     workers=executor.llm_workers, chunk_size=max(1, config.concurrency),
-                     cpus_per_worker=executor.cpus_per_worker, stats=stats)
-    return LLMExtractor(llm, task, cache, stats)
+    """The extractor of ``extraction.extractor``, its LLM (if any) run where ``executor`` says."""
+    return EXTRACTORS[config.extractor](config, run_dir, stats, seed, executor or ExecutorConfig())

@@ -95,7 +95,7 @@ def end_to_end(extracted: Path, reference: Path, heldout_pairs, relevant, seed, 
     })
     started = time.monotonic()
     result = run(cfg)
-    by_label = result.stats["summary"]["extracted_by_label"]
+    by_label = result.summary.extracted_by_label or {}
     base = SentenceTransformerEmbedder()
     x = base.encode([p.as_text() for p in result.pairs])
     y = base.encode([p.as_text() for p in heldout_pairs])

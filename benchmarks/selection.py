@@ -75,7 +75,7 @@ def main() -> None:
                     started = time.monotonic()
                     result = run(cfg)
                     secs.append(time.monotonic() - started)
-                    by_label = result.stats["summary"]["extracted_by_label"]
+                    by_label = result.summary.extracted_by_label or {}
                     shares.append(by_label.get(args.relevant, 0) / max(1, sum(by_label.values())))
                     x = embed_cached(base, [p.as_text() for p in result.pairs],
                                      EmbeddingCache(cache_dir / "embeddings.sqlite"))

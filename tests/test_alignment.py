@@ -86,11 +86,11 @@ def test_run_with_alignment_saves_the_model_and_never_retrains_it(tmp_path):
     model_dir = first.run_dir / "aligned_model"
     marker = model_dir / COMPLETE_MARKER
     assert marker.exists() and (model_dir / "model.safetensors").exists()
-    assert first.stats["counters"]["alignment_examples"] == 6
+    assert first.counters["alignment_examples"] == 6
     info = json.loads(marker.read_text())
     assert info["negatives_per_example"] == 2 and info["temperature"] == 0.02
     stamp = marker.stat().st_mtime_ns
     second = run(cfg)
-    assert second.stats["counters"]["alignment_reused"] == 1
+    assert second.counters["alignment_reused"] == 1
     assert marker.stat().st_mtime_ns == stamp
     assert second.dataset_path.read_text() == first.dataset_path.read_text()

@@ -166,7 +166,7 @@ def test_a_run_that_got_html_pages_resends_exactly_those_documents(tmp_path, one
         first = run(config)
         first_sent = {document_text(body["messages"]) for body in server.bodies}
         assert failed and failed <= first_sent and (failed == first_sent) == (one_in == 1)
-        assert first.stats["counters"]["llm_failed_requests"] == len(failed)
+        assert first.counters["llm_failed_requests"] == len(failed)
 
         server.fault_for, before = None, len(server.bodies)  # the proxy is fixed; the same command again
         second = run(config)
@@ -235,7 +235,7 @@ def test_a_token_budget_stops_a_run_whose_server_reports_no_usage(tmp_path):
     with FakeOpenAIServer(fault_for=lambda messages: Fault(omit_usage=True)) as server:
         result = run(_run_config(tmp_path, server.base_url, **overrides))
         calls = server.total_requests
-    summary = result.stats["summary"]
+    summary = result.summary.to_json()
     rounds = [json.loads(line) for line in (tmp_path / "run" / "rounds.jsonl").read_text().splitlines()]
     assert summary["tokens_spent"] == rounds[-1]["tokens_spent"] >= 8000  # it stopped at the token cap...
     assert len(rounds) >= 2 and rounds[-2]["tokens_spent"] < 8000  # ...in the first round that reached it
@@ -299,7 +299,7 @@ def test_a_token_budget_smaller_than_the_warm_up_stops_inside_it(tmp_path):
     with FakeOpenAIServer() as server:
         result = run(_run_config(tmp_path, server.base_url, **overrides))
         calls = server.total_requests
-    summary, counters = result.stats["summary"], result.stats["counters"]
+    summary, counters = result.summary.to_json(), result.counters
     assert counters["warmup_cut_by_budget"] == 1
     assert calls == summary["documents_extracted"] == summary["warmup_documents"] <= 16
     assert 1000 <= summary["tokens_spent"] < 1000 + 8 * 200  # over by at most one batch of 8 documents

@@ -48,7 +48,7 @@ def test_bad_records_are_counted_skips_and_nothing_good_is_lost(replay_config, c
     lines, counter = SKIPS[case]
     _append(corpus_path, *lines)
     result = run(replay_config())
-    counters, summary = result.stats["counters"], result.stats["summary"]
+    counters, summary = result.counters, result.summary.to_json()
     expected = 1 if case == "duplicate ids" else len(lines)  # the first of two duplicates is kept
     assert counters[counter] == expected, counters
     good = GOOD + (1 if case == "duplicate ids" else 0)

@@ -40,7 +40,7 @@ def test_run_removes_copied_pairs_before_reward_and_output(tmp_path, replay_conf
                                       "extraction.base_url": server.base_url, "budget.fraction": 1.0,
                                       "decontamination.eval_sets": [str(eval_set)]}))
     removed = [json.loads(line) for line in (result.run_dir / "decontaminated.jsonl").read_text().splitlines()]
-    assert result.stats["counters"]["pairs_decontaminated"] == len(removed) > 0
+    assert result.counters["pairs_decontaminated"] == len(removed) > 0
     assert any("Olympus Mons" in r["question"] for r in removed)
     index = NgramIndex([t for r in reference for t in (r["question"], r["answer"])]
                        + ["Which planet in the solar system has the largest volcano called Olympus Mons on its "

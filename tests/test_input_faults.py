@@ -52,7 +52,7 @@ def test_lone_surrogate_in_stored_pairs_is_repaired_and_counted(replay_config, c
     _append(corpus_path, '{"id": "sur", "text": "python list loop with enough words here", "source": "python", '
                          '"qa_pairs": [{"question": "What is \\ud800 here?", "answer": "A lone \\udc00 half."}]}')
     result = run(replay_config(**{"budget.fraction": 1.0}))
-    counters = result.stats["counters"]
+    counters = result.counters
     assert counters["repaired_surrogates"] == 1 and counters["documents_read"] == GOOD + 1
     pair = next(p for p in result.pairs if p.document_id == "sur")
     assert (pair.question, pair.answer) == ("What is \ufffd here?", "A lone \ufffd half.")
@@ -64,7 +64,7 @@ def test_lone_surrogate_and_nul_in_corpus_text_are_repaired_not_skipped(replay_c
             '{"id": "sur", "text": "python list \\ud800 loop words", "source": "python", "qa_pairs": []}',
             '{"id": "nul", "text": "python dict\\u0000 keys and values", "source": "python", "qa_pairs": []}')
     result = run(replay_config(**{"budget.fraction": 1.0}))
-    counters = result.stats["counters"]
+    counters = result.counters
     assert counters["documents_read"] == GOOD + 2, counters
     assert counters["repaired_surrogates"] == 1 and counters["repaired_nul"] == 1
     assert "skipped_binary" not in counters
@@ -131,10 +131,10 @@ def test_llm_answer_with_lone_surrogate_does_not_brick_the_run(tmp_path, replay_
         server.answer = default_answer  # the server is fixed; the cached answers still hold the surrogate
         second = run(config)
     for result in (first, second):
-        counters = result.stats["counters"]
+        counters = result.counters
         assert counters["pairs_written"] == 30 and counters["repaired_surrogates"] == 30, counters
         assert "What is \ufffd in python?" in _dataset_text(result)
-    assert second.stats["counters"]["llm_cache_hits"] == 30
+    assert second.counters["llm_cache_hits"] == 30
 
 
 # -- unbounded reads ---------------------------------------------------------------------------------
@@ -269,11 +269,11 @@ def test_every_pair_names_the_document_it_came_from(tmp_path, replay_config):
                                       "corpus.max_passage_chars": 200, "extraction.extractor": "openai",
                                       "extraction.model": "m", "extraction.base_url": server.base_url}))
     records = [json.loads(line) for line in result.dataset_path.open()]
-    assert len(records) == result.stats["counters"]["passages"]  # one pair per passage, each extracted once
+    assert len(records) == result.counters["passages"]  # one pair per passage, each extracted once
     assert sorted(r["provenance"]["document_id"] for r in records if r["provenance"]["source_id"] == "long") == [
         "long#p0", "long#p1", "long#p2", "long#p3"]
     for record in records:
         provenance, answer = record["provenance"], record["messages"][-1]["content"]
         assert answer[:100] in texts[provenance["source_id"]], provenance
         assert provenance["label"] == labels[provenance["source_id"]], provenance
-    assert result.stats["counters"]["skipped_duplicate_id"] == 1  # the short record: its id is a passage's
+    assert result.counters["skipped_duplicate_id"] == 1  # the short record: its id is a passage's

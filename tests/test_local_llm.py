@@ -59,7 +59,7 @@ def test_end_to_end_with_the_local_llm(tmp_path):
         "extraction.extractor": "local", "extraction.max_tokens": 384, "output.dir": str(tmp_path / "run"),
     })
     result = run(cfg)
-    counters, summary = result.stats["counters"], result.stats["summary"]
+    counters, summary = result.counters, result.summary.to_json()
     assert summary["documents_extracted"] == 6
     assert counters["llm_calls"] == 6 and counters["tokens_in"] > 500 and counters["tokens_out"] > 0
     records = [json.loads(x) for x in result.dataset_path.read_text().splitlines()]
@@ -69,7 +69,7 @@ def test_end_to_end_with_the_local_llm(tmp_path):
     assert len(rounds) >= 1
     # a second run answers every call from the response cache
     again = run(cfg)
-    assert again.stats["counters"].get("llm_calls", 0) == 0
+    assert again.counters.get("llm_calls", 0) == 0
     assert again.dataset_path.read_text() == result.dataset_path.read_text()
 
 

@@ -5,14 +5,13 @@ import json
 import pytest
 
 from equal import run
+from equal.bandit import RoundShape, round_shape
 from equal.errors import ConfigError, InputError
-from equal.run.pipeline import round_shape
 from equal.testing import FakeOpenAIServer
 
 
 def _relevant_share(result):
-    by_label = result.stats["summary"]["extracted_by_label"]
-    return by_label.get("python", 0) / sum(by_label.values())
+    return result.summary.label_shares().get("python", 0.0)
 
 
 def test_run_writes_dataset_stats_and_round_log(replay_config):
@@ -21,13 +20,12 @@ def test_run_writes_dataset_stats_and_round_log(replay_config):
     for name in ("config.yaml", "dataset.jsonl", "stats.json", "rounds.jsonl", "clusters.json"):
         assert (run_dir / name).exists(), name
     records = [json.loads(line) for line in (run_dir / "dataset.jsonl").read_text().splitlines()]
-    assert records and len(records) == result.stats["counters"]["pairs_written"]
+    assert records and len(records) == result.counters["pairs_written"]
     for record in records:
         assert [m["role"] for m in record["messages"]] == ["user", "assistant"]
         assert {"document_id", "cluster", "round", "pull_reward", "stage", "label"} <= set(record["provenance"])
-    summary = result.stats["summary"]
-    assert summary["documents_extracted"] == 40  # 20% of 200 documents
-    assert summary["warmup_documents"] == 8
+    assert result.summary.documents_extracted == 40  # 20% of 200 documents
+    assert result.summary.warmup_documents == 8
     assert {r["provenance"]["stage"] for r in records} == {"warmup", "bandit"}
     rounds = [json.loads(line) for line in (run_dir / "rounds.jsonl").read_text().splitlines()]
     assert rounds and all({"cluster", "documents", "reward"} <= set(rounds[0]["pulls"][0]) for _ in rounds)
@@ -59,9 +57,9 @@ def test_rerun_resumes_from_cache_without_paying_twice(replay_config, tmp_path):
         first = run(cfg)
         sent = server.total_requests
         second = run(cfg)
-    assert sent == first.stats["counters"]["llm_calls"] == 40
+    assert sent == first.counters["llm_calls"] == 40
     assert server.total_requests == sent  # the second run sent nothing
-    assert second.stats["counters"]["llm_cache_hits"] == 40
+    assert second.counters["llm_cache_hits"] == 40
     assert (first.dataset_path.read_text() == second.dataset_path.read_text())
 
 
@@ -75,9 +73,9 @@ def test_budget_in_calls_or_tokens(replay_config, overrides):
             overrides = {**overrides, "extraction.model": "fake", "extraction.base_url": server.base_url}
         result = run(replay_config(**overrides))
     if "budget.llm_calls" in overrides:
-        assert result.stats["summary"]["documents_extracted"] == 25
+        assert result.summary.documents_extracted == 25
     else:
-        tokens = result.stats["summary"]["tokens_spent"]
+        tokens = result.summary.tokens_spent
         assert 3000 <= tokens < 3000 + 20 * 200  # stops after the round that crosses the cap
 
 
@@ -87,7 +85,7 @@ def test_sinkhorn_euclidean_centroid_order_and_formats(replay_config):
                                   "output.format": "sharegpt", "reward.offset": 0.12}))
     first = json.loads(result.dataset_path.read_text().splitlines()[0])
     assert first["conversations"][0]["from"] == "human"
-    assert result.stats["summary"]["reward_offset"] == 0.12
+    assert result.summary.reward_offset == 0.12
 
 
 def test_parquet_output(replay_config):
@@ -95,7 +93,7 @@ def test_parquet_output(replay_config):
 
     result = run(replay_config(**{"output.format": "parquet"}))
     table = pq.read_table(result.dataset_path)
-    assert table.num_rows == result.stats["counters"]["pairs_written"]
+    assert table.num_rows == result.counters["pairs_written"]
 
 
 def test_more_clusters_than_documents_is_a_clear_error(replay_config):
@@ -111,9 +109,9 @@ def test_too_small_reference_is_a_clear_error(replay_config, tmp_path):
 
 
 def test_round_shape():
-    assert round_shape(73_000, 1000, "auto", "auto") == (50, 10)  # the released setting at paper scale
-    assert round_shape(40, 16, "auto", "auto") == (1, 2)
-    assert round_shape(1000, 3, 50, 10) == (3, 10)  # never more clusters than exist
+    assert round_shape(73_000, 1000, "auto", "auto") == RoundShape(50, 10)  # the released setting at paper scale
+    assert round_shape(40, 16, "auto", "auto") == RoundShape(1, 2)
+    assert round_shape(1000, 3, 50, 10) == RoundShape(3, 10)  # never more clusters than exist
 
 
 def _reference_similarity(config):

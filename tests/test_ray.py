@@ -63,9 +63,9 @@ def test_pipeline_on_ray_equals_the_local_executor(ray_address, replay_config, t
                                                 "executor.address": ray_address, "executor.cpus_per_worker": 1}))
         assert server.total_requests == 2 * sent_locally  # separate caches: the Ray run paid for its own calls
     assert on_ray.dataset_path.read_text() == local.dataset_path.read_text()
-    assert on_ray.stats["summary"]["documents_extracted"] == local.stats["summary"]["documents_extracted"]
-    counters = on_ray.stats["counters"]
-    assert counters["llm_calls"] == local.stats["counters"]["llm_calls"]  # workers' counters reach the driver
+    assert on_ray.summary.documents_extracted == local.summary.documents_extracted
+    counters = on_ray.counters
+    assert counters["llm_calls"] == local.counters["llm_calls"]  # workers' counters reach the driver
     nodes = [k for k in counters if k.startswith("ray_llm_chunks_on_node:")]
     assert len(nodes) == 2, counters  # extraction actors ran on both nodes
 

@@ -74,7 +74,7 @@ def test_injected_documents_give_schema_valid_output(tmp_path, replay_config):
     assert max(per_document.values()) <= 5  # extraction.max_pairs holds against a flood
     assert "inj-ignore" not in per_document  # "I AM FREE" is not a pair; it is a counted parse failure
     assert per_document["inj-flood"] == 5 and per_document["inj-close"] == 5
-    assert result.stats["counters"]["parse_failed"] >= 1
+    assert result.counters["parse_failed"] >= 1
     failures = [json.loads(line) for line in (result.run_dir / "parse_failures.jsonl").read_text().splitlines()]
     assert any(f["document_id"] == "inj-ignore" and f["raw"] == "I AM FREE" for f in failures)
     # the planted JSON was salvaged as data (a pair of strings), and markup is kept verbatim as text

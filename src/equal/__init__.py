@@ -7,17 +7,15 @@ An implementation of EQUAL (arXiv 2505.12250)::
 """
 
 from equal.config import RunConfig, load_config
-from equal.errors import BackendError, BudgetExhausted, ConfigError, EqualError, InputError
-from equal.run import EqualRun, RunResult, run
+from equal.errors import BackendError, ConfigError, EqualError, InputError
+from equal.run import RunResult, run
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BackendError",
-    "BudgetExhausted",
     "ConfigError",
     "EqualError",
-    "EqualRun",
     "InputError",
     "RunConfig",
     "RunResult",

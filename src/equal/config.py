@@ -88,9 +88,9 @@ class RewardConfig(Strict):
 
 
 class BanditConfig(Strict):
-    """The UCB bandit over clusters (or the random-documents baseline)."""
+    """The UCB bandit over clusters (or a baseline selection at the same budget)."""
 
-    selection: Literal["equal", "random"] = Field("equal", description="equal: the bandit over clusters; random: random documents at the same budget (the baseline).")
+    selection: Literal["equal", "paper", "random-clusters", "random"] = Field("equal", description="equal: the bandit over clusters as configured here and in warmup.*; paper: the paper's EQUAL (random warm-up, random order in clusters, no priors, alpha 0.001); random-clusters: the paper's settings with clusters drawn uniformly at random; random: random documents at the same budget (the baseline).")
     policy: Literal["ucb", "uniform"] = Field("ucb", description="ucb (EQUAL) or uniform (random clusters).")
     clusters_per_round: int | Literal["auto"] = Field("auto", description="B, clusters pulled per round (released: 50); auto scales with the budget.")
     docs_per_pull: int | Literal["auto"] = Field("auto", description="m, documents extracted per pull (released: 10); auto scales with the budget.")

@@ -11,10 +11,10 @@ The whole hierarchy::
     ├── StorageError           a file equal keeps cannot be written or read back
     │   ├── DiskFull           the disk filled up; the message names the directory
     │   └── CacheDamaged       a cache file is damaged; the message names it and what to do
-    ├── BudgetExhausted        a call was asked for after the budget was spent
     └── RunLocked              another process is running in the same run directory
 
-Every message says what to do about it.
+Every message says what to do about it. A spent budget is no error: the run
+stops extracting, writes what it has and finishes.
 """
 
 from __future__ import annotations
@@ -54,10 +54,6 @@ class DiskFull(StorageError):
 
 class CacheDamaged(StorageError):
     """A cache file is damaged (truncated, zeroed, not a valid database)."""
-
-
-class BudgetExhausted(EqualError):
-    """An extraction was requested after the extraction budget was spent."""
 
 
 class RunLocked(EqualError):

@@ -6,8 +6,12 @@ pass typed values instead of inventing dictionary keys.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+Stage = Literal["warmup", "bandit"]
+STAGES: tuple[Stage, ...] = ("warmup", "bandit")
 
 
 @dataclass(slots=True)
@@ -25,14 +29,68 @@ class Document:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Where a pair of a run's data set came from: the pull that paid for it and its document's record.
+
+    ``cluster`` is the document's cluster; warm-up pairs carry round -1 and the
+    reward of their warm-up pseudo-pull. ``label`` is the document's ``corpus.label_field`` value;
+    ``labelled`` says whether the run had a label field at all (only then is
+    ``label`` written).
+    """
+
+    source_id: str
+    cluster: int
+    round: int
+    pull_reward: float
+    stage: Stage
+    label: Any = None
+    labelled: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The keys a data set record's ``provenance`` holds besides ``document_id``, in their written order."""
+        out: dict[str, Any] = {"source_id": self.source_id, "cluster": self.cluster, "round": self.round,
+                               "pull_reward": self.pull_reward, "stage": self.stage}
+        if self.labelled:
+            out["label"] = self.label
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> tuple[Provenance | None, dict[str, Any]]:
+        """Split a record's provenance (without ``document_id``) into a :class:`Provenance` and other keys.
+
+        A provenance that lacks one of its keys or holds a value of the wrong
+        type (a data set edited by hand, or written by another tool) gives
+        ``None``, and every key is returned as free metadata.
+        """
+        rest = dict(data)
+        source_id, cluster, round_, reward, stage = (rest.get(k) for k in _PROVENANCE_KEYS)
+        if not (isinstance(source_id, str) and isinstance(cluster, int) and isinstance(round_, int)
+                and isinstance(reward, (int, float)) and stage in STAGES
+                and not any(isinstance(v, bool) for v in (cluster, round_, reward))):
+            return None, rest
+        for key in _PROVENANCE_KEYS:
+            del rest[key]
+        labelled = "label" in rest
+        return cls(source_id, cluster, round_, reward, stage, rest.pop("label", None), labelled), rest
+
+
+_PROVENANCE_KEYS = ("source_id", "cluster", "round", "pull_reward", "stage")
+
+
 @dataclass(slots=True)
 class QAPair:
-    """A question-answer pair and where it came from."""
+    """A question-answer pair; a pair of a run's data set also carries its :class:`Provenance`.
+
+    ``metadata`` holds any other free-form keys (read back from a data set's
+    provenance that equal did not write).
+    """
 
     question: str
     answer: str
     document_id: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    provenance: Provenance | None = None
 
     def as_text(self) -> str:
         """The text that is embedded for this pair (spec: ``Question: q\\nAnswer: a``)."""
@@ -75,7 +133,11 @@ class Extraction:
 
 @dataclass(slots=True)
 class Pull:
-    """One arm pull of the bandit: documents of one cluster, their pairs, the reward."""
+    """One arm pull of the bandit: documents of one cluster, their pairs, the reward.
+
+    The warm-up's pseudo-pulls are round -1, cluster -1. ``distance`` is
+    ``None`` for a pull that gave no pair.
+    """
 
     round: int
     cluster: int
@@ -83,3 +145,8 @@ class Pull:
     pairs: list[QAPair]
     distance: float | None
     reward: float
+
+    @property
+    def stage(self) -> Stage:
+        """``warmup`` for a warm-up pseudo-pull, ``bandit`` for a round's pull."""
+        return "warmup" if self.round < 0 else "bandit"

@@ -3,8 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
+
+
+class Arms(Protocol):
+    """What policies and the rounds use of the arm state; :class:`ClusterArms` is equal's implementation."""
+
+    count: np.ndarray
+    total: float
+
+    def available(self) -> np.ndarray: ...
+
+    def take(self, cluster: int, m: int) -> list[int]: ...
+
+    def mean_reward(self) -> np.ndarray: ...
+
+    def share(self, cluster: int, reward: float, *, pulled: bool = True) -> None: ...
 
 
 class ClusterArms:

@@ -1,20 +1,22 @@
 """Bandit policies: small validated objects that pick clusters from the arm state.
 
-A policy only scores and selects; the run loop pulls, extracts and rewards.
+A policy only scores and selects; the rounds (:func:`equal.run.rounds.play_rounds`) pull,
+extract and reward.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
 
-from equal.bandit.arms import ClusterArms
+from equal.bandit.arms import Arms
 from equal.errors import ConfigError
 
 
 class Policy(Protocol):
-    def select(self, arms: ClusterArms, n: int, rng: np.random.Generator) -> list[int]:
+    def select(self, arms: Arms, n: int, rng: np.random.Generator) -> list[int]:
         """Up to ``n`` distinct available clusters to pull this round."""
         ...
 
@@ -35,13 +37,13 @@ class UCBPolicy:
         self.alpha = alpha
         self.schedule = schedule
 
-    def scores(self, arms: ClusterArms) -> np.ndarray:
+    def scores(self, arms: Arms) -> np.ndarray:
         """UCB score of every cluster, ``(K,)``."""
         n = max(arms.total, 1.0)
         alpha = self.alpha if self.schedule == "constant" else 1.0 / (arms.total + 1.0)
         return arms.mean_reward() + alpha * np.sqrt(2.0 * np.log(n) / (arms.count + 1.0))
 
-    def select(self, arms: ClusterArms, n: int, rng: np.random.Generator) -> list[int]:
+    def select(self, arms: Arms, n: int, rng: np.random.Generator) -> list[int]:
         open_ = np.flatnonzero(arms.available())
         if len(open_) == 0:
             return []
@@ -56,19 +58,28 @@ class UCBPolicy:
 class UniformPolicy:
     """Random clusters, uniformly among those with documents left: the bandit-free baseline."""
 
-    def select(self, arms: ClusterArms, n: int, rng: np.random.Generator) -> list[int]:
+    def select(self, arms: Arms, n: int, rng: np.random.Generator) -> list[int]:
         open_ = np.flatnonzero(arms.available())
         n = min(n, len(open_))
         return sorted(int(c) for c in rng.choice(open_, size=n, replace=False)) if n else []
 
 
-POLICIES = {"ucb": UCBPolicy, "uniform": UniformPolicy}
+PolicyFactory = Callable[[float, str], Policy]
+
+POLICIES: dict[str, PolicyFactory] = {
+    "ucb": lambda alpha, schedule: UCBPolicy(alpha=alpha, schedule=schedule),
+    "uniform": lambda alpha, schedule: UniformPolicy(),  # no exploration weight: every open cluster is as likely
+}
+"""Every policy by its ``bandit.policy`` name, made from ``(alpha, alpha_schedule)``."""
 
 
 def build_policy(name: str, alpha: float = 0.001, schedule: str = "constant") -> Policy:
-    """Make the policy called ``name`` (see :data:`POLICIES`)."""
-    if name == "ucb":
-        return UCBPolicy(alpha=alpha, schedule=schedule)
-    if name == "uniform":
-        return UniformPolicy()
-    raise ConfigError(f"bandit.policy must be one of {sorted(POLICIES)}, not {name!r}")
+    """Make the policy registered as ``name`` in :data:`POLICIES`.
+
+    Raises:
+        ConfigError: no policy has that name, or its settings are invalid.
+    """
+    factory = POLICIES.get(name)
+    if factory is None:
+        raise ConfigError(f"bandit.policy must be one of {sorted(POLICIES)}, not {name!r}")
+    return factory(alpha, schedule)

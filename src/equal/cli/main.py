@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn, Optional
+from typing import TYPE_CHECKING, Annotated, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -17,6 +17,9 @@ from rich.table import Table
 from equal.config import load_config
 from equal.errors import ConfigError, EqualError
 from equal.progress import Progress
+
+if TYPE_CHECKING:
+    from equal.run.schema import Summary
 
 app = typer.Typer(
     help="equal: turn a web corpus into instruction-tuning data for your task, spending LLM calls only "
@@ -125,26 +128,27 @@ def run_command(
     if log_format == "json":
         from equal.cli.jsonlog import emit
 
-        emit("result", dataset=str(result.dataset_path), **result.stats)
+        emit("result", dataset=str(result.dataset_path), counters=result.counters, summary=result.summary.to_json())
     else:
-        _print_summary(result.stats, result.dataset_path)
+        _print_summary(result.summary, result.counters, result.dataset_path)
 
 
-def _print_summary(stats: dict, dataset_path: Path) -> None:
-    summary, counters = stats.get("summary", {}), stats.get("counters", {})
+def _print_summary(summary: Summary, counters: dict[str, int | float], dataset_path: Path) -> None:
     table = Table(title=f"equal run: {dataset_path.parent}", show_header=False)
-    for key in ("corpus_passages", "clusters", "warmup_documents", "documents_extracted",
-                "clusters_per_round", "docs_per_pull", "reward_offset", "tokens_spent", "wall_seconds"):
-        if key in summary:
-            value = summary[key]
-            table.add_row(key.replace("_", " "), f"{value:.4f}" if isinstance(value, float) else str(value))
+    for key, value in (("corpus passages", summary.corpus_passages), ("clusters", summary.clusters),
+                       ("warmup documents", summary.warmup_documents),
+                       ("documents extracted", summary.documents_extracted),
+                       ("clusters per round", summary.clusters_per_round), ("docs per pull", summary.docs_per_pull),
+                       ("reward offset", summary.reward_offset), ("tokens spent", summary.tokens_spent),
+                       ("wall seconds", summary.wall_seconds)):
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     for key in ("llm_calls", "llm_cache_hits", "parse_failed", "pairs_written", "rounds"):
         table.add_row(key.replace("_", " "), str(counters.get(key, 0)))
-    if "extracted_by_label" in summary:
-        table.add_row("extracted by label", json.dumps(summary["extracted_by_label"]))
+    if summary.extracted_by_label is not None:
+        table.add_row("extracted by label", json.dumps(summary.extracted_by_label))
     table.add_row("dataset", str(dataset_path))
     Console().print(table)
-    _warn_failed(counters.get("llm_failed_requests", 0))
+    _warn_failed(int(counters.get("llm_failed_requests", 0)))
 
 
 def _warn_failed(failed: int) -> None:
@@ -303,37 +307,19 @@ def compare_command(
     relevant: Annotated[Optional[str], typer.Option(help="Label value that counts as relevant (with corpus.label_field).")] = None,
 ) -> None:
     """Compare finished runs: documents, LLM calls, pairs, and the share of each label extracted."""
-    from equal.report.rundir import load_stats
+    from equal.report.compare import compare_runs
 
     _setup_logging(False, True)
     try:
-        every_stats = [load_stats(run_dir) for run_dir in run_dirs]
+        comparison = compare_runs(run_dirs, relevant=relevant)
     except EqualError as exc:
         _fail(exc, "rich")
     table = Table(title="runs side by side")
     table.add_column("")
-    rows: dict[str, list[str]] = {}
-    for run_dir, stats in zip(run_dirs, every_stats):
-        summary, counters = stats.get("summary", {}), stats.get("counters", {})
-        table.add_column(run_dir.name)
-        by_label = summary.get("extracted_by_label", {})
-        total = max(1, sum(by_label.values()))
-        values = {
-            "corpus passages": summary.get("corpus_passages", "?"),
-            "documents extracted": summary.get("documents_extracted", "?"),
-            "LLM calls sent": counters.get("llm_calls", 0),
-            "LLM answers from cache": counters.get("llm_cache_hits", 0),
-            "tokens (in + out)": summary.get("tokens_spent", "?"),
-            "pairs written": counters.get("pairs_written", 0),
-            "wall seconds": summary.get("wall_seconds", "?"),
-        }
-        for label, count in sorted(by_label.items()):
-            marker = " (relevant)" if label == relevant else ""
-            values[f"share {label}{marker}"] = f"{count / total:.1%}"
-        for key, value in values.items():
-            rows.setdefault(key, []).append(str(value))
-    for key, cells in rows.items():
-        table.add_row(key, *cells, *[""] * (len(run_dirs) - len(cells)))
+    for compared in comparison.runs:
+        table.add_column(compared.name)
+    for key, cells in comparison.rows():
+        table.add_row(key, *cells)
     Console().print(table)
 
 

@@ -31,7 +31,8 @@ class ExportFilters:
     """Which pairs to keep.
 
     Args:
-        min_reward: drop pairs whose pull earned less (warm-up pairs carry their pseudo-pull's reward).
+        min_reward: drop pairs whose pull earned less (warm-up pairs carry their pseudo-pull's reward)
+            and pairs without provenance.
         max_pairs_per_document: keep at most this many pairs of one document, in order.
         near_duplicate_threshold: drop a pair whose estimated Jaccard similarity to a kept pair
             (word 3-grams of question and answer) reaches this; ``None`` drops exact duplicates only.
@@ -52,7 +53,7 @@ def filter_pairs(pairs: list[QAPair], filters: ExportFilters) -> tuple[list[QAPa
     removed: Counter[str] = Counter()
     kept = []
     for pair in pairs:
-        reward = pair.metadata.get("pull_reward")
+        reward = pair.provenance.pull_reward if pair.provenance is not None else None
         if filters.min_reward is not None and (reward is None or reward < filters.min_reward):
             removed["below_min_reward"] += 1
         else:

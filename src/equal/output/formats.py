@@ -5,7 +5,8 @@
 - ``sharegpt``: ``{"conversations": [{"from": "human"|"gpt", "value"}]}``;
 - ``parquet``: the ``messages`` records as a Parquet table.
 
-Every record carries its provenance under ``"provenance"``.
+Every record carries its provenance under ``"provenance"``: ``document_id`` and the keys of
+:class:`equal.records.Provenance`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from equal.errors import InputError
 from equal.files import atomic_file, atomic_write_text
-from equal.records import QAPair
+from equal.records import Provenance, QAPair
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +27,9 @@ SUFFIX = {"messages": ".jsonl", "alpaca": ".jsonl", "sharegpt": ".jsonl", "parqu
 
 
 def to_record(pair: QAPair, fmt: str = "messages") -> dict[str, Any]:
-    """One output record; ``pair.metadata`` becomes its ``provenance``."""
-    provenance = {"document_id": pair.document_id, **pair.metadata}
+    """One output record; ``pair.provenance`` (and any free ``pair.metadata``) becomes its ``provenance``."""
+    provenance = {"document_id": pair.document_id, **(pair.provenance.to_json() if pair.provenance else {}),
+                  **pair.metadata}
     if fmt in ("messages", "parquet"):
         return {"messages": [{"role": "user", "content": pair.question},
                              {"role": "assistant", "content": pair.answer}],
@@ -87,8 +89,9 @@ def from_record(record: dict[str, Any]) -> QAPair:
         raise ValueError(f"not a record of any dataset format ({type(exc).__name__}: {exc})") from None
     if not isinstance(provenance, dict):
         raise ValueError("its provenance is not a JSON object")
-    metadata = {k: v for k, v in provenance.items() if k != "document_id"}
-    return QAPair(question=question, answer=answer, document_id=provenance.get("document_id", ""), metadata=metadata)
+    typed, metadata = Provenance.from_json({k: v for k, v in provenance.items() if k != "document_id"})
+    return QAPair(question=question, answer=answer, document_id=provenance.get("document_id", ""), metadata=metadata,
+                  provenance=typed)
 
 
 def read_jsonl(path: Path) -> list[tuple[int, Any]]:

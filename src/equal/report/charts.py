@@ -40,11 +40,11 @@ def reward_per_round(run: RunView) -> str | None:
     if not run.rounds:
         return None
     fig, ax = plt.subplots(figsize=(6.4, 3.2))
-    xs = [r["round"] for r in run.rounds for _ in r["pulls"]]
-    ys = [p["reward"] for r in run.rounds for p in r["pulls"]]
+    xs = [r.round for r in run.rounds for _ in r.pulls]
+    ys = [p.reward for r in run.rounds for p in r.pulls]
     ax.scatter(xs, ys, s=14, color=_BLUE, alpha=0.45, linewidths=0, label="pull")
-    means = [np.mean([p["reward"] for p in r["pulls"]]) for r in run.rounds]
-    ax.plot([r["round"] for r in run.rounds], means, color=_ORANGE, lw=1.8, label="round mean")
+    ax.plot([r.round for r in run.rounds], [r.mean_reward for r in run.rounds], color=_ORANGE, lw=1.8,
+            label="round mean")
     ax.axhline(0, color=_GREY, lw=0.8, ls=":")
     ax.set_xlabel("bandit round")
     ax.set_ylabel("reward (1 - OT distance - offset)")
@@ -61,7 +61,7 @@ def cumulative_pairs(run: RunView, baseline: RunView | None = None) -> str:
         b_calls, b_pairs = baseline.cumulative_pairs()
         ax.plot(b_calls, b_pairs, color=_GREY, lw=2, ls="--",
                 label=_text(f"{baseline.run_dir.name} ({baseline.selection})"))
-    warm = int(run.summary.get("warmup_documents", 0))
+    warm = run.summary.warmup_documents
     if warm:
         ax.axvline(warm, color=_GREY, lw=0.8, ls=":")
         ax.annotate("end of warm-up", (warm, 0), xytext=(4, 4), textcoords="offset points", color="#6b7280",
@@ -79,15 +79,15 @@ def cluster_map(run: RunView) -> str | None:
     centred = run.centroids - run.centroids.mean(0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     xy = centred @ vt[:2].T
-    reward = np.array([c["mean_reward"] for c in run.clusters])
-    pulls = np.array([c["pulls"] for c in run.clusters])
+    reward = np.array([c.mean_reward for c in run.clusters])
+    pulls = np.array([c.pulls for c in run.clusters])
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     limit = max(float(np.abs(reward).max()), 1e-6)
     points = ax.scatter(xy[:, 0], xy[:, 1], c=reward, cmap="coolwarm_r", vmin=-limit, vmax=limit,
                         s=30 + 220 * pulls / max(pulls.max(), 1), edgecolors="#374151", linewidths=0.6)
     for (x, y), cluster in zip(xy, run.clusters):
-        if cluster["pulls"]:
-            ax.annotate(str(cluster["cluster"]), (x, y), fontsize=7, ha="center", va="center")
+        if cluster.pulls:
+            ax.annotate(str(cluster.cluster), (x, y), fontsize=7, ha="center", va="center")
     fig.colorbar(points, ax=ax, label="mean reward", shrink=0.8)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -99,16 +99,16 @@ def cluster_map(run: RunView) -> str | None:
 
 def labels_over_calls(run: RunView, baseline: RunView | None = None) -> str | None:
     """Documents extracted so far from each label (e.g. source), against extraction calls."""
-    if not run.documents or all(d.get("label") is None for d in run.documents):
+    if not run.documents or all(d.label is None for d in run.documents):
         return None
     fig, ax = plt.subplots(figsize=(6.4, 3.2))
-    labels = sorted({str(d.get("label")) for d in run.documents})
+    labels = sorted({str(d.label) for d in run.documents})
     colours = plt.get_cmap("tab10")
     for i, label in enumerate(labels):
         for view, style, suffix in ((run, "-", ""), (baseline, "--", f" ({baseline.selection})" if baseline else "")):
             if view is None or not view.documents:
                 continue
-            counts = np.cumsum([str(d.get("label")) == label for d in view.documents])
+            counts = np.cumsum([str(d.label) == label for d in view.documents])
             ax.plot(np.arange(1, len(counts) + 1), counts, ls=style, color=colours(i % 10), lw=1.8,
                     label=_text(f"{label}{suffix}"))
     ax.set_xlabel("extraction calls (documents)")

@@ -17,6 +17,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from equal.files import atomic_write_text
 from equal.report import charts
 from equal.report.rundir import RunView
+from equal.run.schema import DocumentRecord
 
 PAIRS_PER_DOCUMENT = 3
 DOCUMENTS_PER_CLUSTER = 2
@@ -29,19 +30,19 @@ def _number(value: float | int) -> str:
 
 
 def _cards(run: RunView) -> list[dict[str, str]]:
-    s, c = run.summary, run.counters
-    extracted, passages = s.get("documents_extracted", 0), s.get("corpus_passages", 0) or 1
-    pairs = c.get("pairs_written", 0)
+    s, c = run.summary, run.stats.counter
+    extracted, passages = s.documents_extracted, s.corpus_passages or 1
+    pairs = c("pairs_written")
     return [
         {"label": f"documents extracted ({100 * extracted / passages:.1f}% of {passages:,})",
          "value": f"{extracted:,}"},
-        {"label": "LLM calls sent", "value": _number(c.get("llm_calls", 0))},
-        {"label": "answers from cache", "value": _number(c.get("llm_cache_hits", 0))},
-        {"label": "tokens in + out", "value": _number(s.get("tokens_spent", 0))},
+        {"label": "LLM calls sent", "value": _number(c("llm_calls"))},
+        {"label": "answers from cache", "value": _number(c("llm_cache_hits"))},
+        {"label": "tokens in + out", "value": _number(s.tokens_spent)},
         {"label": "pairs written", "value": f"{pairs:,}"},
         {"label": "pairs per document", "value": f"{pairs / max(extracted, 1):.2f}"},
-        {"label": "clusters", "value": _number(s.get("clusters", 0))},
-        {"label": "wall time", "value": f"{s.get('wall_seconds', 0):,.0f} s"},
+        {"label": "clusters", "value": _number(s.clusters)},
+        {"label": "wall time", "value": f"{s.wall_seconds:,.0f} s"},
     ]
 
 
@@ -49,28 +50,28 @@ def _top(run: RunView) -> list[dict[str, Any]]:
     pairs_by_doc: dict[str, list] = {}
     for pair in run.pairs:
         pairs_by_doc.setdefault(pair.document_id, []).append(pair)
-    docs_by_cluster: dict[int, list[dict[str, Any]]] = {}
+    docs_by_cluster: dict[int, list[DocumentRecord]] = {}
     for doc in run.documents:
-        docs_by_cluster.setdefault(int(doc["cluster"]), []).append(doc)
+        docs_by_cluster.setdefault(doc.cluster, []).append(doc)
     out = []
     for cluster in run.top_clusters():
-        docs = sorted(docs_by_cluster.get(cluster["cluster"], []),
-                      key=lambda d: -len(pairs_by_doc.get(d["document_id"], [])))[:DOCUMENTS_PER_CLUSTER]
-        out.append({**cluster, "docs": [{**d, "pairs": pairs_by_doc.get(d["document_id"], [])[:PAIRS_PER_DOCUMENT]}
-                                        for d in docs]})
+        docs = sorted(docs_by_cluster.get(cluster.cluster, []),
+                      key=lambda d: -len(pairs_by_doc.get(d.document_id, [])))[:DOCUMENTS_PER_CLUSTER]
+        out.append({**cluster.to_json(),
+                    "docs": [{**d.to_json(), "pairs": pairs_by_doc.get(d.document_id, [])[:PAIRS_PER_DOCUMENT]}
+                             for d in docs]})
     return out
 
 
 def _cost(run: RunView) -> list[tuple[str, str]]:
-    c, s = run.counters, run.summary
-    rows = [("corpus passages", s.get("corpus_passages", 0)), ("reference examples", s.get("reference_examples", 0)),
-            ("warm-up documents", s.get("warmup_documents", 0)), ("bandit rounds", c.get("rounds", 0)),
-            ("clusters per round x documents per pull",
-             f"{s.get('clusters_per_round', '?')} x {s.get('docs_per_pull', '?')}"),
-            ("LLM calls sent", c.get("llm_calls", 0)), ("answers from cache", c.get("llm_cache_hits", 0)),
-            ("tokens in", c.get("tokens_in", 0)), ("tokens out", c.get("tokens_out", 0)),
-            ("pairs written", c.get("pairs_written", 0)), ("reward offset", s.get("reward_offset", 0.0)),
-            ("UCB alpha", s.get("alpha", 0.0))]
+    c, s = run.stats.counter, run.summary
+    rows: list[tuple[str, str | int | float]] = [
+        ("corpus passages", s.corpus_passages), ("reference examples", s.reference_examples),
+        ("warm-up documents", s.warmup_documents), ("bandit rounds", c("rounds")),
+        ("clusters per round x documents per pull", f"{s.clusters_per_round} x {s.docs_per_pull}"),
+        ("LLM calls sent", c("llm_calls")), ("answers from cache", c("llm_cache_hits")),
+        ("tokens in", c("tokens_in")), ("tokens out", c("tokens_out")),
+        ("pairs written", c("pairs_written")), ("reward offset", s.reward_offset), ("UCB alpha", s.alpha)]
     return [(k, v if isinstance(v, str) else _number(v)) for k, v in rows]
 
 
@@ -84,7 +85,7 @@ def _problems(run: RunView) -> list[tuple[str, str]]:
 def render_report(run: RunView, baseline: RunView | None = None) -> str:
     """The report's HTML text."""
     env = Environment(loader=PackageLoader("equal.report", "templates"), autoescape=select_autoescape(["j2", "html"]))
-    by_label = run.summary.get("extracted_by_label") or {}
+    by_label = run.summary.extracted_by_label or {}
     shares = [(label, by_label[label], share) for label, share in run.label_shares().items()]
     return env.get_template("report.html.j2").render(
         title=run.run_dir.resolve().name, run_dir=str(run.run_dir), selection=run.selection,

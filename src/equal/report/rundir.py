@@ -1,13 +1,13 @@
 """Reading a finished run directory back: what the report, ``inspect``, ``export`` and ``compare`` show.
 
-Each reader refuses a directory whose run did not finish (see
+Every file is read through the records of :mod:`equal.run.schema`. Each
+reader refuses a directory whose run did not finish (see
 :mod:`equal.run.directory`), and a damaged file is an error that names it.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,88 +15,77 @@ import numpy as np
 import yaml
 
 from equal.errors import InputError
-from equal.output.formats import read_dataset, read_jsonl
+from equal.output.formats import read_dataset
 from equal.records import QAPair
-from equal.run.directory import FINISHED, require_finished
-
-_DAMAGED = "the file is damaged: restore it, or run the `equal run` command again to rewrite it"
-
-
-def _jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    rows = []
-    for number, row in read_jsonl(path):
-        if not isinstance(row, dict):
-            raise InputError(f"{path}, line {number}: not a JSON object; {_DAMAGED}")
-        rows.append(row)
-    return rows
-
-
-def _json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path} is not UTF-8 text (byte {exc.start}); {_DAMAGED}") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}, line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg}); "
-                         f"{_DAMAGED}") from None
+from equal.run.directory import CENTROIDS, CONFIG, require_finished
+from equal.run.schema import (
+    DAMAGED,
+    ClusterRecord,
+    DocumentRecord,
+    RoundRecord,
+    RunStats,
+    Summary,
+    read_clusters,
+    read_documents,
+    read_rounds,
+    read_stats,
+)
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class RunView:
-    """Everything a finished run wrote, loaded."""
+    """Everything a finished run wrote, loaded.
+
+    ``config`` is ``config.yaml`` as saved (a mapping, not validated: a run of
+    an older equal may hold keys this one no longer has).
+    """
 
     run_dir: Path
     config: dict[str, Any]
-    summary: dict[str, Any]
-    counters: dict[str, Any]
-    rounds: list[dict[str, Any]]
-    clusters: list[dict[str, Any]]
+    stats: RunStats
+    rounds: list[RoundRecord]
+    clusters: list[ClusterRecord]
     pairs: list[QAPair]
-    documents: list[dict[str, Any]] = field(default_factory=list)
+    documents: list[DocumentRecord]
     centroids: np.ndarray | None = None
 
     @property
+    def summary(self) -> Summary:
+        return self.stats.summary
+
+    @property
+    def counters(self) -> dict[str, int | float]:
+        return self.stats.counters
+
+    @property
     def selection(self) -> str:
-        return str(self.config.get("bandit", {}).get("selection", "equal"))
+        return str((self.config.get("bandit") or {}).get("selection", "equal"))
 
     def cumulative_pairs(self) -> tuple[list[int], list[int]]:
         """(extraction calls, pairs so far) after the warm-up and after each bandit round."""
-        warm_docs = int(self.summary.get("warmup_documents", 0))
-        warm_pairs = sum(1 for p in self.pairs if p.metadata.get("stage") == "warmup")
-        calls, pairs = [0, warm_docs], [0, warm_pairs]
+        warm_pairs = sum(1 for p in self.pairs if p.provenance is not None and p.provenance.stage == "warmup")
+        calls, pairs = [0, self.summary.warmup_documents], [0, warm_pairs]
         for row in self.rounds:
-            calls.append(int(row["documents_spent"]))
-            pairs.append(pairs[-1] + sum(int(p["pairs"]) for p in row["pulls"]))
+            calls.append(row.documents_spent)
+            pairs.append(pairs[-1] + row.pairs)
         return calls, pairs
 
-    def top_clusters(self, n: int = 5) -> list[dict[str, Any]]:
+    def top_clusters(self, n: int = 5) -> list[ClusterRecord]:
         """The pulled clusters with the highest mean reward."""
-        pulled = [c for c in self.clusters if c["pulls"] > 0]
-        return sorted(pulled, key=lambda c: (-c["mean_reward"], c["cluster"]))[:n]
+        pulled = [c for c in self.clusters if c.pulls > 0]
+        return sorted(pulled, key=lambda c: (-c.mean_reward, c.cluster))[:n]
 
     def label_shares(self) -> dict[str, float]:
-        by_label = self.summary.get("extracted_by_label") or {}
-        total = sum(by_label.values())
-        return {str(k): v / total for k, v in sorted(by_label.items())} if total else {}
+        return self.summary.label_shares()
 
 
-def load_stats(run_dir: str | Path) -> dict[str, Any]:
-    """The ``stats.json`` of a finished run: ``{"counters": {...}, "summary": {...}}``.
+def load_stats(run_dir: str | Path) -> RunStats:
+    """The ``stats.json`` of a finished run.
 
     Raises:
         InputError: ``run_dir`` is not a finished run, or its ``stats.json`` is damaged.
     """
-    run_dir = Path(run_dir)
-    require_finished(run_dir)
-    path = run_dir / FINISHED
-    stats = _json(path)
-    if not isinstance(stats, dict) or not all(isinstance(stats.get(k, {}), dict) for k in ("counters", "summary")):
-        raise InputError(f"{path} does not hold a run's counters and summary; {_DAMAGED}")
-    return stats
+    return read_stats(Path(run_dir))
 
 
 def load_pairs(run_dir: str | Path) -> list[QAPair]:
@@ -110,6 +99,29 @@ def load_pairs(run_dir: str | Path) -> list[QAPair]:
     return read_dataset(run_dir)
 
 
+def _config(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / CONFIG
+    if not path.exists():
+        return {}
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InputError(f"{path} cannot be read ({exc}); {DAMAGED}") from None
+    if config is not None and not isinstance(config, dict):
+        raise InputError(f"{path} does not hold a configuration; {DAMAGED}")
+    return config or {}
+
+
+def _centroids(run_dir: Path) -> np.ndarray | None:
+    path = run_dir / CENTROIDS
+    if not path.exists():
+        return None
+    try:
+        return np.load(path)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path} cannot be read ({exc}); {DAMAGED}") from None
+
+
 def load_run(run_dir: str | Path) -> RunView:
     """Load a finished run.
 
@@ -119,23 +131,7 @@ def load_run(run_dir: str | Path) -> RunView:
             message names the file.
     """
     run_dir = Path(run_dir)
-    stats = load_stats(run_dir)
-    config: Any = {}
-    if (run_dir / "config.yaml").exists():
-        try:
-            config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise InputError(f"{run_dir / 'config.yaml'} cannot be read ({exc}); {_DAMAGED}") from None
-        if config is not None and not isinstance(config, dict):
-            raise InputError(f"{run_dir / 'config.yaml'} does not hold a configuration; {_DAMAGED}")
-    clusters = _json(run_dir / "clusters.json") if (run_dir / "clusters.json").exists() else []
-    centroids = None
-    if (run_dir / "centroids.npy").exists():
-        try:
-            centroids = np.load(run_dir / "centroids.npy")
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{run_dir / 'centroids.npy'} cannot be read ({exc}); {_DAMAGED}") from None
-    return RunView(run_dir=run_dir, config=config or {}, summary=stats.get("summary", {}),
-                   counters=stats.get("counters", {}), rounds=_jsonl(run_dir / "rounds.jsonl"),
-                   clusters=clusters, pairs=read_dataset(run_dir), documents=_jsonl(run_dir / "documents.jsonl"),
-                   centroids=centroids)
+    stats = read_stats(run_dir)
+    config, clusters, centroids = _config(run_dir), read_clusters(run_dir), _centroids(run_dir)
+    return RunView(run_dir=run_dir, config=config, stats=stats, rounds=read_rounds(run_dir), clusters=clusters,
+                   pairs=read_dataset(run_dir), documents=read_documents(run_dir), centroids=centroids)

@@ -27,3 +27,19 @@ def auto_offset(warmup_distances: Sequence[float]) -> float:
     if not values:
         return 0.12  # the released default, when the warm-up found no pair at all
     return 1.0 - float(np.mean(values))
+
+
+def calibrate_offset(setting: float | str, random_distances: Sequence[float | None],
+                     chosen_distances: Sequence[float | None] = ()) -> float:
+    """``reward.offset``: the number itself, or with ``auto`` the offset of :func:`auto_offset`.
+
+    ``auto`` calibrates on the distances of the warm-up pulls drawn at random
+    (``None`` for a pull without pairs), so that reward 0 keeps meaning "as
+    good as a random pull". Only when the warm-up has no random pull (all of
+    it chosen by similarity) does it use ``chosen_distances``. Measured on the
+    demo: with an offset set by the best documents every later pull scores
+    below 0 and the bandit leaves the on-task clusters for unexplored ones.
+    """
+    if setting != "auto":
+        return float(setting)
+    return auto_offset([d for d in (random_distances or chosen_distances) if d is not None])

@@ -26,14 +26,22 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from equal.config import RunConfig
+from equal.config import RunConfig, upgrade_saved_config
 from equal.errors import ConfigError, InputError
 from equal.files import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
 MARKER = ".equal-run"
-FINISHED = "stats.json"
+# the files a run writes; their contents are typed in equal.run.schema
+CONFIG = "config.yaml"
+ROUNDS = "rounds.jsonl"
+CLUSTERS = "clusters.json"
+DOCUMENTS = "documents.jsonl"
+CENTROIDS = "centroids.npy"
+PARSE_FAILURES = "parse_failures.jsonl"
+DECONTAMINATED = "decontaminated.jsonl"
+FINISHED = "stats.json"  # written last
 # equal's own lock files: a directory holding only these is as good as empty
 _LOCK_FILES = frozenset({".equal.lock", ".equal.pid"})
 # the sections every version of equal has saved in config.yaml
@@ -43,16 +51,16 @@ _SAVED_SECTIONS = frozenset({"corpus", "reference", "embedding", "clustering", "
 
 def _made_by_older_equal(path: Path) -> bool:
     """A run directory written before the marker existed: a saved config beside a run's round log or stats."""
-    if not ((path / "stats.json").is_file() or (path / "rounds.jsonl").is_file()):
+    if not ((path / FINISHED).is_file() or (path / ROUNDS).is_file()):
         return False
     try:
-        saved = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8"))
+        saved = yaml.safe_load((path / CONFIG).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return False
     if not isinstance(saved, dict) or not _SAVED_SECTIONS <= set(saved):
         return False
     try:
-        RunConfig.model_validate(saved)
+        RunConfig.model_validate(upgrade_saved_config(saved))
     except ValidationError:
         return False
     return True
@@ -134,7 +142,7 @@ def require_finished(path: Path) -> None:
         raise InputError(f"{path} is a file; give the directory of a finished `equal run`")
     if is_finished(path):
         return
-    if (path / MARKER).is_file() or (path / "config.yaml").is_file() or (path / "rounds.jsonl").is_file():
+    if (path / MARKER).is_file() or (path / CONFIG).is_file() or (path / ROUNDS).is_file():
         raise InputError(
             f"{path} holds an unfinished run (no stats.json: the run was stopped, failed, or is still running), "
             "so its files may mix two runs; run the same `equal run` command again to finish it"

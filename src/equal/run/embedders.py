@@ -1,0 +1,79 @@
+"""Which model embeds what in a run, and the vectors the run works in.
+
+Alignment does not change these in place: it returns a new
+:class:`EmbeddingSpace` (see :mod:`equal.run.alignment`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from equal.config import ExecutorConfig, RunConfig
+from equal.embedding import Embedder, EmbeddingCache, embed_cached
+from equal.embedding.store import embed_to_store, store_path
+from equal.progress import Progress
+from equal.records import Document
+from equal.run.builders import build_embedder, corpus_embedder
+
+# a bar only for large batches: a pull's few pairs would add one line per round
+_BAR_FROM = 257
+
+
+@dataclass(frozen=True, slots=True)
+class Embedders:
+    """The embedders of a run.
+
+    Attributes:
+        text: the configured model in this process; embeds the reference set
+            and, for alignment, the warm-up pairs.
+        corpus: embeds the whole corpus (``text`` itself, or actors building it on Ray).
+        reward: embeds a pull's pairs for the OT reward (the reference is embedded alike).
+    """
+
+    text: Embedder
+    corpus: Embedder
+    reward: Embedder
+
+    @classmethod
+    def from_config(cls, config: RunConfig, embedder: Embedder | None = None) -> Embedders:
+        """The configured embedders, or ``embedder`` (already loaded) for everything."""
+        if embedder is not None:
+            return cls(embedder, embedder, embedder)
+        text = build_embedder(config.embedding)
+        return cls(text, corpus_embedder(partial(build_embedder, config.embedding), text.name, config.executor), text)
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingSpace:
+    """The vectors the run clusters and rewards in, with the embedders that made them.
+
+    Attributes:
+        embedders: the embedders of this space.
+        documents: ``(n, d)`` float32, the corpus (clustered, and ordered by ``centroid``).
+        reference: ``(r, d)`` float32, the reference set as the reward sees it.
+    """
+
+    embedders: Embedders
+    documents: np.ndarray
+    reference: np.ndarray
+
+
+def embed_texts(embedder: Embedder, texts: list[str], cache: EmbeddingCache, progress: Progress,
+                description: str) -> np.ndarray:
+    """``(len(texts), d)`` unit vectors through the embedding cache; a progress bar for large batches only."""
+    return embed_cached(embedder, texts, cache, progress=progress if len(texts) >= _BAR_FROM else None,
+                        description=description)
+
+
+def embed_corpus(embedder: Embedder, documents: list[Document], cache_dir: Path, executor: ExecutorConfig,
+                 progress: Progress, description: str) -> np.ndarray:
+    """The corpus's vectors, ``(n, d)`` float32, in a resumable memory-mapped store under ``cache_dir``."""
+    texts = [d.text for d in documents]
+    # a Ray job has a fixed start-up cost: give the cluster larger chunks
+    chunk = 65_536 if executor.kind == "ray" else 4_096
+    return embed_to_store(embedder, texts, store_path(cache_dir, embedder.name, texts), chunk_size=chunk,
+                          progress=progress, description=description)

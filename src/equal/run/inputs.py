@@ -1,0 +1,84 @@
+"""A run's inputs: the corpus and the reference set, read once and embedded once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from equal.config import ReplayExtractionConfig, RunConfig
+from equal.corpus import read_documents, read_reference
+from equal.embedding import EmbeddingCache, normalize
+from equal.errors import InputError
+from equal.progress import Progress
+from equal.records import Document, QAPair
+from equal.run.embedders import Embedders, embed_corpus, embed_texts
+from equal.stats import Stats
+
+
+@dataclass(frozen=True, slots=True)
+class RunInputs:
+    """The documents and the reference set, with their vectors under the configured (base) embedder.
+
+    Attributes:
+        documents: the corpus's passages, in corpus order; a document's index is its row below.
+        reference: the reference examples of the task.
+        document_vectors: ``(n, d)`` float32 unit vectors of the documents.
+        reference_vectors: ``(r, d)`` float32 unit vectors of the reference examples (``Question: q\\nAnswer: a``).
+        similarity: ``(n,)`` float, each document's cosine similarity to the reference centroid; it
+            ranks the warm-up, the documents inside a cluster and the similarity prior at no LLM cost.
+    """
+
+    documents: list[Document]
+    reference: list[QAPair]
+    document_vectors: np.ndarray
+    reference_vectors: np.ndarray
+    similarity: np.ndarray
+
+
+def read_corpus_and_reference(config: RunConfig, progress: Progress, stats: Stats) -> tuple[list[Document],
+                                                                                           list[QAPair]]:
+    """The corpus's passages and the reference examples; skipped records are counted in ``stats`` by reason.
+
+    Raises:
+        InputError: the corpus yields fewer than two usable documents, or the
+            reference set is unusable or too small.
+    """
+    cfg = config
+    replay = cfg.extraction.replay_field if isinstance(cfg.extraction, ReplayExtractionConfig) else None
+    keep = tuple(f for f in (cfg.corpus.label_field, replay) if f)
+    documents = []
+    with progress.task("reading corpus", total=None) as task:
+        for doc in read_documents(
+            cfg.corpus.path, text_field=cfg.corpus.text_field, id_field=cfg.corpus.id_field,  # type: ignore[arg-type]
+            fmt=cfg.corpus.format, min_chars=cfg.corpus.min_chars,
+            max_document_chars=cfg.corpus.max_document_chars, keep_fields=keep, stats=stats,
+            # stored pairs belong to the whole record, so replay never splits it
+            max_passage_chars=None if replay else cfg.corpus.max_passage_chars,
+        ):
+            documents.append(doc)
+            task.advance()
+            if cfg.corpus.limit and len(documents) >= cfg.corpus.limit:
+                break
+    if len(documents) < 2:
+        skips = {k: v for k, v in stats.as_dict().items() if k.startswith("skipped_")}
+        raise InputError(
+            f"the corpus {cfg.corpus.path} yielded {len(documents)} usable documents "
+            f"(skips: {', '.join(f'{k}={v}' for k, v in skips.items()) or 'none'}); check corpus.text_field and "
+            "the file's contents"
+        )
+    reference = read_reference(cfg.reference.path, fmt=cfg.reference.format,  # type: ignore[arg-type]
+                               min_examples=cfg.reference.min_examples, limit=cfg.reference.limit, stats=stats)
+    return documents, reference
+
+
+def embed_inputs(documents: list[Document], reference: list[QAPair], embedders: Embedders, cache: EmbeddingCache,
+                 cache_dir: Path, config: RunConfig, progress: Progress) -> RunInputs:
+    """Embed the corpus (into its resumable store) and the reference set, and rank documents by similarity."""
+    document_vectors = embed_corpus(embedders.corpus, documents, cache_dir, config.executor, progress,
+                                    "embedding documents")
+    reference_vectors = embed_texts(embedders.text, [p.as_text() for p in reference], cache, progress,
+                                    "embedding reference")
+    similarity = document_vectors @ normalize(reference_vectors.mean(0, keepdims=True))[0]
+    return RunInputs(documents, reference, document_vectors, reference_vectors, similarity)

@@ -1,10 +1,12 @@
 """EQUAL variants against random selection on a corpus with stored pairs (zero LLM cost).
 
 Replays the pairs stored with each passage (``equal extract`` writes them),
-so every strategy sees identical extractions. For each budget, strategy and
-seed it runs the full pipeline and reports the share of extracted documents
-from the relevant source and the OT distance of the output pairs to a
-held-out reference split (embedded with the base model, one yardstick for all).
+so every strategy sees identical extractions. The strategies are those of
+``equal bench`` that run the pipeline (``equal.bench.strategies``, one table
+for both). For each budget, strategy and seed it runs the full pipeline and
+reports the share of extracted documents from the relevant source and the OT
+distance of the output pairs to a held-out reference split (embedded with the
+base model, one yardstick for all).
 
     python benchmarks/selection.py --corpus data/sample/extracted.jsonl \\
         --reference data/sample/reference.jsonl --heldout data/sample/reference_heldout.jsonl \\
@@ -21,19 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from equal import load_config, run
+from equal.bench import pipeline_overrides
 from equal.corpus import read_reference
 from equal.embedding import EmbeddingCache, SentenceTransformerEmbedder, embed_cached
 from equal.reward import ot_distance
 
-STRATEGIES: dict[str, dict] = {
-    "random documents": {"bandit.selection": "random"},
-    "random clusters": {"bandit.policy": "uniform"},
-    "EQUAL, paper settings": {"bandit.alpha": 0.001, "warmup.as_prior": False, "bandit.similarity_prior": False},
-    "EQUAL, + warm-up priors": {"warmup.as_prior": True, "bandit.similarity_prior": False},
-    "EQUAL, + similarity prior": {"warmup.as_prior": False, "bandit.similarity_prior": True},
-    "EQUAL, defaults (both priors)": {},
-    "EQUAL, both priors + alpha auto": {"bandit.alpha": "auto"},
-}
+#: the strategies of `equal bench` (equal.bench.strategies, the one table) this script runs by default
+DEFAULT = ["random documents", "random clusters", "EQUAL, paper settings", "EQUAL, no similarity prior",
+           "EQUAL, no warm-up prior", "EQUAL", "EQUAL, alpha auto"]
 
 
 def main() -> None:
@@ -45,11 +42,13 @@ def main() -> None:
     parser.add_argument("--label-field", default="source")
     parser.add_argument("--budgets", type=float, nargs="+", default=[0.05, 0.1, 0.2])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
+    parser.add_argument("--strategies", nargs="+", default=DEFAULT,
+                        help="names from `equal bench`'s table of strategies that run the pipeline")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra config overrides")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     extra = {k: _value(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    overrides = {name: pipeline_overrides(name) for name in args.strategies}  # an unknown name fails here
 
     base = SentenceTransformerEmbedder()
     with tempfile.TemporaryDirectory() as tmp:
@@ -70,7 +69,7 @@ def main() -> None:
                         "corpus.label_field": args.label_field, "reference.path": str(args.reference),
                         "extraction.extractor": "replay", "extraction.replay_field": "qa_pairs",
                         "extraction.cache_dir": str(cache_dir), "budget.fraction": budget, "seed": seed,
-                        "output.dir": str(Path(tmp) / "run"), **STRATEGIES[name], **extra,
+                        "output.dir": str(Path(tmp) / "run"), **overrides[name], **extra,
                     })
                     started = time.monotonic()
                     result = run(cfg)

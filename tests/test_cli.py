@@ -137,3 +137,62 @@ def test_extract_on_a_finished_output_extracts_only_what_the_corpus_gained(corpu
         assert server.total_requests - before == 50
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in rows] == [json.loads(line)["id"] for line in lines]
+
+
+def test_every_command_goes_through_the_one_error_handler():
+    callbacks = {command.name: command.callback for command in app.registered_commands}
+    assert len(callbacks) >= 12
+    assert all(getattr(callback, "__equal_reported__", False) for callback in callbacks.values()), callbacks
+
+
+def test_json_log_format_reports_a_config_error_of_any_kind_as_an_event(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("extraction:\n  extractor: local\n  base_url: http://127.0.0.1:1/v1\n")
+    for command in ("run", "extract"):
+        result = runner.invoke(app, [command, str(config), "--log-format", "json"])
+        assert result.exit_code == 2, result.output
+        event = json.loads(result.stdout.splitlines()[-1])
+        assert event["event"] == "error" and event["error"] == "ConfigError"
+        assert "extraction.base_url: a key of extractor openai" in event["message"]
+    # an unknown --log-format cannot be answered in that format: it is reported the rich way
+    result = runner.invoke(app, ["run", str(config), "--log-format", "xml"])
+    assert result.exit_code == 2 and "--log-format must be rich or json" in result.output
+
+
+def test_a_command_without_log_format_reports_its_errors_too(tmp_path):
+    result = runner.invoke(app, ["inspect", str(tmp_path / "missing")])
+    assert result.exit_code == 2 and "error:" in result.output
+    result = runner.invoke(app, ["bench", str(tmp_path), "--out", str(tmp_path / "out")], env={"COLUMNS": "300"})
+    assert result.exit_code == 2 and "manifest.json is missing" in result.output
+
+
+def test_flags_become_config_overrides_through_one_table():
+    from pathlib import Path
+
+    from equal.cli.options import CONFIG_KEYS, config_overrides
+    from equal.config import load_config
+
+    assert config_overrides(corpus=Path("/data/c.jsonl"), seed=3, model=None) == {"corpus.path": "/data/c.jsonl",
+                                                                                  "seed": 3}
+    every = {name: "/x" if key.endswith(("path", "dir")) else None for name, key in CONFIG_KEYS.items()}
+    load_config(None, {key: value for key, value in config_overrides(**every).items()})  # every key exists
+    help_text = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "300"}).output
+    for key in CONFIG_KEYS.values():
+        assert f"Config key: {key}" in help_text
+
+
+def test_extractor_flag_switches_the_files_backend_cleanly(corpus_path, reference_path, tmp_path):
+    """--extractor replay on a file written for the local model: its local keys are left out, with a warning."""
+    config = tmp_path / "c.yaml"
+    config.write_text("embedding:\n  model: hashing-128\nclustering:\n  k: 8\nextraction:\n  extractor: local\n"
+                      "  model: /nowhere/model.gguf\n  n_ctx: 4096\n  max_tokens: 256\n")
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["run", str(config), "--corpus", str(corpus_path), "--reference", str(reference_path),
+                                 "--id-field", "id", "--extractor", "replay", "--budget", "0.1", "--out", str(out),
+                                 "--log-format", "json"])
+    assert result.exit_code == 0, result.output
+    warnings = [json.loads(line)["message"] for line in result.stdout.splitlines()
+                if json.loads(line).get("event") == "log" and json.loads(line).get("level") == "warning"]
+    assert any("extraction.model, extraction.n_ctx, extraction.max_tokens are not used" in w for w in warnings)
+    saved = (out / "config.yaml").read_text()
+    assert "extractor: replay" in saved and "n_ctx" not in saved and "model.gguf" not in saved

@@ -1,4 +1,9 @@
-"""Running every strategy at every budget and seed, measuring, and writing the table and plots."""
+"""Running every strategy at every budget and seed, and measuring what each picked.
+
+``run_bench`` appends one result per (reference set, strategy, budget, seed) to
+``results.jsonl`` (resumable) and returns them; ``write_results`` turns them into
+``results.md`` (``equal.bench.tables``) and plots (``equal.bench.plots``).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,16 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from equal.bench.strategies import ABLATIONS, BUDGET_FREE, STRATEGIES, Context, Selection
+from equal.bench.strategies import BUDGET_FREE, STRATEGIES, Context, Selection
 from equal.errors import InputError
 from equal.progress import NullProgress, Progress
+
+if TYPE_CHECKING:
+    from equal.bench.tables import Bar
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +52,10 @@ class BenchData:
             raise InputError(f"{path} is missing; build the benchmark with `equal make-bench {self.root}`")
         return json.loads(path.read_text())
 
+    def rows(self) -> list[dict[str, Any]]:
+        """Every extracted document: id, text, source, qa_pairs and tokens."""
+        return [json.loads(line) for line in self.extracted.read_text().splitlines() if line.strip()]
+
 
 def _measure(selection: Selection, ctx: Context, rows: dict[str, dict], relevant: set[str],
              heldout: np.ndarray, embed: Any) -> dict[str, float]:
@@ -67,7 +79,11 @@ def _measure(selection: Selection, ctx: Context, rows: dict[str, dict], relevant
 def run_bench(data: BenchData, out_dir: Path, *, budgets: list[float], seeds: list[int],
               strategies: list[str], reference_sets: list[str] | None = None, embedding_model: str = "minilm",
               progress: Progress | None = None) -> list[dict[str, Any]]:
-    """Every (reference set, strategy, budget, seed), resumable; writes ``results.jsonl``, ``results.md``, plots.
+    """Every (reference set, strategy, budget, seed), resumable: appends to ``results.jsonl``, returns them all.
+
+    Returns the results of ``strategies`` on the reference sets asked (default: every one of
+    the manifest), those found in ``results.jsonl`` from an earlier call included, ordered by
+    reference set, budget, strategy (in the order asked) and seed.
 
     Every strategy's pairs go through the same decontamination against the reward
     reference (the pipeline does it already; the others get it here), and are
@@ -86,7 +102,7 @@ def run_bench(data: BenchData, out_dir: Path, *, budgets: list[float], seeds: li
     manifest = data.manifest()
     sets = reference_sets or list(manifest["reference_sets"])
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows_list = [json.loads(line) for line in data.extracted.read_text().splitlines() if line.strip()]
+    rows_list = data.rows()
     if not rows_list:
         raise InputError(f"{data.extracted} holds no extracted documents; run `equal extract` on the corpus first")
     rows = {r["id"]: r for r in rows_list}
@@ -133,165 +149,19 @@ def run_bench(data: BenchData, out_dir: Path, *, budgets: list[float], seeds: li
     finally:
         cache.close()
     order = {name: i for i, name in enumerate(strategies)}  # the table lists strategies in the order asked
-    results = sorted((r for k, r in done.items() if k[0] in sets and k[1] in strategies),
-                     key=lambda r: (sets.index(r["reference_set"]), r["budget"], order[r["strategy"]], r["seed"]))
-    (out_dir / "results.md").write_text(data_summary(data.extracted, rows_list) + markdown(results, budgets) + "\n"
-                                        + verdict(results, budgets) + ablation_table(results, budgets))
+    return sorted((r for k, r in done.items() if k[0] in sets and k[1] in strategies),
+                  key=lambda r: (sets.index(r["reference_set"]), r["budget"], order[r["strategy"]], r["seed"]))
+
+
+def write_results(data: BenchData, out_dir: Path, results: list[dict[str, Any]], budgets: list[float],
+                  bar: Bar | None = None) -> Path:
+    """Write ``results.md`` (data, tables, ``bar``'s verdict when given, ablation) and the plots to ``out_dir``."""
+    from equal.bench.plots import plot
+    from equal.bench.tables import results_markdown
+
+    path = out_dir / "results.md"
+    path.write_text(results_markdown(data.extracted, data.rows(), results, budgets, bar))
     plot(results, budgets, out_dir)
-    return results
+    return path
 
 
-def data_summary(extracted: Path, rows: list[dict[str, Any]]) -> str:
-    """What the tables rest on: passages per source, and which runtime extracted them."""
-    from collections import Counter
-
-    by_source = Counter(r.get("source", "?") for r in rows)
-    by_runtime: dict[str, list[int]] = {}
-    for r in rows:  # rows written by `equal extract` do not name their runtime: llama.cpp or a server
-        by_runtime.setdefault(r.get("extracted_with", "equal extract"), []).append(len(r.get("qa_pairs", [])))
-    lines = [f"## Data: {extracted.name}", "",
-             f"- {len(rows):,} extracted passages: "
-             + ", ".join(f"{source} {n:,}" for source, n in by_source.most_common()),
-             "- extracted by: " + "; ".join(f"{name} {len(n):,} ({sum(n) / len(n):.2f} pairs per passage)"
-                                           for name, n in by_runtime.items()), "", ""]
-    return "\n".join(lines)
-
-
-def _summary(values: list[float]) -> str:
-    values = [v for v in values if not math.isnan(v)]
-    if not values:
-        return "-"
-    mean = float(np.mean(values))
-    integral = all(float(v).is_integer() for v in values)
-    fmt = "{:,.0f}" if abs(mean) >= 100 or integral else "{:.3f}"
-    text = fmt.format(mean)
-    return text if len(values) == 1 or min(values) == max(values) else \
-        f"{text} ({fmt.format(min(values))}-{fmt.format(max(values))})"
-
-
-def markdown(results: list[dict[str, Any]], budgets: list[float]) -> str:
-    """One table per reference set: mean over seeds (min-max)."""
-    lines: list[str] = []
-    for name in dict.fromkeys(r["reference_set"] for r in results):
-        lines += [f"### {name}", "", "| budget | strategy | " + " | ".join(t for t, _ in METRICS.values()) + " |",
-                  "|---|---|" + "---|" * len(METRICS)]
-        mine = [r for r in results if r["reference_set"] == name]
-        for budget in budgets:
-            for strategy in dict.fromkeys(r["strategy"] for r in mine):
-                cell = [r for r in mine if r["strategy"] == strategy and
-                        (r["budget"] == budget or strategy in BUDGET_FREE)]
-                if not cell or (strategy in BUDGET_FREE and budget != budgets[0]):
-                    continue
-                label = "100%" if strategy in BUDGET_FREE else f"{budget:.0%}"
-                lines.append(f"| {label} | {strategy} | " + " | ".join(_summary([r[m] for r in cell])
-                                                                    for m in METRICS) + " |")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def _mean(results: list[dict[str, Any]], name: str, strategy: str, budget: float | None, metric: str) -> float:
-    cells = [r[metric] for r in results if r["reference_set"] == name and r["strategy"] == strategy
-             and (budget is None or r["budget"] == budget) and not math.isnan(r[metric])]
-    return float(np.mean(cells)) if cells else math.nan
-
-
-def verdict(results: list[dict[str, Any]], budgets: list[float]) -> str:
-    """The issue's bar, read off the results, and every place where EQUAL loses to a baseline."""
-    lines = ["## The bar", ""]
-    for name in dict.fromkeys(r["reference_set"] for r in results):
-        def m(strategy: str, budget: float | None, metric: str, name: str = name) -> float:
-            return _mean(results, name, strategy, budget, metric)
-
-        lines.append(f"### {name}")
-        if 0.05 in budgets:
-            eq_rel, rnd_rel = m("EQUAL", 0.05, "relevant_fraction"), m("random documents", 0.05, "relevant_fraction")
-            eq_ot, rnd_ot, all_ot = m("EQUAL", 0.05, "ot_heldout"), m("random documents", 0.05, "ot_heldout"), \
-                m("all", None, "ot_heldout")
-            lines += [f"- 5%: relevant fraction EQUAL {eq_rel:.3f} vs random {rnd_rel:.3f} "
-                      f"({'met' if eq_rel > rnd_rel else 'NOT met'}); OT EQUAL {eq_ot:.4f} vs random {rnd_ot:.4f} "
-                      f"({'met' if eq_ot < rnd_ot else 'NOT met'}); OT EQUAL {eq_ot:.4f} vs all {all_ot:.4f} "
-                      f"({'met' if eq_ot < all_ot else 'NOT met'})"]
-        if 0.1 in budgets:
-            eq_rel, rnd_rel = m("EQUAL", 0.1, "relevant_fraction"), m("random documents", 0.1, "relevant_fraction")
-            ratio = eq_rel / rnd_rel if rnd_rel else math.inf
-            met = "met" if ratio >= 1.5 else "NOT met"
-            lines.append(f"- 10%: relevant fraction EQUAL / random = {ratio:.2f} ({met}, needs 1.5)")
-        all_ot, all_calls = m("all", None, "ot_heldout"), m("all", None, "llm_calls")
-        match = next((b for b in sorted(budgets) if m("EQUAL", b, "ot_heldout") <= all_ot), None)
-        if match is None:
-            lines.append("- EQUAL's OT distance does not reach all's at any budget tried")
-        else:
-            lines.append(f"- EQUAL's OT distance matches all's from {match:.0%} on: "
-                         f"{all_calls / m('EQUAL', match, 'llm_calls'):.1f}x fewer LLM calls")
-        losses = [f"{b:.0%} {METRICS[metric][0].split(' (')[0]}: {s}"
-                  for b in budgets for metric in ("ot_heldout", "relevant_fraction")
-                  for s in dict.fromkeys(r["strategy"] for r in results)
-                  if s not in ("EQUAL", *BUDGET_FREE) and not s.startswith("EQUAL")
-                  and (m(s, b, metric) < m("EQUAL", b, metric) if METRICS[metric][1]
-                       else m(s, b, metric) > m("EQUAL", b, metric))]
-        lines.append("- EQUAL loses to: " + ("; ".join(losses) if losses else "no baseline"))
-        lines.append("")
-    return "\n".join(lines)
-
-
-#: the rows an ablation table compares the variants with
-_ABLATION_CONTEXT = ("EQUAL, paper settings", "avg-sim top-k", "random documents")
-
-
-def ablation_table(results: list[dict[str, Any]], budgets: list[float]) -> str:
-    """EQUAL's defaults against each ablation: OT distance and relevant fraction per budget, per reference set.
-
-    Empty when no ablation ran. The baselines at the foot give the scale.
-    """
-    ran = [s for s in ABLATIONS if any(r["strategy"] == s for r in results)]
-    if not ran:
-        return ""
-    rows = ["EQUAL", *ran, *_ABLATION_CONTEXT]
-    lines = ["", "## Ablation", "", "Mean over seeds (min-max); lower OT and higher relevant fraction are better.", ""]
-    for name in dict.fromkeys(r["reference_set"] for r in results):
-        mine = [r for r in results if r["reference_set"] == name]
-        shown = [b for b in budgets if any(r["budget"] == b and r["strategy"] in ran for r in mine)]
-        lines += [f"| {name} | " + " | ".join(f"OT {b:.0%}" for b in shown) + " | "
-                  + " | ".join(f"relevant {b:.0%}" for b in shown) + " |",
-                  "|---|" + "---|" * (2 * len(shown))]
-        for strategy in rows:
-            cells = [_summary([r[metric] for r in mine if r["strategy"] == strategy and r["budget"] == b])
-                     for metric in ("ot_heldout", "relevant_fraction") for b in shown]
-            if any(c != "-" for c in cells):
-                label = f"**{strategy} (defaults)**" if strategy == "EQUAL" else strategy
-                lines.append(f"| {label} | " + " | ".join(cells) + " |")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def plot(results: list[dict[str, Any]], budgets: list[float], out_dir: Path) -> list[Path]:
-    """A PNG per reference set and metric: the metric against budget, a line per strategy."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    paths = []
-    for name in dict.fromkeys(r["reference_set"] for r in results):
-        mine = [r for r in results if r["reference_set"] == name]
-        for metric, (title, _) in METRICS.items():
-            fig, ax = plt.subplots(figsize=(6, 3.6))
-            for strategy in dict.fromkeys(r["strategy"] for r in mine):
-                cells = [r for r in mine if r["strategy"] == strategy]
-                if strategy in BUDGET_FREE:
-                    values = [r[metric] for r in cells if not math.isnan(r[metric])]
-                    if values:
-                        ax.axhline(float(np.mean(values)), ls="--", color="#6b7280", lw=1.2, label=strategy)
-                    continue
-                means = [np.nanmean([r[metric] for r in cells if r["budget"] == b] or [math.nan]) for b in budgets]
-                ax.plot([100 * b for b in budgets], means, marker="o", lw=1.6, label=strategy)
-            ax.set_xscale("log")
-            ax.set_xticks([100 * b for b in budgets], [f"{100 * b:g}%" for b in budgets])
-            ax.set_xlabel("budget (share of the corpus extracted)")
-            ax.set_title(f"{name}: {title}", fontsize=10)
-            ax.legend(fontsize=7, frameon=False)
-            path = out_dir / f"{name}-{metric}.png"
-            fig.savefig(path, dpi=110, bbox_inches="tight")
-            plt.close(fig)
-            paths.append(path)
-    return paths

@@ -16,12 +16,13 @@ import json
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from equal.errors import InputError
 from equal.records import QAPair
 
 
@@ -54,9 +55,17 @@ class Context:
 Strategy = Callable[[Context, float, int], Selection]
 
 
-def pipeline(overrides: dict[str, Any]) -> Strategy:
-    """A strategy that runs ``equal run`` with the replay extractor and these config overrides."""
-    def select(ctx: Context, budget: float, seed: int) -> Selection:
+@dataclass(frozen=True)
+class PipelineStrategy:
+    """A strategy that runs ``equal run`` with the replay extractor and these config overrides.
+
+    ``overrides`` (dotted config keys) is what makes it this strategy; scripts that run
+    the pipeline themselves (``benchmarks/selection.py``) read it from here too.
+    """
+
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, ctx: Context, budget: float, seed: int) -> Selection:
         from equal import load_config, run
 
         with tempfile.TemporaryDirectory(dir=ctx.work_dir) as tmp:
@@ -65,12 +74,16 @@ def pipeline(overrides: dict[str, Any]) -> Strategy:
                 "corpus.id_field": "id", "corpus.label_field": "source",
                 "reference.path": str(ctx.reward_reference), "embedding.model": ctx.embedding_model,
                 "extraction.extractor": "replay", "extraction.cache_dir": str(ctx.cache_dir),
-                "budget.fraction": budget, "seed": seed, "output.dir": tmp, **overrides,
+                "budget.fraction": budget, "seed": seed, "output.dir": tmp, **self.overrides,
             })
             started = time.perf_counter()
             result = run(config)
             return Selection(result.selected_documents, result.pairs, time.perf_counter() - started)
-    return select
+
+
+def pipeline(overrides: dict[str, Any]) -> PipelineStrategy:
+    """A strategy that runs ``equal run`` with the replay extractor and these config overrides."""
+    return PipelineStrategy(overrides)
 
 
 def _n_documents(ctx: Context, budget: float) -> int:
@@ -158,3 +171,16 @@ STRATEGIES.update(ABLATIONS)
 DEFAULT = [s for s in STRATEGIES if s not in ABLATIONS and s != "EQUAL + alignment"]
 #: strategies whose result does not depend on the budget (run once per seed)
 BUDGET_FREE = {"all"}
+
+
+def pipeline_overrides(name: str) -> dict[str, Any]:
+    """The config overrides of strategy ``name``, one that runs the pipeline.
+
+    Raises:
+        InputError: no such strategy, or one that does not run the pipeline (``avg-sim top-k``, ``DSIR``, ``all``).
+    """
+    strategy = STRATEGIES.get(name)
+    if not isinstance(strategy, PipelineStrategy):
+        runs = [other for other, known in STRATEGIES.items() if isinstance(known, PipelineStrategy)]
+        raise InputError(f"{name!r} is not a strategy that runs the pipeline; choose from {runs}")
+    return dict(strategy.overrides)

@@ -1,0 +1,83 @@
+"""The options commands share, defined once, and the one helper that turns flags into config overrides.
+
+A flag that overrides a config key is declared with :func:`_overrides`, which
+records the key, so its help names the key (and its choices, read off the
+config model) and :func:`config_overrides` maps the flag to it.
+"""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from equal.config import EXTRACTION_BACKENDS, RunConfig
+
+#: parameter name of a flag -> the config key it overrides
+CONFIG_KEYS: dict[str, str] = {}
+
+
+def _field(key: str) -> Any:
+    """The pydantic field of a dotted config key (an extraction key: of the first extractor that has it)."""
+    section, _, leaf = key.rpartition(".")
+    if not section:
+        return RunConfig.model_fields[leaf]
+    if section == "extraction":
+        return next(model.model_fields[leaf] for model in EXTRACTION_BACKENDS.values() if leaf in model.model_fields)
+    model: Any = RunConfig.model_fields[section].annotation
+    return model.model_fields[leaf]
+
+
+def _overrides(param: str, key: str, text: str) -> str:
+    """Record that flag ``param`` overrides config ``key``; its help text, naming the key."""
+    CONFIG_KEYS[param] = key
+    annotation = _field(key).annotation
+    if key == "extraction.extractor":
+        choices: tuple[Any, ...] = tuple(EXTRACTION_BACKENDS)
+    else:
+        choices = typing.get_args(annotation) if typing.get_origin(annotation) is typing.Literal else ()
+    return f"{text} Config key: {key}" + (f" ({', '.join(map(str, choices))})." if choices else ".")
+
+
+def config_overrides(**flags: Any) -> dict[str, Any]:
+    """The config overrides of the flags a command got, by parameter name.
+
+    A flag left unset (``None``) overrides nothing; a path becomes its text, as YAML would hold it.
+
+    Raises:
+        KeyError: a parameter that overrides no config key (a programming error).
+    """
+    return {CONFIG_KEYS[name]: str(value) if isinstance(value, Path) else value
+            for name, value in flags.items() if value is not None}
+
+
+# -- flags that override a config key ---------------------------------------------------------
+
+ConfigArg = Annotated[Optional[Path], typer.Argument(help="YAML config file; flags below override its keys.")]
+CorpusOpt = Annotated[Optional[Path], typer.Option("--corpus", help=_overrides("corpus", "corpus.path", "Corpus: JSONL, Parquet, CSV, a folder of .txt/.md files, or a saved HF dataset."))]
+ReferenceOpt = Annotated[Optional[Path], typer.Option("--reference", help=_overrides("reference", "reference.path", "Reference examples of the task (question/answer, prompt/output or messages)."))]
+TextFieldOpt = Annotated[Optional[str], typer.Option("--text-field", help=_overrides("text_field", "corpus.text_field", "Field holding the document text (default: text)."))]
+IdFieldOpt = Annotated[Optional[str], typer.Option("--id-field", help=_overrides("id_field", "corpus.id_field", "Field holding a document id (default: a content hash)."))]
+LabelFieldOpt = Annotated[Optional[str], typer.Option("--label-field", help=_overrides("label_field", "corpus.label_field", "Field counted per value in stats, e.g. the source."))]
+ExtractorOpt = Annotated[Optional[str], typer.Option("--extractor", help=_overrides("extractor", "extraction.extractor", "local (llama.cpp model), openai (OpenAI-compatible server) or replay (stored pairs). Naming another extractor than the config file's leaves out the file's keys of its own extractor (with a warning), keeping the shared ones."))]
+ReplayFieldOpt = Annotated[Optional[str], typer.Option("--replay-field", help=_overrides("replay_field", "extraction.replay_field", "Field with stored {question, answer} pairs, for --extractor replay."))]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", help=_overrides("model", "extraction.model", "local: a GGUF file; openai: the served model name."))]
+BaseUrlOpt = Annotated[Optional[str], typer.Option("--base-url", help=_overrides("base_url", "extraction.base_url", "OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (openai)."))]
+CacheDirOpt = Annotated[Optional[Path], typer.Option("--cache-dir", help=_overrides("cache_dir", "extraction.cache_dir", "LLM response and embedding cache; share it between runs to never pay twice."))]
+BudgetOpt = Annotated[Optional[float], typer.Option("--budget", help=_overrides("budget", "budget.fraction", "Fraction of the corpus to extract, in (0, 1]."))]
+SelectionOpt = Annotated[Optional[str], typer.Option("--selection", help=_overrides("selection", "bandit.selection", "What picks the documents: equal is the bandit, random the random-documents baseline."))]
+SeedOpt = Annotated[Optional[int], typer.Option("--seed", help=_overrides("seed", "seed", "Seed of every random choice."))]
+OutOpt = Annotated[Optional[Path], typer.Option("--out", help=_overrides("out", "output.dir", "Run directory for the dataset, stats and logs: new, empty, or an earlier run's (a folder of other files is refused)."))]
+FormatOpt = Annotated[Optional[str], typer.Option("--format", help=_overrides("output_format", "output.format", "Format of the dataset file: messages is OpenAI chat."))]
+
+# -- how a command reports --------------------------------------------------------------------
+
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; warnings and errors only.")]
+LogFormatOpt = Annotated[str, typer.Option("--log-format", help="rich: progress bars and a summary table; json: one JSON object per line on stdout (stage_start, progress, note, stage_end, log, result, error), for scripts.")]
+
+# -- what a command reads ---------------------------------------------------------------------
+
+RunDirArg = Annotated[Path, typer.Argument(help="Directory of a finished run (holds stats.json); an unfinished one is refused.")]

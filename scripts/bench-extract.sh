@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 7's benchmark data: build the corpus (equal make-bench) and extract every passage
+# The benchmark data: build the corpus (equal make-bench) and extract every passage
 # with the local LLM, resumably. It takes hours on 2 cores; kill it at any time and run it
 # again. `--save` compresses the progress into benchmarks/data/ (kept in the repository),
 # from where a fresh clone resumes instead of starting over.

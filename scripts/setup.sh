@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything equal needs on a fresh machine: a virtualenv in .venv with the
-# pinned CPU build of torch, equal with its local-LLM, server, sample, bench, Ray and dev
-# extras, Debian's python3-doc and python-sympy-doc (text of the sample and benchmark
+# pinned CPU build of torch, equal with every extra (local LLM, server, report, alignment,
+# Hugging Face datasets, sample, bench, Ray, dev), Debian's python3-doc and python-sympy-doc (text of the sample and benchmark
 # corpora), chromium and chromium-driver (the report's browser test and screenshot) and
 # the assembled local model.
 set -euo pipefail
@@ -20,8 +20,8 @@ quiet_pip torch==2.13.0
 # llama-cpp-python compiles from source the first time (about 4-6 minutes on 2 cores).
 python -c "import llama_cpp" 2>/dev/null \
   || echo "installing equal; compiling llama-cpp-python from source (about 4-6 minutes on 2 cores, silent)..."
-quiet_pip -e ".[local,server,sample,bench,ray,dev]"
-python -c "import equal, llama_cpp, torch, faiss, ot, ray" >/dev/null
+quiet_pip -e ".[local,server,report,align,hf,sample,bench,ray,dev]"
+python -c "import equal, llama_cpp, torch, faiss, ot, ray, matplotlib, jinja2, accelerate, datasets" >/dev/null
 apt_packages=()
 [ -d /usr/share/doc/python3.11/html/_sources ] || apt_packages+=(python3-doc)
 [ -d /usr/share/doc/python-sympy-doc/html/_sources ] || apt_packages+=(python-sympy-doc)

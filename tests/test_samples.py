@@ -22,3 +22,15 @@ def test_build_writes_a_labelled_corpus_and_split_reference(tmp_path):
     assert len(reference) == 20 and len(heldout) == counts["heldout"] > 50
     assert all(p.question.endswith("?") for p in reference)
     assert not {p.question for p in reference} & {p.question for p in heldout}
+
+
+def test_no_library_module_imports_the_sample_builders():
+    """equal.samples reads Debian paths to build demo data: only the CLI's make-sample/make-bench may use it."""
+    from pathlib import Path
+
+    import equal
+
+    root = Path(equal.__file__).parent
+    users = sorted(str(p.relative_to(root)) for p in root.rglob("*.py")
+                   if "equal.samples" in p.read_text() and p.parent.name != "samples")
+    assert users == ["cli/main.py"]

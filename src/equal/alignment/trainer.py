@@ -27,6 +27,14 @@ def trained_model_ready(out_dir: Path) -> bool:
     return (out_dir / COMPLETE_MARKER).exists()
 
 
+def require_alignment_extra() -> None:
+    """Raise ConfigError, naming the ``align`` extra, unless the trainer's dependencies are installed."""
+    from equal.extras import require
+
+    for module in ("datasets", "accelerate"):
+        require(module, "align", "contrastive alignment (alignment.enabled: true)")
+
+
 def align_embedder(base_model: str, examples: list[TrainingExample], out_dir: Path, *, epochs: int = 2,
                    learning_rate: float = 2e-5, batch_size: int = 16, temperature: float = 0.02,
                    max_length: int = 256, random_state: int = 42, device: str = "auto") -> Path:
@@ -42,8 +50,10 @@ def align_embedder(base_model: str, examples: list[TrainingExample], out_dir: Pa
         device: ``auto`` (GPU when present), ``cpu`` or ``cuda``.
 
     Raises:
+        ConfigError: the ``align`` extra (datasets, accelerate) is not installed.
         InputError: there are no examples to train on.
     """
+    require_alignment_extra()
     if not examples:
         raise InputError("alignment has no training pairs: the warm-up extracted none; "
                          "raise the budget or warmup.fraction_of_budget, or disable alignment")

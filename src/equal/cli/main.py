@@ -365,6 +365,10 @@ def report_command(
 
     The file has no script and loads nothing from the network; every document and pair text in it is escaped.
     """
+    from equal.extras import require
+
+    for module in ("jinja2", "matplotlib"):
+        require(module, "report", "equal report")
     from equal.report import load_run, write_report
 
     _setup_logging(False, True)
@@ -402,6 +406,10 @@ def export_command(
     _setup_logging(False, True)
     if export_format not in EXPORT_FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, not {export_format!r}")
+    if export_format == "hf":
+        from equal.extras import require
+
+        require("datasets", "hf", "equal export --format hf")
     pairs = load_pairs(run_dir)  # the data set only: stats.json is not needed
     filters = ExportFilters(min_reward=min_reward, max_pairs_per_document=max_pairs_per_document,
                             near_duplicate_threshold=None if near_duplicates >= 1 else near_duplicates)

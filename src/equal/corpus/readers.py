@@ -278,10 +278,9 @@ def _read_text_folder(path: Path, stats: Stats, max_bytes: int) -> Iterator[dict
 
 
 def _read_hf(path: Path, stats: Stats, max_bytes: int) -> Iterator[dict[str, Any]]:
-    try:
-        import datasets
-    except ImportError as exc:
-        raise InputError("reading a Hugging Face dataset needs `pip install datasets`") from exc
+    from equal.extras import require
+
+    datasets = require("datasets", "hf", "reading a saved Hugging Face dataset (corpus.format hf)")
     ds = datasets.load_from_disk(str(path))
     if isinstance(ds, datasets.DatasetDict):
         split = "train" if "train" in ds else next(iter(ds))

@@ -1,5 +1,7 @@
 """The benchmark corpus and its two reference sets, built from real text on disk (docs/benchmarks.md).
 
+Part of the sample and benchmark data builders (:mod:`equal.samples`), not of the library.
+
 Corpus (``corpus.jsonl``, 3,047 records by default, read as 3,098 passages, each with a ``source``):
 
 - ``wikipedia``: Vital Articles summaries of every category, stratified by

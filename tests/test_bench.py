@@ -123,3 +123,40 @@ def test_bench_falls_back_to_the_partial_extraction(tmp_path):
     assert result.exit_code == 0, result.output
     runs = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert [r["llm_calls"] for r in runs] == [30, 300]
+
+
+def test_the_bar_is_the_callers_claim_not_the_librarys():
+    from equal.bench import Bar
+    from equal.bench.tables import verdict
+
+    def rows(strategy, budget, relevant, ot, calls):
+        return {"reference_set": "s", "strategy": strategy, "budget": budget, "seed": 0, "ot_heldout": ot,
+                "relevant_fraction": relevant, "llm_calls": calls}
+
+    results = [rows("EQUAL", 0.05, 0.6, 0.5, 5), rows("random documents", 0.05, 0.2, 0.7, 5),
+               rows("EQUAL", 0.1, 0.6, 0.5, 10), rows("random documents", 0.1, 0.3, 0.7, 10),
+               rows("all", 0.05, 0.2, 0.6, 100)]
+    held = verdict(results, [0.05, 0.1], Bar(beats_at=0.05, ratio_at=0.1, min_ratio=1.5))
+    assert "- 5%: relevant fraction EQUAL 0.600 vs random 0.200 (met)" in held
+    assert "- 10%: relevant fraction EQUAL / random = 2.00 (met, needs 1.5)" in held
+    stricter = verdict(results, [0.05, 0.1], Bar(beats_at=0.1, ratio_at=0.05, min_ratio=4))
+    assert "- 5%: relevant fraction EQUAL / random = 3.00 (NOT met, needs 4)" in stricter
+    assert "- 10%: relevant fraction EQUAL 0.600 vs random 0.300 (met)" in stricter
+
+
+def test_the_selection_script_runs_strategies_of_the_one_table():
+    import importlib.util
+
+    from equal.bench import STRATEGIES, pipeline_overrides
+    from equal.errors import InputError
+
+    script = Path(__file__).parent.parent / "benchmarks" / "selection.py"
+    spec = importlib.util.spec_from_file_location("selection", script)
+    assert spec is not None and spec.loader is not None
+    selection = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(selection)
+    assert not hasattr(selection, "STRATEGIES")  # no second table
+    for name in selection.DEFAULT:
+        assert pipeline_overrides(name) == STRATEGIES[name].overrides  # type: ignore[attr-defined]
+    with pytest.raises(InputError, match="not a strategy that runs the pipeline"):
+        pipeline_overrides("DSIR")

@@ -7,9 +7,11 @@ memory-maps it and times, with the code the run uses:
 - k-means: ``k = sqrt(n/2)`` clipped to [2, 1000], fitted on at most
   ``clustering.max_train_points`` (100k) vectors, every vector assigned in batches;
 - neighbours: per-cluster moments (chunked) and the O(k^2 d) W2 distance matrix;
-- 100 bandit rounds at the released shape (50 clusters a round, 10 documents a
-  pull): UCB selection, an exact OT reward of each pull's 20 simulated pair
-  embeddings against a 100-example reference set, neighbour sharing.
+- up to 100 bandit rounds at the released shape (50 clusters a round, 10
+  documents a pull), played by the run's own ``equal.run.play_rounds``: UCB
+  selection, an exact OT reward of each pull's 20 simulated pair embeddings
+  against a 100-example reference set, neighbour sharing; extraction is
+  simulated (no LLM), so the time is the bandit's own.
 
 ``--real`` runs the same stages on MiniLM embeddings of every real passage
 we ship (Wikipedia summaries and Python documentation, about 11k).
@@ -99,7 +101,7 @@ def real_embeddings(cache: Path) -> None:
 
 
 def run_stages(x: np.ndarray, seed: int = 0) -> dict[str, float]:
-    from equal.bandit import ClusterArms, build_policy
+    from equal.bandit import ClusterArms, RoundShape, build_policy
     from equal.clustering import (
         KMeansClusterer,
         cluster_moments,
@@ -108,7 +110,10 @@ def run_stages(x: np.ndarray, seed: int = 0) -> dict[str, float]:
         w2_diag_distances,
     )
     from equal.embedding import normalize
+    from equal.records import Extraction, Generation, QAPair
     from equal.reward import ot_distance, reward_from_distance
+    from equal.run import PullScore, play_rounds
+    from equal.run.budget import Budget
 
     n = len(x)
     k = default_n_clusters(n)
@@ -128,27 +133,27 @@ def run_stages(x: np.ndarray, seed: int = 0) -> dict[str, float]:
     rng = np.random.default_rng(seed)
     target = km.centroids_[rng.integers(0, k)]
     reference = normalize(target + 0.05 * rng.normal(size=(100, x.shape[1])).astype(np.float32))
+
+    def extract(documents: list[int]) -> list[Extraction]:  # two simulated pairs per document, no LLM
+        return [Extraction(str(i), [QAPair("q", "a", str(i))] * 2, Generation("")) for i in documents]
+
+    def reward(pairs: list[QAPair]) -> PullScore:  # the pairs' vectors: their documents' plus noise
+        rows = np.sort([int(p.document_id) for p in pairs])
+        vectors = normalize(np.asarray(x[rows]) + 0.05 * rng.normal(size=(len(rows), x.shape[1])))
+        distance = ot_distance(vectors, reference).value
+        return PullScore(distance, reward_from_distance(distance, 0.3))
+
     started = time.perf_counter()
     order = np.argsort(km.labels_, kind="stable")
     members = [rng.permutation(idx) for idx in np.split(order, np.cumsum(np.bincount(km.labels_, minlength=k))[:-1])]
     arms = ClusterArms(members, neighbours)
-    policy = build_policy("ucb", 0.001)
-    solves = 0
-    for _ in range(ROUNDS):
-        pulls = []
-        for cluster in policy.select(arms, CLUSTERS_PER_ROUND, rng):
-            docs = arms.take(cluster, DOCS_PER_PULL)
-            if not docs:
-                continue
-            base = np.asarray(x[np.sort(docs)])  # two simulated pairs per document
-            pairs = normalize(np.repeat(base, 2, axis=0) + 0.05 * rng.normal(size=(2 * len(docs), x.shape[1])))
-            distance = ot_distance(pairs, reference).value
-            pulls.append((cluster, reward_from_distance(distance, 0.3)))
-            solves += 1
-        for cluster, reward in pulls:
-            arms.share(cluster, reward)
+    # the run's own rounds, for at most ROUNDS full rounds of documents
+    pulls = play_rounds(arms, build_policy("ucb", 0.001), Budget(max_documents=ROUNDS * CLUSTERS_PER_ROUND
+                                                                 * DOCS_PER_PULL),
+                        shape=RoundShape(CLUSTERS_PER_ROUND, DOCS_PER_PULL), extract=extract, reward=reward, rng=rng)
     out["bandit_100_rounds_s"] = time.perf_counter() - started
-    out["ot_solves"] = solves
+    out["rounds"] = len({p.round for p in pulls})
+    out["ot_solves"] = len(pulls)
     out["anon_bandit_mb"] = anon.take()
     out["rss_peak_mb"] = peak_rss_mb()
     return out

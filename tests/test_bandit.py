@@ -81,3 +81,76 @@ def test_policy_validation():
         UCBPolicy(alpha=-1)
     with pytest.raises(ConfigError):
         build_policy("thompson")
+
+
+def test_the_policy_registry_holds_every_policy_the_config_accepts():
+    import typing
+
+    from equal.bandit import POLICIES
+    from equal.config import BanditConfig
+
+    assert set(POLICIES) == set(typing.get_args(BanditConfig.model_fields["policy"].annotation))
+    assert isinstance(build_policy("ucb", 0.2, "decaying"), UCBPolicy)
+    assert build_policy("ucb", 0.2, "decaying").schedule == "decaying"
+    assert isinstance(build_policy("uniform", 0.2), UniformPolicy)
+
+
+def test_similarity_prior_starts_on_task_clusters_above_off_task_ones():
+    from equal.bandit import similarity_prior
+
+    arms = _arms(k=3, per=2)
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    similarity = np.array([0.9, 0.8, 0.1, 0.2, 0.5, 0.5])
+    similarity_prior(arms, labels, similarity, warm_rewards=[0.1, -0.1])
+    assert arms.mean_reward()[0] > arms.mean_reward()[2] > arms.mean_reward()[1]
+    assert list(arms.count) == [1, 1, 1] and list(arms.pulls) == [0, 0, 0]  # not shared, not a pull
+    np.testing.assert_allclose(arms.reward_sum.sum(), 0.0, atol=1e-12)  # standardised over the clusters
+    flat = _arms(k=2, per=1)
+    similarity_prior(flat, np.array([0, 1]), np.array([0.3, 0.3]), [0.1, -0.1])
+    assert flat.total == 0  # nothing to tell the clusters apart
+
+
+def test_warmup_prior_shares_each_clusters_warmup_reward_without_counting_a_pull():
+    from equal.bandit import warmup_prior
+    from equal.records import QAPair
+
+    arms = _arms(k=3, per=2, neighbours=[np.array([0, 1]), np.array([1]), np.array([2])])
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    pairs = [[QAPair("q", "a", "0")], [QAPair("q", "a", "1"), QAPair("q", "a", "1")], []]
+    seen = []
+
+    def reward(cluster_pairs):
+        seen.append(len(cluster_pairs))
+        return None if not cluster_pairs else 0.1 * len(cluster_pairs)
+
+    credited = warmup_prior(arms, labels, [0, 1, 4], pairs, reward)
+    assert credited == 1 and seen == [3, 0]  # cluster 0's two documents rewarded together; cluster 2 had none
+    np.testing.assert_allclose(arms.reward_sum, [0.3, 0.3, 0.0])
+    assert list(arms.pulls) == [0, 0, 0]
+
+
+def test_alpha_auto_and_the_reward_of_an_empty_pull():
+    from equal.bandit import empty_pull_reward, resolve_alpha
+
+    assert resolve_alpha(0.3, [1.0, 2.0]) == 0.3
+    assert resolve_alpha("auto", [0.0, 0.2]) == pytest.approx(0.1)
+    assert resolve_alpha("auto", [0.4]) == resolve_alpha("auto", [0.2, 0.2]) == 0.05
+    assert empty_pull_reward([0.2, -0.3, 0.1]) == -0.3 and empty_pull_reward([]) == -1.0
+
+
+def test_document_orders_inside_a_cluster():
+    from equal.bandit import OrderContext, cluster_members
+
+    labels = np.array([0, 1, 0, 0, 1])
+    vectors = np.array([[0.0], [5.0], [3.0], [1.0], [4.0]], dtype=np.float32)
+    context = OrderContext(vectors, np.array([[0.9], [5.0]], dtype=np.float32),
+                           similarity=np.array([0.1, 0.2, 0.9, 0.5, 0.3]))
+    rng = np.random.default_rng(0)
+    by_reference = cluster_members(labels, 2, [], "reference", context, rng)
+    assert [list(m) for m in by_reference] == [[2, 3, 0], [4, 1]]
+    by_centroid = cluster_members(labels, 2, [3], "centroid", context, rng)
+    assert [list(m) for m in by_centroid] == [[0, 2], [1, 4]]  # the warm-up's document 3 is left out
+    shuffled = cluster_members(labels, 2, [], "random", context, np.random.default_rng(1))
+    assert [sorted(m) for m in shuffled] == [[0, 2, 3], [1, 4]]
+    with pytest.raises(ConfigError, match="document_order"):
+        cluster_members(labels, 2, [], "alphabetical", context, rng)

@@ -144,3 +144,28 @@ def test_export_filters(tmp_path, replay_config):
     by_reward = export("--min-reward", str(median), "--near-duplicates", "1")
     kept = [json.loads(line) for line in (tmp_path / "x.jsonl").open()]
     assert by_reward["removed"]["below_min_reward"] > 0 and all(r["provenance"]["pull_reward"] >= median for r in kept)
+
+
+def test_compare_returns_a_typed_table_with_one_cell_per_run(finished_runs, tmp_path):
+    import shutil
+
+    from equal.report import compare_runs
+
+    equal_dir, random_dir = finished_runs
+    other = tmp_path / "other"
+    shutil.copytree(random_dir, other)
+    stats = json.loads((other / "stats.json").read_text())
+    stats["summary"]["extracted_by_label"] = {"third": 3, "python": 1}  # a label the others never extracted
+    (other / "stats.json").write_text(json.dumps(stats))
+    comparison = compare_runs([equal_dir, other, random_dir], relevant="python")
+    assert [r.name for r in comparison.runs] == ["equal", "other", "random"]
+    rows = dict(comparison.rows())
+    assert all(len(cells) == 3 for cells in rows.values())
+    assert rows["share third"] == ["", "75.0%", ""]
+    assert rows["share python (relevant)"][1] == "25.0%"
+    shares = comparison.relevant_shares()
+    assert shares[1] == 0.25 and shares[0] > shares[2]  # EQUAL put more of its budget on the relevant label
+    assert rows["pairs written"][0] == str(comparison.runs[0].stats.counters["pairs_written"])
+    result = runner.invoke(app, ["compare", str(equal_dir), str(other), str(random_dir), "--relevant", "python"],
+                           env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "share third" in result.output and "(relevant)" in result.output

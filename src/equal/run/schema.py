@@ -122,9 +122,9 @@ class PullRecord:
 
     @classmethod
     def from_json(cls, row: Mapping[str, Any]) -> PullRecord:
+        cluster, documents, pairs = _int(row, "cluster"), _strs(row, "documents"), _int(row, "pairs")
         distance = _get(row, "distance", lambda v: v is None or _is_number(v), "a number or null")
-        return cls(_int(row, "cluster"), _strs(row, "documents"), _int(row, "pairs"),
-                   None if distance is None else float(distance), _float(row, "reward"))
+        return cls(cluster, documents, pairs, None if distance is None else float(distance), _float(row, "reward"))
 
 
 @dataclass(frozen=True, slots=True)

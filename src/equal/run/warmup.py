@@ -19,7 +19,7 @@ from equal.progress import Progress
 from equal.records import Extraction, Pull, QAPair
 from equal.reward import calibrate_offset, reward_from_distance
 from equal.run.budget import Budget
-from equal.run.extract import ExtractStep
+from equal.run.rounds import Extract
 from equal.stats import Stats
 
 BATCH = 8  # documents extracted at a time, so progress moves and budget.tokens can stop the warm-up early
@@ -58,7 +58,7 @@ def warmup_size(document_budget: int, n_documents: int, config: WarmupConfig) ->
     return int(min(document_budget, n_documents - 1, wanted))
 
 
-def run_warmup(size: int, selection: str, similarity: np.ndarray, extract: ExtractStep, budget: Budget,
+def run_warmup(size: int, selection: str, similarity: np.ndarray, extract: Extract, budget: Budget,
                rng: np.random.Generator, progress: Progress, stats: Stats) -> Warmup:
     """Choose ``size`` documents by ``selection`` and extract them, in batches, while the budget lasts.
 
@@ -83,7 +83,7 @@ def run_warmup(size: int, selection: str, similarity: np.ndarray, extract: Extra
                 stats.inc("warmup_cut_by_budget")
                 break
             batch = chosen[start:start + BATCH]
-            done = extract(batch)
+            done = list(extract(batch))
             for extraction in done:
                 budget.charge(1, extraction.generation.tokens_in + extraction.generation.tokens_out)
             extractions += done

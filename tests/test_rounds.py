@@ -1,0 +1,132 @@
+"""The public rounds loop, driven by fakes: arms, a scripted policy, extraction and reward."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from equal.bandit import RoundShape
+from equal.records import Extraction, Generation, QAPair
+from equal.run import PullScore, play_rounds
+from equal.run.budget import Budget
+
+
+class FakeArms:
+    """Clusters of consecutive document indices; records every shared reward."""
+
+    def __init__(self, sizes: list[int]) -> None:
+        starts = np.cumsum([0, *sizes])
+        self.members = [list(range(int(a), int(b))) for a, b in zip(starts[:-1], starts[1:])]
+        self.count = np.zeros(len(sizes))
+        self.total = 0.0
+        self.sums = np.zeros(len(sizes))
+        self.shared: list[tuple[int, float]] = []
+
+    def available(self) -> np.ndarray:
+        return np.array([bool(m) for m in self.members])
+
+    def take(self, cluster: int, m: int) -> list[int]:
+        taken, self.members[cluster] = self.members[cluster][:m], self.members[cluster][m:]
+        return taken
+
+    def mean_reward(self) -> np.ndarray:
+        return np.divide(self.sums, self.count, out=np.zeros_like(self.sums), where=self.count > 0)
+
+    def share(self, cluster: int, reward: float, *, pulled: bool = True) -> None:
+        self.shared.append((cluster, reward))
+        self.sums[cluster] += reward
+        self.count[cluster] += 1
+        self.total += 1
+
+
+class ScriptedPolicy:
+    """Picks the clusters it is told, round by round, and notes what it saw when it picked."""
+
+    def __init__(self, script: list[list[int]]) -> None:
+        self.script = script
+        self.seen: list[int] = []  # rewards shared before each selection
+
+    def select(self, arms, n, rng):
+        self.seen.append(len(arms.shared))
+        chosen = self.script[min(len(self.seen) - 1, len(self.script) - 1)]
+        return [c for c in chosen if arms.available()[c]][:n]
+
+
+class FakeExtract:
+    """One pair per document (none for odd documents), ``tokens`` tokens each; records each batch."""
+
+    def __init__(self, tokens: int = 10) -> None:
+        self.tokens = tokens
+        self.batches: list[list[int]] = []
+
+    def __call__(self, documents: list[int]) -> list[Extraction]:
+        self.batches.append(list(documents))
+        return [Extraction(f"d{i}", [] if i % 2 else [QAPair("q", "a", f"d{i}")], Generation("", self.tokens, 0))
+                for i in documents]
+
+
+def reward(pairs: list[QAPair]) -> PullScore:
+    """More pairs, more reward; no pair: distance None and reward -1."""
+    return PullScore(None, -1.0) if not pairs else PullScore(1.0 / len(pairs), float(len(pairs)))
+
+
+def test_rounds_extract_each_round_as_one_batch_and_share_rewards_after_it():
+    arms, policy, extract = FakeArms([4, 4, 4]), ScriptedPolicy([[0, 2], [1], [1], [0, 1, 2]]), FakeExtract()
+    records = []
+    pulls = play_rounds(arms, policy, Budget(max_documents=10), shape=RoundShape(2, 2), extract=extract,
+                        reward=reward, rng=np.random.default_rng(0),
+                        on_round=lambda record, so_far: records.append((record, len(so_far))))
+    # round 0: clusters 0 and 2, two documents each, in one batch; then cluster 1 twice; then clusters 0 and 2
+    # again, but the budget of 10 documents ends after cluster 0's pull
+    assert extract.batches == [[0, 1, 8, 9], [4, 5], [6, 7], [2, 3]]
+    assert [(p.round, p.cluster, p.document_ids) for p in pulls] == [
+        (0, 0, ["d0", "d1"]), (0, 2, ["d8", "d9"]), (1, 1, ["d4", "d5"]), (2, 1, ["d6", "d7"]), (3, 0, ["d2", "d3"])]
+    assert [(p.distance, p.reward) for p in pulls] == [(1.0, 1.0)] * 5  # d0/d1: one pair of two documents
+    # both pulls of round 0 were chosen before either reward was shared
+    assert policy.seen == [0, 2, 3, 4]
+    assert arms.shared == [(p.cluster, p.reward) for p in pulls]
+    assert [r.round for r, _ in records] == [0, 1, 2, 3] and [n for _, n in records] == [2, 3, 4, 5]
+    last = records[-1][0]
+    assert (last.documents_spent, last.tokens_spent) == (10, 100)
+    assert [p.to_json() for p in records[0][0].pulls] == [
+        {"cluster": 0, "documents": ["d0", "d1"], "pairs": 1, "distance": 1.0, "reward": 1.0},
+        {"cluster": 2, "documents": ["d8", "d9"], "pairs": 1, "distance": 1.0, "reward": 1.0}]
+    assert records[0][0].best_clusters[:2] == [0, 2]
+
+
+def test_the_document_budget_cuts_the_last_pull_short():
+    arms, extract = FakeArms([10, 10]), FakeExtract()
+    budget = Budget(max_documents=5)
+    pulls = play_rounds(arms, ScriptedPolicy([[0, 1]]), budget, shape=RoundShape(2, 3), extract=extract,
+                        reward=reward, rng=np.random.default_rng(0))
+    assert [len(p.document_ids) for p in pulls] == [3, 2]
+    assert budget.documents == 5 and budget.exhausted()
+
+
+def test_the_token_cap_is_checked_between_rounds():
+    budget = Budget(max_tokens=25)
+    pulls = play_rounds(FakeArms([10]), ScriptedPolicy([[0]]), budget, shape=RoundShape(1, 2), extract=FakeExtract(),
+                        reward=reward, rng=np.random.default_rng(0))
+    assert len(pulls) == 2 and budget.tokens == 40  # the round that crossed 25 is finished, then it stops
+
+
+def test_a_pull_without_pairs_gets_what_the_reward_says():
+    pulls = play_rounds(FakeArms([1, 1]), ScriptedPolicy([[1], [0]]), Budget(), shape=RoundShape(1, 1),
+                        extract=FakeExtract(), reward=reward, rng=np.random.default_rng(0))
+    assert [(p.document_ids, p.pairs, p.distance, p.reward) for p in pulls] == [
+        (["d1"], [], None, -1.0), (["d0"], [QAPair("q", "a", "d0")], 1.0, 1.0)]
+
+
+@pytest.mark.parametrize("sizes", [[0, 0], []])
+def test_no_documents_no_round(sizes):
+    extract = FakeExtract()
+    assert play_rounds(FakeArms(sizes), ScriptedPolicy([[0]]), Budget(), shape=RoundShape(1, 1), extract=extract,
+                       reward=reward, rng=np.random.default_rng(0)) == []
+    assert extract.batches == []
+
+
+def test_a_policy_that_picks_nothing_ends_the_rounds():
+    extract = FakeExtract()
+    assert play_rounds(FakeArms([3]), ScriptedPolicy([[]]), Budget(), shape=RoundShape(1, 1), extract=extract,
+                       reward=reward, rng=np.random.default_rng(0)) == []
+    assert extract.batches == []

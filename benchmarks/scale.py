@@ -148,9 +148,10 @@ def run_stages(x: np.ndarray, seed: int = 0) -> dict[str, float]:
     members = [rng.permutation(idx) for idx in np.split(order, np.cumsum(np.bincount(km.labels_, minlength=k))[:-1])]
     arms = ClusterArms(members, neighbours)
     # the run's own rounds, for at most ROUNDS full rounds of documents
-    pulls = play_rounds(arms, build_policy("ucb", 0.001), Budget(max_documents=ROUNDS * CLUSTERS_PER_ROUND
-                                                                 * DOCS_PER_PULL),
-                        shape=RoundShape(CLUSTERS_PER_ROUND, DOCS_PER_PULL), extract=extract, reward=reward, rng=rng)
+    budget = Budget(max_documents=ROUNDS * CLUSTERS_PER_ROUND * DOCS_PER_PULL)
+    shape = RoundShape(CLUSTERS_PER_ROUND, DOCS_PER_PULL)
+    pulls, _ = play_rounds(arms, build_policy("ucb", 0.001), budget, shape=shape, extract=extract, reward=reward,
+                           rng=rng)
     out["bandit_100_rounds_s"] = time.perf_counter() - started
     out["rounds"] = len({p.round for p in pulls})
     out["ot_solves"] = len(pulls)

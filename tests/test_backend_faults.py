@@ -225,7 +225,7 @@ def test_an_answer_cached_without_usage_by_an_older_version_is_charged_an_estima
 def test_a_budget_refuses_a_negative_charge():
     budget = Budget(max_tokens=100)
     with pytest.raises(ValueError, match="negative"):
-        budget.charge(1, -12_000_060)
+        budget.charged(1, -12_000_060)
     assert budget.tokens == 0
 
 

@@ -73,9 +73,10 @@ def reward(pairs: list[QAPair]) -> PullScore:
 def test_rounds_extract_each_round_as_one_batch_and_share_rewards_after_it():
     arms, policy, extract = FakeArms([4, 4, 4]), ScriptedPolicy([[0, 2], [1], [1], [0, 1, 2]]), FakeExtract()
     records = []
-    pulls = play_rounds(arms, policy, Budget(max_documents=10), shape=RoundShape(2, 2), extract=extract,
-                        reward=reward, rng=np.random.default_rng(0),
-                        on_round=lambda record, so_far: records.append((record, len(so_far))))
+    before = Budget(max_documents=10)
+    pulls, after = play_rounds(arms, policy, before, shape=RoundShape(2, 2), extract=extract, reward=reward,
+                               rng=np.random.default_rng(0),
+                               on_round=lambda record, so_far: records.append((record, len(so_far))))
     # round 0: clusters 0 and 2, two documents each, in one batch; then cluster 1 twice; then clusters 0 and 2
     # again, but the budget of 10 documents ends after cluster 0's pull
     assert extract.batches == [[0, 1, 8, 9], [4, 5], [6, 7], [2, 3]]
@@ -87,7 +88,8 @@ def test_rounds_extract_each_round_as_one_batch_and_share_rewards_after_it():
     assert arms.shared == [(p.cluster, p.reward) for p in pulls]
     assert [r.round for r, _ in records] == [0, 1, 2, 3] and [n for _, n in records] == [2, 3, 4, 5]
     last = records[-1][0]
-    assert (last.documents_spent, last.tokens_spent) == (10, 100)
+    assert (last.documents_spent, last.tokens_spent) == (after.documents, after.tokens) == (10, 100)
+    assert (before.documents, before.tokens) == (0, 0)  # a budget is a value: charging makes a new one
     assert [p.to_json() for p in records[0][0].pulls] == [
         {"cluster": 0, "documents": ["d0", "d1"], "pairs": 1, "distance": 1.0, "reward": 1.0},
         {"cluster": 2, "documents": ["d8", "d9"], "pairs": 1, "distance": 1.0, "reward": 1.0}]
@@ -96,23 +98,21 @@ def test_rounds_extract_each_round_as_one_batch_and_share_rewards_after_it():
 
 def test_the_document_budget_cuts_the_last_pull_short():
     arms, extract = FakeArms([10, 10]), FakeExtract()
-    budget = Budget(max_documents=5)
-    pulls = play_rounds(arms, ScriptedPolicy([[0, 1]]), budget, shape=RoundShape(2, 3), extract=extract,
-                        reward=reward, rng=np.random.default_rng(0))
+    pulls, budget = play_rounds(arms, ScriptedPolicy([[0, 1]]), Budget(max_documents=5), shape=RoundShape(2, 3),
+                                extract=extract, reward=reward, rng=np.random.default_rng(0))
     assert [len(p.document_ids) for p in pulls] == [3, 2]
     assert budget.documents == 5 and budget.exhausted()
 
 
 def test_the_token_cap_is_checked_between_rounds():
-    budget = Budget(max_tokens=25)
-    pulls = play_rounds(FakeArms([10]), ScriptedPolicy([[0]]), budget, shape=RoundShape(1, 2), extract=FakeExtract(),
-                        reward=reward, rng=np.random.default_rng(0))
+    pulls, budget = play_rounds(FakeArms([10]), ScriptedPolicy([[0]]), Budget(max_tokens=25), shape=RoundShape(1, 2),
+                                extract=FakeExtract(), reward=reward, rng=np.random.default_rng(0))
     assert len(pulls) == 2 and budget.tokens == 40  # the round that crossed 25 is finished, then it stops
 
 
 def test_a_pull_without_pairs_gets_what_the_reward_says():
-    pulls = play_rounds(FakeArms([1, 1]), ScriptedPolicy([[1], [0]]), Budget(), shape=RoundShape(1, 1),
-                        extract=FakeExtract(), reward=reward, rng=np.random.default_rng(0))
+    pulls, _ = play_rounds(FakeArms([1, 1]), ScriptedPolicy([[1], [0]]), Budget(), shape=RoundShape(1, 1),
+                           extract=FakeExtract(), reward=reward, rng=np.random.default_rng(0))
     assert [(p.document_ids, p.pairs, p.distance, p.reward) for p in pulls] == [
         (["d1"], [], None, -1.0), (["d0"], [QAPair("q", "a", "d0")], 1.0, 1.0)]
 
@@ -121,12 +121,12 @@ def test_a_pull_without_pairs_gets_what_the_reward_says():
 def test_no_documents_no_round(sizes):
     extract = FakeExtract()
     assert play_rounds(FakeArms(sizes), ScriptedPolicy([[0]]), Budget(), shape=RoundShape(1, 1), extract=extract,
-                       reward=reward, rng=np.random.default_rng(0)) == []
+                       reward=reward, rng=np.random.default_rng(0)) == ([], Budget())
     assert extract.batches == []
 
 
 def test_a_policy_that_picks_nothing_ends_the_rounds():
     extract = FakeExtract()
     assert play_rounds(FakeArms([3]), ScriptedPolicy([[]]), Budget(), shape=RoundShape(1, 1), extract=extract,
-                       reward=reward, rng=np.random.default_rng(0)) == []
+                       reward=reward, rng=np.random.default_rng(0)) == ([], Budget())
     assert extract.batches == []

@@ -122,8 +122,8 @@ def _run(config: RunConfig, run_dir: Path, progress: Progress, embedder: Embedde
         document_budget = int(min(budget.documents_left(), len(documents)))
 
         # the warm-up, then (optionally) the embedder aligned on it, then the arms
-        warmup = run_warmup(warmup_size(document_budget, len(documents), config.warmup), strategy.warmup,
-                            inputs.similarity, extract, budget, rng, progress, stats)
+        warmup, budget = run_warmup(warmup_size(document_budget, len(documents), config.warmup), strategy.warmup,
+                                    inputs.similarity, extract, budget, rng, progress, stats)
         space = EmbeddingSpace(embedders, inputs.document_vectors, inputs.reference_vectors)
         if strategy.aligns:
             space = align(space, inputs, warmup, config, run_dir, cache, cache_dir, progress, stats)
@@ -147,9 +147,9 @@ def _run(config: RunConfig, run_dir: Path, progress: Progress, embedder: Embedde
         left = budget.documents_left()
         total = min(int(left) if np.isfinite(left) else arms.remaining(), arms.remaining())
         with round_log(run_dir) as log, progress.task("bandit rounds (documents)", total=total) as task:
-            pulls = play_rounds(arms, policy, budget, shape=shape, extract=extract,
-                                reward=PullRewarder(distance, offset, warm_rewards, stats), rng=rng,
-                                on_round=partial(_record_round, log, task))
+            pulls, budget = play_rounds(arms, policy, budget, shape=shape, extract=extract,
+                                        reward=PullRewarder(distance, offset, warm_rewards, stats), rng=rng,
+                                        on_round=partial(_record_round, log, task))
         stats.inc("rounds", len({p.round for p in pulls}))
 
         # the outputs

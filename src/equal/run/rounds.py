@@ -38,8 +38,9 @@ OnRound = Callable[[RoundRecord, Sequence[Pull]], None]
 
 
 def play_rounds(arms: Arms, policy: Policy, budget: Budget, *, shape: RoundShape, extract: Extract,
-                reward: Reward, rng: np.random.Generator, on_round: OnRound | None = None) -> list[Pull]:
-    """Play rounds until the budget or the arms run out; return every pull.
+                reward: Reward, rng: np.random.Generator,
+                on_round: OnRound | None = None) -> tuple[list[Pull], Budget]:
+    """Play rounds until the budget or the arms run out; return every pull and the budget left.
 
     A round: the policy picks up to B open clusters from the current state;
     each gives its next m documents (fewer at the end of the budget or of the
@@ -53,7 +54,7 @@ def play_rounds(arms: Arms, policy: Policy, budget: Budget, *, shape: RoundShape
     Args:
         arms: the clusters and the documents they have left, in pull order.
         policy: picks the clusters of a round.
-        budget: what may be spent; charged here.
+        budget: what may be spent, and what was spent before the rounds.
         shape: B clusters a round, m documents a pull.
         extract: extracts documents by index.
         reward: the score of a pull's pairs.
@@ -61,7 +62,7 @@ def play_rounds(arms: Arms, policy: Policy, budget: Budget, *, shape: RoundShape
         on_round: called after each round (writes the round log, reports progress).
 
     Returns:
-        The pulls, round by round (rounds numbered from 0).
+        The pulls, round by round (rounds numbered from 0), and the budget after them.
     """
     pulls: list[Pull] = []
     round_no = 0
@@ -71,7 +72,7 @@ def play_rounds(arms: Arms, policy: Policy, budget: Budget, *, shape: RoundShape
             break
         extractions = list(extract([i for _, docs in plan for i in docs]))
         for extraction in extractions:
-            budget.charge(1, extraction.generation.tokens_in + extraction.generation.tokens_out)
+            budget = budget.charged(1, extraction.generation.tokens_in + extraction.generation.tokens_out)
         pending = iter(extractions)
         round_pulls = []
         for cluster, docs in plan:
@@ -88,7 +89,7 @@ def play_rounds(arms: Arms, policy: Policy, budget: Budget, *, shape: RoundShape
             on_round(RoundRecord(round_no, [PullRecord(p.cluster, p.document_ids, len(p.pairs), p.distance, p.reward)
                                             for p in round_pulls], budget.documents, budget.tokens, best), pulls)
         round_no += 1
-    return pulls
+    return pulls, budget
 
 
 def _plan(arms: Arms, policy: Policy, budget: Budget, shape: RoundShape,

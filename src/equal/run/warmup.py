@@ -59,7 +59,7 @@ def warmup_size(document_budget: int, n_documents: int, config: WarmupConfig) ->
 
 
 def run_warmup(size: int, selection: str, similarity: np.ndarray, extract: Extract, budget: Budget,
-               rng: np.random.Generator, progress: Progress, stats: Stats) -> Warmup:
+               rng: np.random.Generator, progress: Progress, stats: Stats) -> tuple[Warmup, Budget]:
     """Choose ``size`` documents by ``selection`` and extract them, in batches, while the budget lasts.
 
     ``budget.tokens`` can end the warm-up early (counted as ``warmup_cut_by_budget``).
@@ -69,8 +69,11 @@ def run_warmup(size: int, selection: str, similarity: np.ndarray, extract: Extra
         selection: a key of :data:`SIMILAR_SHARE`.
         similarity: ``(n,)`` each document's similarity to the reference centroid.
         extract: extracts documents by index.
-        budget: charged for every document.
+        budget: the budget before the warm-up.
         rng: draws the random part.
+
+    Returns:
+        What the warm-up extracted, and the budget after it.
     """
     n_similar = SIMILAR_SHARE[selection](size)
     similar = [int(i) for i in np.argsort(-similarity, kind="stable")[:n_similar]]
@@ -85,11 +88,11 @@ def run_warmup(size: int, selection: str, similarity: np.ndarray, extract: Extra
             batch = chosen[start:start + BATCH]
             done = list(extract(batch))
             for extraction in done:
-                budget.charge(1, extraction.generation.tokens_in + extraction.generation.tokens_out)
+                budget = budget.charged(1, extraction.generation.tokens_in + extraction.generation.tokens_out)
             extractions += done
             task.advance(len(batch))
     chosen = chosen[:len(extractions)]
-    return Warmup(chosen, extractions, min(n_similar, len(chosen)))
+    return Warmup(chosen, extractions, min(n_similar, len(chosen))), budget
 
 
 def warmup_pulls(warmup: Warmup, docs_per_pull: int, distance: Callable[[list[QAPair]], float | None],

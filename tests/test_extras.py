@@ -56,6 +56,12 @@ def test_a_run_needs_none_of_the_report_align_or_hf_extras(tmp_path, corpus_path
         env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.splitlines()[-1])["event"] == "result"
+    # reading a run back needs none of them either: only `equal report` draws
+    for args in (["inspect", str(out)], ["compare", str(out), str(out)],
+                 ["export", str(out), "--format", "alpaca", "--out", str(tmp_path / "export" / "data.json")]):
+        read = subprocess.run([sys.executable, "-m", "equal.cli.main", *args], env=env, capture_output=True,
+                              text=True, timeout=600, cwd=tmp_path)
+        assert read.returncode == 0, (args, read.stderr[-3000:])
     # the default embedder (sentence-transformers) loads without them too
     embed = subprocess.run([sys.executable, "-c", "from equal.run.builders import build_embedder\n"
                             "from equal.config import EmbeddingConfig\n"
@@ -99,3 +105,20 @@ def test_setup_installs_every_extra():
     assert set(installed) == set(extras)
     core = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())["project"]["dependencies"]
     assert not [d for d in core if d.split(">")[0].split("=")[0] in OPTIONAL.split(",")]
+
+
+def test_alignment_without_its_extra_stops_before_the_warm_up_is_paid_for(monkeypatch, replay_config):
+    from equal import run
+    from equal.extraction.extractor import ReplayExtractor
+
+    asked: list[int] = []
+
+    class Counting(ReplayExtractor):
+        def extract(self, documents):
+            asked.append(len(documents))
+            return super().extract(documents)
+
+    monkeypatch.setitem(sys.modules, "accelerate", None)
+    with pytest.raises(ConfigError, match=r"pip install 'equal\[align\]'"):
+        run(replay_config(**{"alignment.enabled": True}), extractor=Counting("qa_pairs"))
+    assert asked == []

@@ -5,9 +5,9 @@
 - ``tables`` and ``plots``: ``results.md`` and the PNGs, from the measured results.
 """
 
-from equal.bench.runner import BenchData, run_bench, write_results
+from equal.bench.runner import BenchData, run_bench
 from equal.bench.strategies import ABLATIONS, DEFAULT, STRATEGIES, pipeline_overrides
-from equal.bench.tables import Bar
+from equal.bench.tables import Bar, write_results
 
 __all__ = ["ABLATIONS", "DEFAULT", "STRATEGIES", "Bar", "BenchData", "pipeline_overrides", "run_bench",
            "write_results"]

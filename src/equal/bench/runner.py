@@ -12,16 +12,13 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from equal.bench.strategies import BUDGET_FREE, STRATEGIES, Context, Selection
 from equal.errors import InputError
 from equal.progress import NullProgress, Progress
-
-if TYPE_CHECKING:
-    from equal.bench.tables import Bar
 
 logger = logging.getLogger(__name__)
 
@@ -151,17 +148,3 @@ def run_bench(data: BenchData, out_dir: Path, *, budgets: list[float], seeds: li
     order = {name: i for i, name in enumerate(strategies)}  # the table lists strategies in the order asked
     return sorted((r for k, r in done.items() if k[0] in sets and k[1] in strategies),
                   key=lambda r: (sets.index(r["reference_set"]), r["budget"], order[r["strategy"]], r["seed"]))
-
-
-def write_results(data: BenchData, out_dir: Path, results: list[dict[str, Any]], budgets: list[float],
-                  bar: Bar | None = None) -> Path:
-    """Write ``results.md`` (data, tables, ``bar``'s verdict when given, ablation) and the plots to ``out_dir``."""
-    from equal.bench.plots import plot
-    from equal.bench.tables import results_markdown
-
-    path = out_dir / "results.md"
-    path.write_text(results_markdown(data.extracted, data.rows(), results, budgets, bar))
-    plot(results, budgets, out_dir)
-    return path
-
-

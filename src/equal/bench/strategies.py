@@ -1,8 +1,9 @@
 """The strategies `equal bench` compares. Each picks documents for a budget; their stored pairs are the output.
 
 - EQUAL variants and the in-loop baselines run the real pipeline with the
-  replay extractor (``bandit.selection: random`` is random documents,
-  ``bandit.policy: uniform`` random clusters);
+  replay extractor, each a ``bandit.selection`` strategy of the run
+  (``paper``, ``random`` documents, ``random-clusters``) or EQUAL with
+  config overrides (the ablations);
 - ``avg-sim top-k`` (the paper's Avg-sim baseline) ranks documents by their
   mean cosine similarity to the reference examples and takes the top ones;
 - ``DSIR`` is the ``data-selection`` package run as it is: hashed n-gram
@@ -139,15 +140,13 @@ def all_documents(ctx: Context, budget: float, seed: int) -> Selection:
     return Selection(ids, ctx.pairs_of(ids), 0.0)
 
 
-PAPER = {"bandit.alpha": 0.001, "warmup.as_prior": False, "bandit.similarity_prior": False,
-         "warmup.selection": "random", "bandit.document_order": "random"}
 STRATEGIES: dict[str, Strategy] = {
     "EQUAL": pipeline({}),
     "EQUAL + alignment": pipeline({"alignment.enabled": True}),
-    "EQUAL, paper settings": pipeline(PAPER),
+    # the run's own selection strategies (equal.run.strategies), chosen by name
+    "EQUAL, paper settings": pipeline({"bandit.selection": "paper"}),
     "random documents": pipeline({"bandit.selection": "random"}),
-    "random clusters": pipeline({"bandit.policy": "uniform", "warmup.selection": "random",
-                                 "bandit.document_order": "random"}),
+    "random clusters": pipeline({"bandit.selection": "random-clusters"}),
     "avg-sim top-k": avg_sim_top_k,
     "DSIR": dsir,
     "all": all_documents,

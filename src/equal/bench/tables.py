@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from equal.bench.runner import METRICS
+from equal.bench.runner import METRICS, BenchData
 from equal.bench.strategies import ABLATIONS, BUDGET_FREE
 
 
@@ -164,3 +164,16 @@ def ablation_table(results: list[dict[str, Any]], budgets: list[float]) -> str:
                 lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+def write_results(data: BenchData, out_dir: Path, results: list[dict[str, Any]], budgets: list[float],
+                  bar: Bar | None = None) -> Path:
+    """Write ``results.md`` (data, tables, ``bar``'s verdict when given, ablation) and the plots to ``out_dir``."""
+    from equal.bench.plots import plot
+
+    path = out_dir / "results.md"
+    path.write_text(results_markdown(data.extracted, data.rows(), results, budgets, bar))
+    plot(results, budgets, out_dir)
+    return path
+
+

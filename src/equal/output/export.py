@@ -154,8 +154,9 @@ def export_pairs(pairs: list[QAPair], out: Path, fmt: str = "messages", provenan
     flat = [{**r, "provenance": json.dumps(r["provenance"])} if "provenance" in r else r for r in records]
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "hf":
-        import datasets
+        from equal.extras import require
 
+        datasets = require("datasets", "hf", "export --format hf")
         datasets.disable_progress_bars()  # the command's output is one JSON line
         datasets.Dataset.from_list(flat).save_to_disk(str(out))
         return out

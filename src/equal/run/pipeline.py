@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from equal.alignment import require_alignment_extra
 from equal.bandit import OrderContext
 from equal.config import RunConfig, dump_config
 from equal.embedding import Embedder, EmbeddingCache
@@ -103,6 +104,8 @@ def _run(config: RunConfig, run_dir: Path, progress: Progress, embedder: Embedde
     dump_config(config, run_dir / CONFIG)
     stats = Stats()
     strategy = build_strategy(config)
+    if strategy.aligns:  # before the warm-up is paid for, not after
+        require_alignment_extra()
     cache_dir = config.extraction.cache_dir or run_dir / "cache"
     with ExitStack() as closing:
         cache = EmbeddingCache(cache_dir / "embeddings.sqlite")

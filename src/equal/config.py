@@ -7,13 +7,14 @@ configuration is saved as ``config.yaml`` in the run directory.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
-from equal.errors import ConfigError
+from equal.errors import ConfigError, InputError
 from equal.files import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -274,11 +275,36 @@ class RunConfig(Strict):
     seed: int = Field(42, ge=0, le=MAX_SEED, description="Seeds every random choice of the run: an integer from 0 to 2147483647 (2**31 - 1), the range every consumer takes (faiss's k-means seed is a C int; numpy, random, torch, transformers and llama.cpp take more).")
 
     def require_inputs(self) -> None:
-        """Raise ConfigError unless the corpus and reference paths are set."""
+        """Check that the corpus and reference paths are set and that every input file exists.
+
+        Raises:
+            ConfigError: the corpus or reference path is not set.
+            InputError: a corpus, reference or evaluation-set path does not exist.
+        """
         missing = [name for name, value in (("corpus.path (--corpus)", self.corpus.path),
                                             ("reference.path (--reference)", self.reference.path)) if value is None]
         if missing:
             raise ConfigError(f"missing required setting: {', '.join(missing)}")
+        absent = self.absent_inputs()
+        if absent:
+            raise InputError("; ".join(absent) + "; check the path (a relative one is read from "
+                             f"{Path.cwd()})")
+
+    def absent_inputs(self) -> list[str]:
+        """One line per input path that is set but does not exist: corpus, reference, evaluation sets."""
+        paths = [("corpus.path (--corpus)", self.corpus.path), ("reference.path (--reference)", self.reference.path),
+                 *(("decontamination.eval_sets", p) for p in self.decontamination.eval_sets)]
+        return [f"{name} {path} does not exist" for name, path in paths if path is not None and not Path(path).exists()]
+
+
+def _error_key(err: Any) -> str:
+    """The dotted config key a validation error is about, as the user writes it (no extractor section)."""
+    loc = [str(p) for p in err["loc"]]
+    if len(loc) > 1 and loc[0] == "extraction" and loc[1] in EXTRACTION_BACKENDS:
+        loc.pop(1)
+    if err["type"] == "union_tag_invalid":
+        loc.append("extractor")
+    return ".".join(loc)
 
 
 def _format_error(err: Any) -> str:
@@ -305,8 +331,20 @@ def _format_error(err: Any) -> str:
     return f"{where}: {message}"
 
 
-def _format_validation_error(exc: ValidationError, source: str) -> str:
-    return "\n".join([f"invalid configuration in {source}:", *(f"  {_format_error(err)}" for err in exc.errors())])
+def _format_validation_error(exc: ValidationError, source: str, overrides: Mapping[str, Any],
+                             flags: Mapping[str, str]) -> str:
+    """Every error of ``exc``, each blamed on where its value came from: a flag (or override) or the file."""
+    lines, from_file = [], False
+    for err in exc.errors():
+        key = _error_key(err)
+        if key in overrides:  # the value came from a flag, not the file: name the flag
+            given = f"{flags[key]} {overrides[key]}" if key in flags else f"override {key}={overrides[key]!r}"
+            lines.append(f"  {given}: {_format_error(err)}")
+        else:
+            from_file = True
+            lines.append(f"  {_format_error(err)}")
+    header = f"invalid configuration in {source}:" if from_file else "invalid setting:"
+    return "\n".join([header, *lines])
 
 
 def _switch_extractor(data: dict[str, Any], extractor: Any) -> None:
@@ -343,11 +381,14 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None, *,
+                flags: Mapping[str, str] | None = None) -> RunConfig:
     """Load a YAML config and apply ``overrides`` (dotted keys, e.g. ``"budget.fraction"``; ``None`` is no override).
 
     An override of ``extraction.extractor`` that names another extractor than the
     file's leaves out the file's keys of its own extractor (see ``_switch_extractor``).
+    An invalid value that came from an override is blamed on it, by the flag
+    ``flags`` names for its key (``{"budget.fraction": "--budget"}``), not on the file.
 
     Raises:
         ConfigError: the file is unreadable, not a mapping, or fails validation;
@@ -375,7 +416,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc, source)) from None
+        raise ConfigError(_format_validation_error(exc, source, overrides, flags or {})) from None
 
 
 def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from equal.cli.options import (
+    FLAGS,
     BaseUrlOpt,
     BudgetOpt,
     CacheDirOpt,
@@ -41,7 +42,7 @@ from equal.cli.options import (
     config_overrides,
 )
 from equal.config import load_config
-from equal.errors import ConfigError, EqualError
+from equal.errors import ConfigError, EqualError, InputError
 from equal.progress import Progress
 
 if TYPE_CHECKING:
@@ -157,7 +158,7 @@ def run_command(
     cfg = load_config(config, config_overrides(
         corpus=corpus, reference=reference, text_field=text_field, id_field=id_field, label_field=label_field,
         extractor=extractor, replay_field=replay_field, model=model, base_url=base_url, cache_dir=cache_dir,
-        budget=budget, selection=selection, seed=seed, out=out, output_format=output_format))
+        budget=budget, selection=selection, seed=seed, out=out, output_format=output_format), flags=FLAGS)
     from equal.run import run
 
     with _progress(quiet, log_format) as progress:
@@ -211,7 +212,7 @@ def extract_command(
     _setup_logging(verbose, quiet, log_format)
     cfg = load_config(config, config_overrides(
         corpus=corpus, text_field=text_field, id_field=id_field, label_field=label_field, extractor=extractor,
-        model=model, base_url=base_url, cache_dir=cache_dir))
+        model=model, base_url=base_url, cache_dir=cache_dir), flags=FLAGS)
     if cfg.corpus.path is None:
         raise ConfigError("missing required setting: corpus.path (--corpus)")
     from equal.run.directory import check_extract_output
@@ -231,8 +232,11 @@ def extract_command(
 
 @_command("validate")
 def validate_command(config: Annotated[Path, typer.Argument(help="YAML config file to check.")]) -> None:
-    """Check a config file and print it with every default filled in."""
+    """Check a config file (keys, values, and that its input files exist) and print it with every default filled in."""
     cfg = load_config(config)
+    absent = cfg.absent_inputs()
+    if absent:
+        raise InputError(f"{config}: " + "; ".join(absent))
     import yaml
 
     typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))

@@ -17,6 +17,8 @@ from equal.config import EXTRACTION_BACKENDS, RunConfig
 
 #: parameter name of a flag -> the config key it overrides
 CONFIG_KEYS: dict[str, str] = {}
+#: config key -> the flag that overrides it, to blame an invalid value on the flag that gave it
+FLAGS: dict[str, str] = {}
 
 
 def _field(key: str) -> Any:
@@ -30,9 +32,10 @@ def _field(key: str) -> Any:
     return model.model_fields[leaf]
 
 
-def _overrides(param: str, key: str, text: str) -> str:
-    """Record that flag ``param`` overrides config ``key``; its help text, naming the key."""
+def _overrides(param: str, key: str, text: str, flag: str | None = None) -> str:
+    """Record that flag ``param`` (``--param``, or ``flag``) overrides config ``key``; its help text, naming the key."""
     CONFIG_KEYS[param] = key
+    FLAGS[key] = flag or "--" + param.replace("_", "-")
     annotation = _field(key).annotation
     if key == "extraction.extractor":
         choices: tuple[Any, ...] = tuple(EXTRACTION_BACKENDS)
@@ -70,7 +73,7 @@ BudgetOpt = Annotated[Optional[float], typer.Option("--budget", help=_overrides(
 SelectionOpt = Annotated[Optional[str], typer.Option("--selection", help=_overrides("selection", "bandit.selection", "What picks the documents: equal is the bandit, random the random-documents baseline."))]
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", help=_overrides("seed", "seed", "Seed of every random choice."))]
 OutOpt = Annotated[Optional[Path], typer.Option("--out", help=_overrides("out", "output.dir", "Run directory for the dataset, stats and logs: new, empty, or an earlier run's (a folder of other files is refused)."))]
-FormatOpt = Annotated[Optional[str], typer.Option("--format", help=_overrides("output_format", "output.format", "Format of the dataset file: messages is OpenAI chat."))]
+FormatOpt = Annotated[Optional[str], typer.Option("--format", help=_overrides("output_format", "output.format", "Format of the dataset file: messages is OpenAI chat.", "--format"))]
 
 # -- how a command reports --------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from equal.errors import InputError
 from equal.run.schema import RunStats, read_stats
 
 
@@ -71,6 +72,11 @@ def compare_runs(run_dirs: Iterable[str | Path], relevant: str | None = None) ->
     """Load the ``stats.json`` of each finished run.
 
     Raises:
-        InputError: a directory is not a finished run, or its ``stats.json`` is damaged.
+        InputError: a directory is not a finished run, its ``stats.json`` is damaged, or no
+            run has the ``relevant`` label (the message lists the labels they have).
     """
-    return Comparison([ComparedRun(Path(d), read_stats(Path(d))) for d in run_dirs], relevant)
+    comparison = Comparison([ComparedRun(Path(d), read_stats(Path(d))) for d in run_dirs], relevant)
+    if relevant is not None and relevant not in comparison.labels:
+        known = ", ".join(comparison.labels) or "none (the runs had no corpus.label_field)"
+        raise InputError(f"no run extracted a document labelled {relevant!r}; the labels of these runs: {known}")
+    return comparison

@@ -68,6 +68,14 @@ def read_corpus_and_reference(config: RunConfig, progress: Progress, stats: Stat
             f"(skips: {', '.join(f'{k}={v}' for k, v in skips.items()) or 'none'}); check corpus.text_field and "
             "the file's contents"
         )
+    if replay and not any(replay in d.metadata for d in documents):
+        # a run would go to the end and write nothing: say so before anything is spent
+        raise InputError(
+            f"no record of the corpus {cfg.corpus.path} has the field {replay!r} that extraction.replay_field "
+            "(--replay-field) names; replay needs each record's stored pairs there (a list of "
+            "{\"question\", \"answer\"}, e.g. what `equal extract` writes as qa_pairs): set the field's name, "
+            "or use extractor local or openai"
+        )
     reference = read_reference(cfg.reference.path, fmt=cfg.reference.format,  # type: ignore[arg-type]
                                min_examples=cfg.reference.min_examples, limit=cfg.reference.limit, stats=stats)
     return documents, reference

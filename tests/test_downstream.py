@@ -143,3 +143,27 @@ def test_a_killed_run_resumes_without_retraining(tiny_model: Path, tmp_path: Pat
                                       device="cpu", log=lambda _: None)
     assert len(trainings) == 3 and {r["config_id"] for r in fresh} == {downstream.config_id(str(tiny_model), other)}
     assert all(json.loads(line) for line in (tmp_path / downstream.RESULTS_FILE).read_text().splitlines())
+
+
+def test_results_md_gets_one_downstream_section(tmp_path: Path) -> None:
+    from equal.bench.tables import write_downstream
+
+    common = {"model": "tiny", "config_id": "c1", "hyperparameters": FAST.as_dict(), "device": "cpu",
+              "heldout_examples": 6, "heldout_tokens": 90, "skipped": 0}
+    rows = [{"reference_set": "toy", "strategy": downstream.BASE, "budget": 0.0, "seed": 0, "ot_heldout": math.nan,
+             "nll_heldout": 5.0, "train_pairs": 0, "steps": 0, **common}]
+    rows += [{"reference_set": "toy", "strategy": s, "budget": b, "seed": seed, "ot_heldout": ot + seed / 100,
+              "nll_heldout": nll + seed / 10, "train_pairs": 10, "steps": 3, **common}
+             for s, b, ot, nll in [("EQUAL", 0.05, 0.5, 3.0), ("EQUAL", 0.1, 0.4, 2.5),
+                                   ("random documents", 0.05, 0.7, 4.0), ("random documents", 0.1, 0.6, 3.5)]
+             for seed in (0, 1)]
+    (tmp_path / downstream.RESULTS_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "results.md").write_text("## Data\n\nthe bench tables\n")
+    write_downstream(tmp_path)
+    write_downstream(tmp_path)  # a second call replaces the section, keeps the bench tables
+    text = (tmp_path / "results.md").read_text()
+    assert text.startswith("## Data\n\nthe bench tables\n") and text.count("## Downstream") == 1
+    assert "| - | base model (no fine-tuning) | 5.000 |" in text
+    assert "| 5% | EQUAL | 3.050 (3.000-3.100) | 10 | 3 |" in text
+    assert "- all cells: rho 1.000" in text  # OT and NLL rise together in these rows
+    assert (tmp_path / "downstream-nll.png").stat().st_size > 0

@@ -181,6 +181,7 @@ def load_model(model: Path | None, device: str) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
 
+    lm: Any
     if model is not None and model.is_dir():
         lm = AutoModelForCausalLM.from_pretrained(str(model), dtype=torch.float32)
     else:
@@ -278,7 +279,7 @@ def fine_tune(model: Any, tokenizer: Any, examples: list[Example], config: Train
     class GuardedTrainer(Trainer):
         def compute_loss(self, model: Any, inputs: Any, return_outputs: bool = False,
                          num_items_in_batch: Any = None) -> Any:
-            loss = super().compute_loss(model, inputs, return_outputs=return_outputs,
+            loss: Any = super().compute_loss(model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
             value = loss[0] if return_outputs else loss
             if not torch.isfinite(value).all():

@@ -44,3 +44,43 @@ def plot(results: list[dict[str, Any]], budgets: list[float], out_dir: Path) -> 
             plt.close(fig)
             paths.append(path)
     return paths
+
+
+def plot_downstream(rows: list[dict[str, Any]], out_dir: Path) -> Path | None:
+    """``downstream-nll.png``: held-out NLL of the fine-tuned model against budget, a panel per reference set.
+
+    ``rows`` as ``equal.bench.downstream.run_downstream`` writes them (one model and recipe);
+    the base model and budget-free strategies are horizontal lines. ``None`` when there are no rows.
+    """
+    from equal.bench.downstream import BASE
+    from equal.extras import require
+
+    if not rows:
+        return None
+    matplotlib = require("matplotlib", "report", "the benchmark's plots")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(dict.fromkeys(r["reference_set"] for r in rows))
+    fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 3.6), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        mine = [r for r in rows if r["reference_set"] == name]
+        budgets = sorted({r["budget"] for r in mine if r["strategy"] != BASE and r["strategy"] not in BUDGET_FREE})
+        for strategy in dict.fromkeys(r["strategy"] for r in mine):
+            cells = [r for r in mine if r["strategy"] == strategy]
+            if strategy == BASE or strategy in BUDGET_FREE:
+                ax.axhline(float(np.nanmean([r["nll_heldout"] for r in cells])), ls="--", lw=1.2,
+                           color="#6b7280" if strategy == BASE else "#111827", label=strategy)
+                continue
+            means = [np.nanmean([r["nll_heldout"] for r in cells if r["budget"] == b] or [math.nan]) for b in budgets]
+            ax.plot([100 * b for b in budgets], means, marker="o", lw=1.6, label=strategy)
+        if budgets:
+            ax.set_xscale("log")
+            ax.set_xticks([100 * b for b in budgets], [f"{100 * b:g}%" for b in budgets])
+        ax.set_xlabel("budget (share of the corpus extracted)")
+        ax.set_title(f"{name}: held-out NLL per answer token after fine-tuning (lower is better)", fontsize=9)
+        ax.legend(fontsize=7, frameon=False)
+    path = out_dir / "downstream-nll.png"
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path

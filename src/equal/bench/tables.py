@@ -174,6 +174,86 @@ def write_results(data: BenchData, out_dir: Path, results: list[dict[str, Any]],
     path = out_dir / "results.md"
     path.write_text(results_markdown(data.extracted, data.rows(), results, budgets, bar))
     plot(results, budgets, out_dir)
+    if (out_dir / "downstream.jsonl").exists():  # a rerun of the bench keeps the downstream section
+        write_downstream(out_dir)
     return path
+
+
+def _latest_recipe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of the model and recipe measured last (``downstream.jsonl`` may hold several)."""
+    return [r for r in rows if r.get("config_id") == rows[-1].get("config_id")] if rows else []
+
+
+def downstream_markdown(rows: list[dict[str, Any]]) -> str:
+    """The downstream section: held-out NLL of the fine-tuned model per reference set, and how the proxy ranks it.
+
+    ``rows`` as ``equal.bench.downstream.run_downstream`` writes them; only those of the
+    model and recipe measured last are shown.
+    """
+    from scipy.stats import spearmanr
+
+    from equal.bench.downstream import BASE
+
+    rows = _latest_recipe(rows)
+    if not rows:
+        return ""
+    first = rows[0]
+    lines = ["", "## Downstream: a model fine-tuned on each strategy's pairs", "",
+             f"Model: {first['model']}, fine-tuned from the same weights for every cell on the cell's pairs "
+             "(chat template, loss on the answer tokens only), then scored on the reference set's held-out "
+             "part: mean negative log-likelihood per answer token (lower is better), mean over seeds (min-max). "
+             f"Device: {first.get('device', '?')}. Hyperparameters: "
+             + ", ".join(f"{k} {v}" for k, v in first["hyperparameters"].items()) + ".", ""]
+    for name in dict.fromkeys(r["reference_set"] for r in rows):
+        mine = [r for r in rows if r["reference_set"] == name]
+        lines += [f"### {name} (held-out: {mine[0]['heldout_examples']} examples, "
+                  f"{mine[0]['heldout_tokens']:,} answer tokens)", "",
+                  "| budget | strategy | held-out NLL | pairs | training steps | skipped steps | OT to held-out |",
+                  "|---|---|---|---|---|---|---|"]
+        for budget in sorted(dict.fromkeys(r["budget"] for r in mine)):
+            for strategy in dict.fromkeys(r["strategy"] for r in mine):
+                cell = [r for r in mine if r["strategy"] == strategy and r["budget"] == budget]
+                if not cell:
+                    continue
+                label = "-" if strategy == BASE else "100%" if strategy in BUDGET_FREE else f"{budget:.0%}"
+                nll = [float(r["nll_heldout"]) for r in cell]
+                spread = f" ({min(nll):.3f}-{max(nll):.3f})" if min(nll) != max(nll) else ""
+                lines.append(f"| {label} | {strategy} | {float(np.mean(nll)):.3f}{spread} | " + " | ".join(
+                    _summary([float(r[m]) for r in cell]) for m in ("train_pairs", "steps", "skipped", "ot_heldout"))
+                    + " |")
+        lines.append("")
+    cells = [r for r in rows if r["strategy"] != BASE
+             and not math.isnan(r["ot_heldout"]) and not math.isnan(r["nll_heldout"])]
+    lines.append("Spearman rank correlation between the OT proxy and the downstream NLL, cell by cell "
+                 "(positive: the proxy ranks cells as the fine-tuned model does):")
+    for label, group in [("all cells", cells), *((n, [r for r in cells if r["reference_set"] == n])
+                                                 for n in dict.fromkeys(r["reference_set"] for r in cells))]:
+        if len(group) < 3:
+            lines.append(f"- {label}: too few cells ({len(group)})")
+            continue
+        rho, p = spearmanr([r["ot_heldout"] for r in group], [r["nll_heldout"] for r in group])
+        lines.append(f"- {label}: rho {float(rho):.3f} (p {float(p):.3g}, {len(group)} cells)")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write_downstream(out_dir: Path) -> Path:
+    """Put the downstream section (from ``downstream.jsonl``) at the end of ``out_dir/results.md``, and its plot.
+
+    An earlier downstream section is replaced; the rest of ``results.md`` is kept.
+    """
+    from equal.bench.downstream import RESULTS_FILE, read_downstream
+    from equal.bench.plots import plot_downstream
+
+    rows = read_downstream(out_dir / RESULTS_FILE)
+    path = out_dir / "results.md"
+    text = path.read_text() if path.exists() else ""
+    head = text.split(_DOWNSTREAM_HEADING)[0].rstrip("\n") + "\n" if text else ""
+    path.write_text(head + downstream_markdown(rows))
+    plot_downstream(_latest_recipe(rows), out_dir)
+    return path
+
+
+_DOWNSTREAM_HEADING = "\n## Downstream:"
 
 

@@ -1,13 +1,24 @@
 """A progress interface the library reports to and the CLI draws.
 
-The library never prints: long loops call ``progress.track(...)``; the CLI
-passes a rich implementation, the API defaults to :class:`NullProgress`.
+The library never prints: long loops open ``progress.task(...)`` and advance
+it; the CLI passes a rich implementation, the API defaults to
+:class:`NullProgress`.
+
+Per-item progress inside one call. A loop that hands a whole batch to one
+call (documents to the extractor, texts to the embedder) wraps the call in
+:func:`items_to`; code deep inside that call (the extractor as each LLM
+answer arrives, the sentence-transformers embedder after each forward pass)
+reports finished items through :func:`item_reporter`, so the bar moves per
+item without any signature changing. A callee that reports nothing is
+counted when the call returns.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from typing import Protocol
 
 
@@ -34,3 +45,47 @@ class NullProgress:
     @contextmanager
     def task(self, description: str, total: int | None) -> Iterator[Task]:
         yield _NullTask()
+
+
+#: Called with how many items just finished.
+ItemsDone = Callable[[int], None]
+
+_ITEMS: ContextVar[ItemsDone | None] = ContextVar("equal_items_done", default=None)
+
+
+def _ignore(n: int) -> None:
+    pass
+
+
+def item_reporter() -> ItemsDone:
+    """Where the code running now reports finished items: the innermost :func:`items_to`, or nowhere.
+
+    Call it in the calling thread and keep the result: a callback run on another
+    thread (a backend's worker) does not see the caller's context.
+    """
+    return _ITEMS.get() or _ignore
+
+
+@contextmanager
+def items_to(task: Task, total: int) -> Iterator[None]:
+    """Advance ``task`` as code inside the block reports items done, and by what is left of ``total`` after it.
+
+    A block that raises advances nothing more than what was reported.
+    """
+    lock = threading.Lock()
+    reported = 0
+
+    def done(n: int) -> None:
+        nonlocal reported
+        with lock:
+            n = max(0, min(n, total - reported))  # never past the block's own total
+            reported += n
+        if n:
+            task.advance(n)
+
+    token = _ITEMS.set(done)
+    try:
+        yield
+    finally:
+        _ITEMS.reset(token)
+    done(total - reported)

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from typing import Protocol
 
 from equal.extraction.task import ExtractionTask, parse_pairs
 from equal.llm.base import LLM, ChatRequest, estimate_tokens, valid_token_count
 from equal.llm.cache import ResponseCache
+from equal.progress import item_reporter
 from equal.records import Document, Extraction, Generation, QAPair
 from equal.stats import Stats
 
@@ -28,7 +30,11 @@ class Extractor(Protocol):
     name: str
 
     def extract(self, documents: list[Document]) -> list[Extraction]:
-        """One :class:`Extraction` per document, in order."""
+        """One :class:`Extraction` per document, in order.
+
+        May report each document as it is done to :func:`equal.progress.item_reporter`, so a
+        progress bar moves inside the call; one that does not is counted when it returns.
+        """
         ...
 
     def close(self) -> None: ...
@@ -84,8 +90,10 @@ class LLMExtractor:
         self.stats.inc("tokens_out", generation.tokens_out)
 
     def extract(self, documents: list[Document]) -> list[Extraction]:
+        report = item_reporter()  # progress per document, as each answer arrives
         requests = [self.task.format_input(d) for d in documents]
         keys = [r.key(self.llm.name) for r in requests]
+        per_key = Counter(keys)
         generations: dict[str, Generation] = {}
         to_send: list[int] = []
         pending: set[str] = set()
@@ -98,6 +106,7 @@ class LLMExtractor:
             else:
                 to_send.append(i)
                 pending.add(key)
+        report(sum(per_key[key] for key in generations))
 
         def keep(j: int, generation: Generation) -> None:
             generations[keys[to_send[j]]] = generation
@@ -105,6 +114,7 @@ class LLMExtractor:
                 self._count(generation)
             if self.cache is not None and _usable(generation):
                 self.cache.put(keys[to_send[j]], generation)  # a failure is never stored as an answer
+            report(per_key[keys[to_send[j]]])
 
         self.llm.generate([requests[i] for i in to_send], on_result=keep)
         out = []
@@ -153,6 +163,7 @@ class ReplayExtractor:
         self.name = f"replay:{field}"
 
     def extract(self, documents: list[Document]) -> list[Extraction]:
+        report = item_reporter()
         out = []
         for document in documents:
             value = document.metadata.get(self.field)
@@ -166,6 +177,7 @@ class ReplayExtractor:
             pairs = [QAPair(question=q, answer=a, document_id=document.id) for q, a in parsed.pairs]
             out.append(Extraction(document.id, pairs, Generation(text=text, cached=True),
                                   parse_ok=parsed.ok, error=parsed.error))
+            report(1)
         return out
 
     def close(self) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from equal.config import RunConfig
 from equal.corpus import read_documents
 from equal.files import atomic_write_text
-from equal.progress import NullProgress, Progress
+from equal.progress import NullProgress, Progress, items_to
 from equal.records import Document, QAPair
 from equal.run.builders import build_extractor
 from equal.stats import Stats
@@ -63,7 +63,9 @@ def extract_all(config: RunConfig, out_path: Path, *, progress: Progress | None 
             task.advance(len(documents) - len(todo))
             for start in range(0, len(todo), batch_size):
                 batch = todo[start:start + batch_size]
-                for doc, extraction in zip(batch, extractor.extract(batch)):
+                with items_to(task, len(batch)):  # the bar moves per passage, as each answer arrives
+                    extractions = extractor.extract(batch)
+                for doc, extraction in zip(batch, extractions):
                     if extraction.generation.failed:
                         # no line: the passage stays to do, so the same command again retries it
                         stats.inc("documents_failed")
@@ -72,7 +74,6 @@ def extract_all(config: RunConfig, out_path: Path, *, progress: Progress | None 
                                       extraction.generation.tokens_in + extraction.generation.tokens_out)
                     f.write(json.dumps(row, ensure_ascii=False) + "\n")
                 f.flush()
-                task.advance(len(batch))
         # the finished file lists the passages in corpus order, whatever order the jobs took
         rows = {**finished, **_lines_by_id(partial)}
         atomic_write_text(out_path, "".join(rows[d.id] + "\n" for d in documents if d.id in rows))

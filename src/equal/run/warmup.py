@@ -15,14 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from equal.config import WarmupConfig
-from equal.progress import Progress
+from equal.progress import Progress, items_to
 from equal.records import Extraction, Pull, QAPair
 from equal.reward import calibrate_offset, reward_from_distance
 from equal.run.budget import Budget
 from equal.run.rounds import Extract
 from equal.stats import Stats
 
-BATCH = 8  # documents extracted at a time, so progress moves and budget.tokens can stop the warm-up early
+BATCH = 8  # documents extracted at a time, so budget.tokens can stop the warm-up early
 
 # warmup.selection -> how many of n warm-up documents are chosen by similarity (the rest at random)
 SIMILAR_SHARE: dict[str, Callable[[int], int]] = {
@@ -86,11 +86,11 @@ def run_warmup(size: int, selection: str, similarity: np.ndarray, extract: Extra
                 stats.inc("warmup_cut_by_budget")
                 break
             batch = chosen[start:start + BATCH]
-            done = list(extract(batch))
+            with items_to(task, len(batch)):  # the bar moves per document, as each answer arrives
+                done = list(extract(batch))
             for extraction in done:
                 budget = budget.charged(1, extraction.generation.tokens_in + extraction.generation.tokens_out)
             extractions += done
-            task.advance(len(batch))
     chosen = chosen[:len(extractions)]
     return Warmup(chosen, extractions, min(n_similar, len(chosen))), budget
 

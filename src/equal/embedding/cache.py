@@ -22,7 +22,7 @@ import numpy as np
 from equal.embedding.base import Embedder
 from equal.errors import CacheDamaged
 from equal.files import disk_full, is_disk_full, set_aside, sqlite_companions, sqlite_fault, sqlite_problems
-from equal.progress import NullProgress, Progress
+from equal.progress import NullProgress, Progress, items_to
 
 logger = logging.getLogger(__name__)
 
@@ -156,12 +156,12 @@ def embed_cached(
         task.advance(len(texts) - len(missing))
         for start in range(0, len(missing), chunk_size):
             idx = missing[start : start + chunk_size]
-            vectors = embedder.encode([texts[i] for i in idx])
+            with items_to(task, len(idx)):  # an embedder that reports its batches moves the bar per batch
+                vectors = embedder.encode([texts[i] for i in idx])
             chunk_keys = [keys[i] for i in idx]
             if cache is not None:
                 cache.put_many(chunk_keys, vectors)
             known.update(zip(chunk_keys, vectors))
-            task.advance(len(idx))
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
     return np.ascontiguousarray(np.stack([known[k] for k in keys]), dtype=np.float32)

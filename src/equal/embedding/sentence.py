@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from equal.embedding.base import normalize
 from equal.errors import ConfigError
+from equal.progress import item_reporter
 
 logger = logging.getLogger(__name__)
 
@@ -90,12 +92,27 @@ class SentenceTransformerEmbedder:
         return self._st
 
     def encode(self, texts: list[str]) -> np.ndarray:
+        """Embed ``texts`` in one call (sorted by length, padded per batch), reporting each batch as it is done.
+
+        Each forward pass reports its rows to :func:`equal.progress.item_reporter`; a hook
+        that only counts rows cannot change a vector.
+        """
         if not texts:
             return np.zeros((0, self.dimension()), dtype=np.float32)
-        vectors = self.load().encode(
-            texts, batch_size=self.batch_size, convert_to_numpy=True,
-            normalize_embeddings=True, show_progress_bar=False,
-        )
+        model = self.load()
+        report = item_reporter()
+
+        def batch_done(module: Any, args: Any, output: Any) -> None:
+            rows = output.get("sentence_embedding") if isinstance(output, Mapping) else None
+            if rows is not None:
+                report(int(rows.shape[0]))
+
+        hook = model.register_forward_hook(batch_done)
+        try:
+            vectors = model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
+                                   normalize_embeddings=True, show_progress_bar=False)
+        finally:
+            hook.remove()
         return normalize(vectors)
 
     def dimension(self) -> int:

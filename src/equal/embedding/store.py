@@ -47,7 +47,7 @@ from filelock import FileLock, Timeout
 
 from equal.embedding.base import Embedder
 from equal.files import atomic_write_text, disk_full, is_disk_full, set_aside
-from equal.progress import NullProgress, Progress
+from equal.progress import NullProgress, Progress, items_to
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +132,9 @@ def _fill(embedder: Embedder, texts: list[str], path: Path, chunk_size: int, pro
         store: np.memmap | None = None
         try:
             for start in range(state.done, n, chunk_size):
-                vectors = np.ascontiguousarray(embedder.encode(texts[start:start + chunk_size]), dtype=np.float32)
+                chunk = texts[start:start + chunk_size]
+                with items_to(task, len(chunk)):  # an embedder that reports its batches moves the bar per batch
+                    vectors = np.ascontiguousarray(embedder.encode(chunk), dtype=np.float32)
                 dim = int(vectors.shape[1])
                 if store is None:
                     if start == 0:
@@ -145,7 +147,6 @@ def _fill(embedder: Embedder, texts: list[str], path: Path, chunk_size: int, pro
                 store.flush()  # the vectors reach the disk before the sidecar says they are there
                 state.chunks.append([start, stop, _digest(vectors)])
                 _write_meta(meta_path, n, dim, stop, state.chunks)
-                task.advance(len(vectors))
         except OSError as exc:
             if is_disk_full(exc):
                 raise disk_full(path.parent, f"the embedding store {path.name}",

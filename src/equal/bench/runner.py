@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,8 @@ def _measure(selection: Selection, ctx: Context, rows: dict[str, dict], relevant
 
 def run_bench(data: BenchData, out_dir: Path, *, budgets: list[float], seeds: list[int],
               strategies: list[str], reference_sets: list[str] | None = None, embedding_model: str = "minilm",
-              progress: Progress | None = None) -> list[dict[str, Any]]:
+              progress: Progress | None = None,
+              on_result: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """Every (reference set, strategy, budget, seed), resumable: appends to ``results.jsonl``, returns them all.
 
     Returns the results of ``strategies`` on the reference sets asked (default: every one of
@@ -85,6 +87,9 @@ def run_bench(data: BenchData, out_dir: Path, *, budgets: list[float], seeds: li
     Every strategy's pairs go through the same decontamination against the reward
     reference (the pipeline does it already; the others get it here), and are
     measured with the same embedder against the held-out part.
+
+    ``on_result`` gets each result as soon as it is measured (not those read back from
+    ``results.jsonl``), so a caller can report every finished cell.
     """
     from equal.config import EmbeddingConfig
     from equal.corpus import read_reference
@@ -143,6 +148,8 @@ def run_bench(data: BenchData, out_dir: Path, *, budgets: list[float], seeds: li
                 done[key] = result
                 task.advance()
                 task.note(f"{name}: {strategy} at {budget:.0%}, seed {seed}")
+                if on_result is not None:
+                    on_result(result)
     finally:
         cache.close()
     order = {name: i for i, name in enumerate(strategies)}  # the table lists strategies in the order asked

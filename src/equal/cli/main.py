@@ -306,16 +306,19 @@ def bench_command(
     reference_sets: Annotated[Optional[list[str]], typer.Option("--reference-set", help="Reference set of the manifest; repeat it (default: every one).")] = None,
     embedding: Annotated[str, typer.Option(help="Embedder of the runs and of the metric (minilm, or hashing-DIM for quick checks).")] = "minilm",
     out: Annotated[Path, typer.Option("--out", help="Folder for results.jsonl (resumable), results.md (the data, a table per reference set, the bar, and the ablation table when ablations ran) and a PNG per reference set and metric.")] = Path("runs/bench"),
+    quiet: QuietOpt = False, verbose: VerboseOpt = False, log_format: LogFormatOpt = "rich",
 ) -> None:
     """Compare selection strategies at equal LLM budget on replayed extractions: a Markdown table and plots.
 
     Metrics per strategy, budget and seed: OT distance of the output pairs to the held-out part of the reference
     set, fraction of documents from the relevant sources, relevant pairs per 1,000 LLM calls, LLM calls, tokens
-    and the selection's own wall time.
+    and the selection's own wall time. Progress is a bar on a terminal and a line per finished run in a log;
+    with --log-format json each finished run is a `cell` event (its result) and the end a `result` event.
     """
     from equal.bench import ABLATIONS, DEFAULT, Bar, BenchData, run_bench, write_results
-    from equal.cli.progress import RichProgress
+    from equal.cli.jsonlog import emit
 
+    _setup_logging(verbose, quiet, log_format)
     if extracted is None:  # an unfinished extraction is benchmarked on the passages it has
         extracted = data_dir / "extracted.jsonl"
         if not extracted.exists() and extracted.with_name("extracted.jsonl.partial").exists():
@@ -323,10 +326,19 @@ def bench_command(
     data = BenchData(data_dir, extracted)
     chosen = list(dict.fromkeys((strategies or DEFAULT) + (list(ABLATIONS) if ablation else [])))
     budgets = budgets or [0.01, 0.05, 0.1, 0.2]
-    with RichProgress(console) as progress:
+
+    def cell(result: dict[str, Any]) -> None:
+        emit("cell", **result)
+
+    with _progress(quiet, log_format) as progress:
         results = run_bench(data, out, budgets=budgets, seeds=seeds or [0, 1, 2], strategies=chosen,
-                            reference_sets=reference_sets, embedding_model=embedding, progress=progress)
-    typer.echo(write_results(data, out, results, budgets, Bar(**BENCH_BAR)).read_text())
+                            reference_sets=reference_sets, embedding_model=embedding, progress=progress,
+                            on_result=cell if log_format == "json" else None)
+    table = write_results(data, out, results, budgets, Bar(**BENCH_BAR))
+    if log_format == "json":
+        emit("result", results=str(table), cells=len(results))
+    else:
+        typer.echo(table.read_text())
 
 
 @_command("compare")

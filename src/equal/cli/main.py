@@ -341,6 +341,66 @@ def bench_command(
         typer.echo(table.read_text())
 
 
+@_command("bench-downstream")
+def bench_downstream_command(
+    data_dir: Annotated[Path, typer.Argument(help="Benchmark folder made by `equal make-bench` (holds manifest.json).")],
+    extracted: Annotated[Optional[Path], typer.Option(help="The corpus with every document's pairs, as `equal bench` read it; default DATA_DIR/extracted.jsonl.")] = None,
+    out: Annotated[Path, typer.Option("--out", help="The `equal bench` results folder: reads results.jsonl; writes downstream-cells.jsonl.gz (each cell's pairs), downstream.jsonl (resumable), the downstream section of results.md and downstream-nll.png.")] = Path("runs/bench"),
+    reference_sets: Annotated[Optional[list[str]], typer.Option("--reference-set", help="Only these reference sets; repeat it (default: every one in results.jsonl).")] = None,
+    strategies: Annotated[Optional[list[str]], typer.Option("--strategy", help="Only these strategies; repeat it.")] = None,
+    budgets: Annotated[Optional[list[float]], typer.Option("--budget", help="Only these budgets; repeat it (the `all` strategy is kept whatever its budget).")] = None,
+    seeds: Annotated[Optional[list[int]], typer.Option("--seed", help="Only these seeds; repeat it.")] = None,
+    model: Annotated[Optional[Path], typer.Option("--model", help="A local HF model folder or a GGUF file (dequantized to float32); default the packaged Qwen2.5-Coder-0.5B-Instruct GGUF.")] = None,
+    tokenizer: Annotated[Optional[Path], typer.Option("--tokenizer", help="A saved tokenizer folder (default: the model's; the packaged GGUF's is converted once and kept beside it).")] = None,
+    epochs: Annotated[float, typer.Option(help="Epochs over each cell's pairs, the same for every cell.")] = 1.0,
+    max_steps: Annotated[int, typer.Option(help="Cap on the optimizer steps of every cell (> 0: a smoke run).")] = -1,
+    learning_rate: Annotated[float, typer.Option(help="AdamW learning rate (linear decay, 3% warm-up).")] = 2e-5,
+    batch_size: Annotated[int, typer.Option(help="Examples per optimizer step.")] = 8,
+    max_length: Annotated[int, typer.Option(help="Tokens per example (prompt and answer); longer ones are cut.")] = 1024,
+    device: Annotated[Optional[str], typer.Option(help="torch device (default cuda when there is one, else cpu).")] = None,
+    prepare_only: Annotated[bool, typer.Option("--prepare-only", help="Only write each cell's pairs (downstream-cells.jsonl.gz), e.g. to fine-tune on another machine.")] = False,
+    embedding: Annotated[str, typer.Option(help="The embedder `equal bench` ran with (the strategies are rerun to recover their pairs).")] = "minilm",
+    quiet: QuietOpt = False, verbose: VerboseOpt = False,
+) -> None:
+    """Fine-tune a causal LM on each bench cell's pairs and score it on the held-out reference: the downstream table.
+
+    For every (reference set, strategy, budget, seed) in OUT/results.jsonl the strategy is rerun to recover the
+    pairs the bench measured (after the same decontamination), the model is fine-tuned on them from the same
+    weights with the same recipe (transformers' Trainer, chat template, loss on the answer tokens only), and its
+    mean negative log-likelihood per answer token on the held-out part is recorded, as is the base model's.
+    Resumable: finished cells are not retrained. On 2 CPU cores the 0.5B model trains a few steps a minute; run
+    the full table on a GPU (benchmarks/downstream_gpu.py).
+    """
+    from equal.bench import BenchData
+    from equal.bench.downstream import CELLS_FILE, TrainConfig, heldout_sets, prepare_cells, read_cells, run_downstream
+    from equal.bench.tables import write_downstream
+
+    _setup_logging(verbose, quiet, "rich")
+    done_path = out / "results.jsonl"
+    if not done_path.exists():
+        raise InputError(f"{done_path} is missing; run `equal bench {data_dir} --out {out}` first")
+    results = [json.loads(line) for line in done_path.read_text().splitlines() if line.strip()]
+    results = [r for r in results if (not reference_sets or r["reference_set"] in reference_sets)
+               and (not strategies or r["strategy"] in strategies)
+               and (not budgets or r["budget"] in budgets or r["strategy"] == "all")
+               and (not seeds or r["seed"] in seeds)]
+    if not results:
+        raise InputError(f"no result in {done_path} matches the reference sets, strategies, budgets and seeds asked")
+    data = BenchData(data_dir, extracted or data_dir / "extracted.jsonl")
+    path = prepare_cells(data, out, results, embedding_model=embedding)
+    wanted = {(r["reference_set"], r["strategy"], float(r["budget"]), int(r["seed"])) for r in results}
+    cells = [c for c in read_cells(path) if (c["reference_set"], c["strategy"], float(c["budget"]), int(c["seed"]))
+             in wanted]
+    if prepare_only:
+        typer.echo(f"{len(cells)} cells -> {out / CELLS_FILE}")
+        return
+    config = TrainConfig(epochs=epochs, max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size,
+                         max_length=max_length)
+    run_downstream(cells, heldout_sets(data, dict.fromkeys(c["reference_set"] for c in cells)), out, model=model,
+                   tokenizer=tokenizer, config=config, device=device, log=lambda line: None if quiet else typer.echo(line))
+    typer.echo("## Downstream:" + write_downstream(out).read_text().split("\n## Downstream:", 1)[-1])
+
+
 @_command("compare")
 def compare_command(
     run_dirs: Annotated[list[Path], typer.Argument(help="Run directories to put side by side.")],

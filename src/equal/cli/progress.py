@@ -129,7 +129,7 @@ class _PlainTask:
         """``completed/total (percent), elapsed, eta`` (the ETA from the rate so far)."""
         elapsed = time.monotonic() - self.started
         if self.total is None:
-            return f"{self.completed} done, {_clock(elapsed)} elapsed"
+            return (f"{self.completed} done, " if self.completed else "") + f"{_clock(elapsed)} elapsed"
         percent = 100 * self.completed / self.total if self.total else 100.0
         eta = (_clock(elapsed / self.completed * (self.total - self.completed))
                if 0 < self.completed <= self.total else "-:--:--")

@@ -327,11 +327,13 @@ def read_downstream(path: Path) -> list[dict[str, Any]]:
 def run_downstream(cells: list[dict[str, Any]], heldout: dict[str, list[Example]], out_dir: Path, *,
                    model: Path | None = None, tokenizer: Path | None = None, config: TrainConfig | None = None,
                    device: str | None = None, model_name: str | None = None,
-                   log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+                   log: Callable[[str], None] = print, stop_at: float | None = None) -> list[dict[str, Any]]:
     """Fine-tune and score every cell, plus the base model per reference set; resumable by ``downstream.jsonl``.
 
     ``cells`` as ``prepare_cells`` writes them, ``heldout`` the held-out examples of each
     reference set. Returns this model and recipe's rows, those of earlier calls included.
+    ``stop_at`` (a ``time.monotonic()`` instant) stops before the next cell once passed:
+    a rerun goes on from there.
 
     Raises:
         ValueError: a cell's training pairs hold a held-out example.
@@ -373,6 +375,9 @@ def run_downstream(cells: list[dict[str, Any]], heldout: dict[str, list[Example]
                    "seconds": time.perf_counter() - started, **common})
             log(f"{name}: base model NLL {score['nll']:.4f}")
         for i, cell in enumerate(todo, 1):
+            if stop_at is not None and time.monotonic() > stop_at:
+                log(f"stopped before {len(todo) - i + 1} cells (time is up); a rerun goes on from here")
+                break
             started = time.perf_counter()
             lm.load_state_dict(base_state)
             examples = [Example(p["question"], p["answer"]) for p in cell["pairs"]]

@@ -257,3 +257,13 @@ def test_bench_in_a_log_writes_a_line_per_finished_run_and_is_silent_with_quiet(
     quiet = CliRunner().invoke(app, ["bench", str(data), "--out", str(tmp_path / "again"), "--quiet", *_BENCH])
     assert quiet.exit_code == 0, quiet.output
     assert "bench runs" not in quiet.stderr
+
+
+def test_the_rounds_bar_moves_per_document_not_per_round(replay_config):
+    from equal import run
+
+    progress = Recorded()
+    result = run(replay_config(**{"bandit.docs_per_pull": 4, "bandit.clusters_per_round": 2}), progress=progress)
+    steps = progress.steps["bandit rounds (documents)"]
+    bandit_documents = len(result.selected_documents) - result.summary.warmup_documents
+    assert sum(steps) == bandit_documents and set(steps) == {1}

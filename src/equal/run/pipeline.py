@@ -29,8 +29,8 @@ from equal.bandit import OrderContext
 from equal.config import RunConfig, dump_config
 from equal.embedding import Embedder, EmbeddingCache
 from equal.extraction.extractor import Extractor
-from equal.progress import NullProgress, Progress, Task
-from equal.records import Pull, QAPair
+from equal.progress import NullProgress, Progress, Task, items_to
+from equal.records import Extraction, Pull, QAPair
 from equal.run.alignment import align
 from equal.run.budget import Budget
 from equal.run.builders import build_extractor
@@ -150,7 +150,8 @@ def _run(config: RunConfig, run_dir: Path, progress: Progress, embedder: Embedde
         left = budget.documents_left()
         total = min(int(left) if np.isfinite(left) else arms.remaining(), arms.remaining())
         with round_log(run_dir) as log, progress.task("bandit rounds (documents)", total=total) as task:
-            pulls, budget = play_rounds(arms, policy, budget, shape=shape, extract=extract,
+            pulls, budget = play_rounds(arms, policy, budget, shape=shape,
+                                        extract=partial(_extract_moving, extract, task),
                                         reward=PullRewarder(distance, offset, warm_rewards, stats), rng=rng,
                                         on_round=partial(_record_round, log, task))
         stats.inc("rounds", len({p.round for p in pulls}))
@@ -181,10 +182,15 @@ def _run(config: RunConfig, run_dir: Path, progress: Progress, embedder: Embedde
     return RunResult(run_dir, dataset_path, pairs, every_pull, stats.as_dict(), summary, selected)
 
 
+def _extract_moving(extract: ExtractStep, task: Task, indices: Sequence[int]) -> list[Extraction]:
+    """A round's extraction, moving the rounds' bar by one document as each answer arrives."""
+    with items_to(task, len(indices)):
+        return extract(indices)
+
+
 def _record_round(log: RoundLog, task: Task, record: RoundRecord, pulls: Sequence[Pull]) -> None:
-    """After each round: its line in ``rounds.jsonl``, and the progress bar moved."""
+    """After each round: its line in ``rounds.jsonl`` and a note under the progress bar."""
     log.write(record)
-    task.advance(sum(len(p.documents) for p in record.pulls))
     task.note(f"round {record.round} | {record.documents_spent} calls, {record.tokens_spent:,} tokens, "
               f"{sum(len(p.pairs) for p in pulls)} pairs | best clusters {record.best_clusters[:3]}")
 

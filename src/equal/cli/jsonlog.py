@@ -1,8 +1,9 @@
 """JSON-lines output for scripts: one object per line on stdout, flushed as it happens.
 
 Events: ``stage_start``, ``progress`` (at most one a second per stage),
-``note``, ``stage_end``, ``log`` (a log record), ``result`` (the run's
-summary) and ``error``. Each carries ``time`` (Unix seconds).
+``note``, ``stage_end``, ``log`` (a log record), ``cell`` (one finished run
+of ``equal bench``, with its measures), ``result`` (the command's summary)
+and ``error``. Each carries ``time`` (Unix seconds).
 """
 
 from __future__ import annotations

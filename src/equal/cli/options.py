@@ -79,7 +79,7 @@ FormatOpt = Annotated[Optional[str], typer.Option("--format", help=_overrides("o
 
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; warnings and errors only.")]
-LogFormatOpt = Annotated[str, typer.Option("--log-format", help="rich: progress bars and a summary table; json: one JSON object per line on stdout (stage_start, progress, note, stage_end, log, result, error), for scripts.")]
+LogFormatOpt = Annotated[str, typer.Option("--log-format", help="rich: progress bars and a summary table; json: one JSON object per line on stdout (stage_start, progress, note, stage_end, log, cell for each finished run of equal bench, result, error), for scripts.")]
 
 # -- what a command reads ---------------------------------------------------------------------
 

@@ -167,3 +167,12 @@ def test_results_md_gets_one_downstream_section(tmp_path: Path) -> None:
     assert "| 5% | EQUAL | 3.050 (3.000-3.100) | 10 | 3 |" in text
     assert "- all cells: rho 1.000" in text  # OT and NLL rise together in these rows
     assert (tmp_path / "downstream-nll.png").stat().st_size > 0
+
+
+def test_the_command_asks_for_the_bench_results_first(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from equal.cli.main import app
+
+    result = CliRunner().invoke(app, ["bench-downstream", str(tmp_path), "--out", str(tmp_path / "runs")])
+    assert result.exit_code == 2 and "is missing; run `equal bench" in " ".join(result.output.split())

@@ -187,6 +187,11 @@ def load_model(model: Path | None, device: str) -> Any:
     else:
         gguf = model if model is not None else _packaged_gguf()
         lm = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        # a model read from a GGUF keeps the mark of a quantized one, which Trainer refuses to fine-tune;
+        # its weights are plain float32 tensors by now (dequantized on load), so the mark goes
+        if getattr(lm, "is_quantized", False) and all(p.dtype == torch.float32 for p in lm.parameters()):
+            lm.is_quantized = False
+            lm.hf_quantizer = None
     return lm.to(device)
 
 
@@ -297,11 +302,13 @@ def fine_tune(model: Any, tokenizer: Any, examples: list[Example], config: Train
                 model.zero_grad(set_to_none=True)
 
     cuda = torch.cuda.is_available() and next(model.parameters()).is_cuda
+    # transformers 5.24 reads a warm-up share from warmup_steps below 1; releases with warmup_ratio take it there
+    fields = {f.name for f in dataclasses.fields(TrainingArguments)}
+    warmup: dict[str, Any] = {"warmup_ratio" if "warmup_ratio" in fields else "warmup_steps": config.warmup_ratio}
     args = TrainingArguments(
         output_dir=str(work_dir), num_train_epochs=config.epochs, max_steps=config.max_steps,
         per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay, warmup_steps=config.warmup_ratio,  # below 1: a share of the steps
-        max_grad_norm=config.max_grad_norm,
+        weight_decay=config.weight_decay, max_grad_norm=config.max_grad_norm, **warmup,
         lr_scheduler_type="linear", seed=seed, data_seed=seed, logging_steps=1, save_strategy="no",
         report_to="none", disable_tqdm=True, bf16=cuda and torch.cuda.is_bf16_supported(),
         use_cpu=not cuda, dataloader_num_workers=0, remove_unused_columns=False,

@@ -71,3 +71,32 @@ def test_compare_names_the_labels_when_the_relevant_one_is_unknown(tmp_path, cor
     assert "'pyhton'" in result.output and "other, python" in result.output
     ok = runner.invoke(app, ["compare", str(out), "--relevant", "python"], env=WIDE)
     assert ok.exit_code == 0 and "share python (relevant)" in ok.output
+
+
+def test_threads_flag_sets_the_local_models_threads_and_nothing_else(tmp_path, corpus_path, reference_path):
+    from equal.cli.options import FLAGS, config_overrides
+    from equal.config import load_config
+
+    cfg = load_config(None, config_overrides(threads=1, extractor="local"), flags=FLAGS)
+    assert cfg.extraction.n_threads == 1
+    config = _config(tmp_path, corpus_path, reference_path)  # extractor replay: it has no threads
+    result = runner.invoke(app, ["run", str(config), "--threads", "1", "--out", str(tmp_path / "run")], env=WIDE)
+    assert result.exit_code == 2 and "--threads 1: extraction.n_threads" in result.output
+
+
+def test_the_local_model_sleeps_while_it_waits_unless_told_otherwise(monkeypatch, tmp_path):
+    import os
+
+    import pytest
+
+    from equal.errors import ConfigError
+    from equal.llm.llamacpp import LlamaCppLLM
+
+    for preset, expected in ((None, "PASSIVE"), ("ACTIVE", "ACTIVE")):
+        if preset is None:
+            monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+        else:
+            monkeypatch.setenv("OMP_WAIT_POLICY", preset)
+        with pytest.raises(ConfigError, match="is not a file"):
+            LlamaCppLLM(tmp_path / "missing.gguf").load()
+        assert os.environ["OMP_WAIT_POLICY"] == expected

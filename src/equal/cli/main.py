@@ -38,6 +38,7 @@ from equal.cli.options import (
     SeedOpt,
     SelectionOpt,
     TextFieldOpt,
+    ThreadsOpt,
     VerboseOpt,
     config_overrides,
 )
@@ -143,9 +144,10 @@ def run_command(
     config: ConfigArg = None, corpus: CorpusOpt = None, reference: ReferenceOpt = None,
     text_field: TextFieldOpt = None, id_field: IdFieldOpt = None, label_field: LabelFieldOpt = None,
     extractor: ExtractorOpt = None, replay_field: ReplayFieldOpt = None, model: ModelOpt = None,
-    base_url: BaseUrlOpt = None, budget: BudgetOpt = None, selection: SelectionOpt = None,
-    seed: SeedOpt = None, out: OutOpt = None, output_format: FormatOpt = None, cache_dir: CacheDirOpt = None,
-    verbose: VerboseOpt = False, quiet: QuietOpt = False, log_format: LogFormatOpt = "rich",
+    base_url: BaseUrlOpt = None, threads: ThreadsOpt = None, budget: BudgetOpt = None,
+    selection: SelectionOpt = None, seed: SeedOpt = None, out: OutOpt = None, output_format: FormatOpt = None,
+    cache_dir: CacheDirOpt = None, verbose: VerboseOpt = False, quiet: QuietOpt = False,
+    log_format: LogFormatOpt = "rich",
 ) -> None:
     """Run EQUAL: read, embed, warm up, cluster, run the bandit, write the dataset.
 
@@ -157,8 +159,9 @@ def run_command(
     _setup_logging(verbose, quiet, log_format)
     cfg = load_config(config, config_overrides(
         corpus=corpus, reference=reference, text_field=text_field, id_field=id_field, label_field=label_field,
-        extractor=extractor, replay_field=replay_field, model=model, base_url=base_url, cache_dir=cache_dir,
-        budget=budget, selection=selection, seed=seed, out=out, output_format=output_format), flags=FLAGS)
+        extractor=extractor, replay_field=replay_field, model=model, base_url=base_url, threads=threads,
+        cache_dir=cache_dir, budget=budget, selection=selection, seed=seed, out=out, output_format=output_format),
+        flags=FLAGS)
     from equal.run import run
 
     with _progress(quiet, log_format) as progress:
@@ -201,7 +204,7 @@ def _warn_failed(failed: int) -> None:
 def extract_command(
     config: ConfigArg = None, corpus: CorpusOpt = None, text_field: TextFieldOpt = None, id_field: IdFieldOpt = None,
     label_field: LabelFieldOpt = None, extractor: ExtractorOpt = None, model: ModelOpt = None,
-    base_url: BaseUrlOpt = None, cache_dir: CacheDirOpt = None,
+    base_url: BaseUrlOpt = None, threads: ThreadsOpt = None, cache_dir: CacheDirOpt = None,
     out: Annotated[Path, typer.Option("--out", help="JSONL file to write: one line per passage with its qa_pairs.")] = Path("extracted.jsonl"),
     quiet: QuietOpt = False, verbose: VerboseOpt = False, log_format: LogFormatOpt = "rich",
 ) -> None:
@@ -212,7 +215,7 @@ def extract_command(
     _setup_logging(verbose, quiet, log_format)
     cfg = load_config(config, config_overrides(
         corpus=corpus, text_field=text_field, id_field=id_field, label_field=label_field, extractor=extractor,
-        model=model, base_url=base_url, cache_dir=cache_dir), flags=FLAGS)
+        model=model, base_url=base_url, threads=threads, cache_dir=cache_dir), flags=FLAGS)
     if cfg.corpus.path is None:
         raise ConfigError("missing required setting: corpus.path (--corpus)")
     from equal.run.directory import check_extract_output

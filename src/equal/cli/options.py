@@ -70,6 +70,7 @@ ModelOpt = Annotated[Optional[str], typer.Option("--model", help=_overrides("mod
 BaseUrlOpt = Annotated[Optional[str], typer.Option("--base-url", help=_overrides("base_url", "extraction.base_url", "OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (openai)."))]
 CacheDirOpt = Annotated[Optional[Path], typer.Option("--cache-dir", help=_overrides("cache_dir", "extraction.cache_dir", "LLM response and embedding cache; share it between runs to never pay twice."))]
 BudgetOpt = Annotated[Optional[float], typer.Option("--budget", help=_overrides("budget", "budget.fraction", "Fraction of the corpus to extract, in (0, 1]."))]
+ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help=_overrides("threads", "extraction.n_threads", "CPU threads of the local model (default: every core); on a machine other work shares, fewer threads keep it moving."))]
 SelectionOpt = Annotated[Optional[str], typer.Option("--selection", help=_overrides("selection", "bandit.selection", "What picks the documents: equal is the bandit, random the random-documents baseline."))]
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", help=_overrides("seed", "seed", "Seed of every random choice."))]
 OutOpt = Annotated[Optional[Path], typer.Option("--out", help=_overrides("out", "output.dir", "Run directory for the dataset, stats and logs: new, empty, or an earlier run's (a folder of other files is refused)."))]

@@ -45,6 +45,10 @@ class LlamaCppLLM:
 
     def load(self) -> Any:
         if self._llama is None:
+            # llama.cpp's OpenMP threads spin while they wait by default: beside any other busy process they
+            # starve each other (measured in docs/backends.md). Sleeping instead costs little alone. It must be
+            # set before llama.cpp's libgomp loads; a value the user set is kept.
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
             try:
                 from llama_cpp import Llama
             except ImportError as exc:

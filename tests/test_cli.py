@@ -84,12 +84,14 @@ def test_json_log_format_is_one_event_per_line(corpus_path, reference_path, tmp_
     assert events[-1]["event"] == "result" and events[-1]["summary"]["documents_extracted"] == 40
 
 
-def test_json_log_format_reports_errors_as_events(tmp_path):
+def test_json_log_format_reports_errors_as_events(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default --out is runs/equal, relative to here
     result = runner.invoke(app, ["run", "--corpus", str(tmp_path / "none.jsonl"), "--reference",
                                  str(tmp_path / "none.jsonl"), "--log-format", "json"])
     assert result.exit_code == 2
     event = json.loads(result.stdout.splitlines()[-1])
     assert event["event"] == "error" and "does not exist" in event["message"]
+    assert not (tmp_path / "runs").exists()  # a run that cannot start leaves nothing behind
 
 
 def test_extract_resumes_from_a_partial_output_without_its_cache(corpus_path, tmp_path):

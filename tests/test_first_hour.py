@@ -100,3 +100,15 @@ def test_the_local_model_sleeps_while_it_waits_unless_told_otherwise(monkeypatch
         with pytest.raises(ConfigError, match="is not a file"):
             LlamaCppLLM(tmp_path / "missing.gguf").load()
         assert os.environ["OMP_WAIT_POLICY"] == expected
+
+
+def test_every_commands_help_fits_80_columns_with_whole_option_names():
+    import re
+
+    from equal.cli.main import app as cli
+
+    for command in ("run", "extract", "export", "bench", "inspect", "report", "compare", "validate"):
+        result = runner.invoke(cli, [command, "--help"], env={"COLUMNS": "80", "TERM": "dumb"})
+        assert result.exit_code == 0, (command, result.output)
+        assert all(len(line) <= 80 for line in result.output.splitlines()), command
+        assert not re.search(r"--[\w-]*…", result.output), (command, "an option name is cut")

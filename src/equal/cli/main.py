@@ -476,7 +476,7 @@ def export_command(
     min_reward: Annotated[Optional[float], typer.Option(help="Drop pairs whose pull earned a lower reward.")] = None,
     max_pairs_per_document: Annotated[Optional[int], typer.Option(help="Keep at most this many pairs per document.")] = None,
     near_duplicates: Annotated[float, typer.Option(help="Drop pairs this similar (MinHash Jaccard of word 3-grams) to a kept one; 1 drops exact duplicates only.")] = 0.8,
-    provenance: Annotated[bool, typer.Option(help="Keep each record's provenance field.")] = True,
+    no_provenance: Annotated[bool, typer.Option("--no-provenance", help="Leave out each record's provenance field.")] = False,
 ) -> None:
     """Export a run's pairs for a fine-tuning tool, with filters; prints what each filter removed."""
     from equal.output.export import EXPORT_FORMATS, ExportFilters, export_pairs, filter_pairs
@@ -493,7 +493,7 @@ def export_command(
     filters = ExportFilters(min_reward=min_reward, max_pairs_per_document=max_pairs_per_document,
                             near_duplicate_threshold=None if near_duplicates >= 1 else near_duplicates)
     kept, removed = filter_pairs(pairs, filters)
-    path = export_pairs(kept, out, export_format, provenance=provenance)
+    path = export_pairs(kept, out, export_format, provenance=not no_provenance)
     typer.echo(json.dumps({"written": str(path), "pairs_in": len(pairs), "pairs_out": len(kept),
                            "removed": removed}))
 

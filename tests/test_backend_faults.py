@@ -345,3 +345,23 @@ def test_extract_all_writes_no_line_for_a_failed_answer_and_retries_it(tmp_path)
         resent = {document_text(body["messages"]) for body in server.bodies[before:]}
     assert resent == broken and "documents_failed" not in second
     assert len(out.read_text().splitlines()) == 12
+
+
+def test_a_rerun_keeps_what_the_answers_cost_beside_its_own_figures(tmp_path):
+    from typer.testing import CliRunner
+
+    from equal.cli.main import app
+    from equal.run.schema import read_stats
+
+    with FakeOpenAIServer() as server:
+        config = _run_config(tmp_path, server.base_url, **{"budget.fraction": 0.1})
+        first = run(config)
+        again = run(config)  # replays every answer from the cache
+        sent = server.total_requests
+    assert first.counters["llm_calls"] == sent and again.counters.get("llm_calls", 0) == 0
+    paid = read_stats(tmp_path / "run").paid
+    assert paid.llm_calls == sent
+    assert paid.tokens == first.counters["tokens_in"] + first.counters["tokens_out"] > 0
+    assert paid.seconds >= first.summary.wall_seconds
+    shown = CliRunner().invoke(app, ["inspect", str(tmp_path / "run")], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0 and f"{sent} calls, {paid.tokens:,} tokens" in shown.output

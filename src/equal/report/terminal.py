@@ -14,7 +14,7 @@ from equal.report.rundir import RunView
 def inspect_run(run: RunView, console: Console | None = None, pairs: int = 3) -> None:
     """Print the run's cost, labels, top clusters, last rounds and a few pairs."""
     console = console or Console()
-    s, c = run.summary, run.stats.counter
+    s, c, paid = run.summary, run.stats.counter, run.stats.paid
     head = Table.grid(padding=(0, 2))
     extracted, passages = s.documents_extracted, max(s.corpus_passages, 1)
     for key, value in (
@@ -22,9 +22,10 @@ def inspect_run(run: RunView, console: Console | None = None, pairs: int = 3) ->
         ("documents extracted", f"{extracted:,} of {passages:,} ({100 * extracted / passages:.1f}%)"),
         ("LLM calls sent / from cache", f"{c('llm_calls'):,} / {c('llm_cache_hits'):,}"),
         ("tokens in + out", f"{s.tokens_spent:,}"),
+        ("paid, all runs here", f"{paid.llm_calls:,} calls, {paid.tokens:,} tokens, {paid.seconds:,.0f} s"),
         ("pairs written", f"{c('pairs_written'):,}"),
         ("clusters, rounds", f"{s.clusters}, {c('rounds')}"),
-        ("wall time", f"{s.wall_seconds:,.0f} s"),
+        ("wall time, this run", f"{s.wall_seconds:,.0f} s"),
     ):
         head.add_row(f"[bold]{key}", str(value))
     parts: list = [head]

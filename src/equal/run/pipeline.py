@@ -28,19 +28,20 @@ from equal.alignment import require_alignment_extra
 from equal.bandit import OrderContext
 from equal.config import RunConfig, dump_config
 from equal.embedding import Embedder, EmbeddingCache
+from equal.errors import InputError
 from equal.extraction.extractor import Extractor
 from equal.progress import NullProgress, Progress, Task, items_to
 from equal.records import Extraction, Pull, QAPair
 from equal.run.alignment import align
 from equal.run.budget import Budget
 from equal.run.builders import build_extractor
-from equal.run.directory import CONFIG, claim_run_dir, mark_unfinished
+from equal.run.directory import CONFIG, claim_run_dir, is_finished, mark_unfinished
 from equal.run.embedders import Embedders, EmbeddingSpace
 from equal.run.extract import ExtractStep, decontamination_index
 from equal.run.inputs import embed_inputs, read_corpus_and_reference
 from equal.run.lock import RunDirLock
 from equal.run.rounds import play_rounds
-from equal.run.schema import RoundLog, RoundRecord, RunStats, Summary, round_log
+from equal.run.schema import Paid, RoundLog, RoundRecord, RunStats, Summary, read_stats, round_log
 from equal.run.scoring import PairDistance, PullRewarder
 from equal.run.strategies import build_strategy
 from equal.run.warmup import rewards_of, run_warmup, warmup_pulls, warmup_size
@@ -93,13 +94,25 @@ def run(config: RunConfig, *, progress: Progress | None = None, embedder: Embedd
     run_dir = Path(config.output.dir)
     claim_run_dir(run_dir)  # refuses a directory holding the user's own files
     with RunDirLock(run_dir):
+        earlier = _paid_before(run_dir)  # what finished runs here paid, before their stats.json goes
         # a rerun rewrites config.yaml and rounds.jsonl first: from here the directory reads as unfinished
         mark_unfinished(run_dir)
-        return _run(config, run_dir, progress or NullProgress(), embedder, extractor)
+        return _run(config, run_dir, progress or NullProgress(), embedder, extractor, earlier)
+
+
+def _paid_before(run_dir: Path) -> Paid | None:
+    """What the finished runs in ``run_dir`` paid for their answers; ``None`` when none finished there."""
+    if not is_finished(run_dir):
+        return None
+    try:
+        return read_stats(run_dir).paid
+    except InputError as exc:  # a damaged stats.json: the run goes on, only the history is lost
+        logger.warning("the cost of earlier runs in %s is not kept: %s", run_dir, exc)
+        return None
 
 
 def _run(config: RunConfig, run_dir: Path, progress: Progress, embedder: Embedder | None,
-         extractor: Extractor | None) -> RunResult:
+         extractor: Extractor | None, earlier: Paid | None) -> RunResult:
     started = time.monotonic()
     dump_config(config, run_dir / CONFIG)
     stats = Stats()
@@ -162,14 +175,16 @@ def _run(config: RunConfig, run_dir: Path, progress: Progress, embedder: Embedde
         pairs = with_provenance(every_pull, documents, clusters.labels, label_field)
         stats.inc("pairs_written", len(pairs))
         selected = [d for p in every_pull for d in p.document_ids]
+        wall_seconds = round(time.monotonic() - started, 2)
+        this_run = Paid.of_attempt(stats.as_dict(), wall_seconds)
         summary = Summary(
             corpus_passages=len(documents), reference_examples=len(reference), clusters=clusters.k,
             clusters_per_round=shape.clusters_per_round, docs_per_pull=shape.docs_per_pull,
             warmup_documents=len(warmup.documents), reward_offset=offset, alpha=alpha,
-            documents_extracted=len(selected), tokens_spent=budget.tokens,
-            wall_seconds=round(time.monotonic() - started, 2),
+            documents_extracted=len(selected), tokens_spent=budget.tokens, wall_seconds=wall_seconds,
             # derived from the counters the extraction keeps, so the two can never disagree
             extracted_by_label=_by_label(stats) if label_field else None,
+            paid=this_run if earlier is None else earlier + this_run,
         )
         with progress.task("writing dataset and logs", total=None):
             dataset_path = write_run(

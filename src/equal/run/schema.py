@@ -266,11 +266,45 @@ class RemovedPair:
 
 
 @dataclass(frozen=True, slots=True)
+class Paid:
+    """What the LLM answers of a run directory cost, over every run in it that finished.
+
+    A rerun replays its answers from the cache and sends few or no calls itself;
+    this keeps what the answers cost when they were first paid for. A run that
+    was killed before it finished is not in it (its answers are in the cache,
+    and count as cache hits of the run that finishes).
+    """
+
+    llm_calls: int
+    tokens: int
+    seconds: float
+
+    def __add__(self, other: Paid) -> Paid:
+        return Paid(self.llm_calls + other.llm_calls, self.tokens + other.tokens,
+                    round(self.seconds + other.seconds, 2))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"llm_calls": self.llm_calls, "tokens": self.tokens, "seconds": self.seconds}
+
+    @classmethod
+    def from_json(cls, row: Mapping[str, Any]) -> Paid:
+        return cls(_int(row, "llm_calls"), _int(row, "tokens"), _float(row, "seconds"))
+
+    @classmethod
+    def of_attempt(cls, counters: Mapping[str, Number], seconds: float) -> Paid:
+        """What one run itself sent: its ``llm_calls``, ``tokens_in`` + ``tokens_out`` and wall time."""
+        return cls(int(counters.get("llm_calls", 0)),
+                   int(counters.get("tokens_in", 0)) + int(counters.get("tokens_out", 0)), seconds)
+
+
+@dataclass(frozen=True, slots=True)
 class Summary:
     """What a run did, in a few numbers: the ``summary`` of ``stats.json``.
 
     ``extracted_by_label`` (documents extracted per ``corpus.label_field``
-    value) is ``None`` when the run had no label field.
+    value) is ``None`` when the run had no label field. ``paid`` is what the
+    directory's answers cost over every finished run in it (``None`` in a
+    ``stats.json`` written before it was kept).
     """
 
     corpus_passages: int
@@ -285,6 +319,7 @@ class Summary:
     tokens_spent: int
     wall_seconds: float
     extracted_by_label: dict[str, int] | None = None
+    paid: Paid | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -297,6 +332,8 @@ class Summary:
         }
         if self.extracted_by_label is not None:
             out["extracted_by_label"] = self.extracted_by_label
+        if self.paid is not None:
+            out["paid"] = self.paid.to_json()
         return out
 
     @classmethod
@@ -307,7 +344,9 @@ class Summary:
         return cls(_int(row, "corpus_passages"), _int(row, "reference_examples"), _int(row, "clusters"),
                    _int(row, "clusters_per_round"), _int(row, "docs_per_pull"), _int(row, "warmup_documents"),
                    _float(row, "reward_offset"), _float(row, "alpha"), _int(row, "documents_extracted"),
-                   _int(row, "tokens_spent"), _float(row, "wall_seconds"), by_label)
+                   _int(row, "tokens_spent"), _float(row, "wall_seconds"), by_label,
+                   Paid.from_json(_get(row, "paid", lambda v: isinstance(v, dict), "an object"))
+                   if row.get("paid") is not None else None)
 
     def label_shares(self) -> dict[str, float]:
         """Each label's share of the documents extracted, by label; empty without labels."""
@@ -336,6 +375,11 @@ class RunStats:
     def counter(self, name: str) -> Number:
         """A counter's value; 0 for one the run never bumped."""
         return self.counters.get(name, 0)
+
+    @property
+    def paid(self) -> Paid:
+        """What the directory's answers cost; for a ``stats.json`` that predates it, what this run sent."""
+        return self.summary.paid or Paid.of_attempt(self.counters, self.summary.wall_seconds)
 
 
 # -- writing -------------------------------------------------------------------------------------------------------

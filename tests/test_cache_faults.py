@@ -32,22 +32,10 @@ from equal.errors import CacheDamaged, DiskFull
 from equal.files import atomic_write_text
 from equal.llm.cache import ResponseCache
 from equal.records import Generation
+from test_store import CountingEmbedder
 
 N = 1000
 CHUNK = 100
-
-
-class CountingEmbedder(HashingEmbedder):
-    def __init__(self, fail_after: int | None = None) -> None:
-        super().__init__(64)
-        self.encoded = 0
-        self.fail_after = fail_after
-
-    def encode(self, texts):
-        if self.fail_after is not None and self.encoded >= self.fail_after:
-            raise KeyboardInterrupt("killed")
-        self.encoded += len(texts)
-        return super().encode(texts)
 
 
 def _texts(n: int = N) -> list[str]:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from equal.errors import InputError
 from equal.files import atomic_file, atomic_write_text
@@ -94,6 +95,12 @@ def from_record(record: dict[str, Any]) -> QAPair:
                   provenance=typed)
 
 
+#: the advice of every message about a damaged file of a run directory
+DAMAGED = "the file is damaged: restore it, or run the `equal run` command again to rewrite it"
+
+R = TypeVar("R")
+
+
 def read_jsonl(path: Path) -> list[tuple[int, Any]]:
     """The JSON value of each non-blank line of a JSONL file, with its line number (from 1).
 
@@ -120,8 +127,25 @@ def read_jsonl(path: Path) -> list[tuple[int, Any]]:
                 logger.warning("%s: line %d is cut short (a write or copy was interrupted); skipped it",
                                path, number)
                 continue
-            raise InputError(f"{path}, line {number}: not valid JSON ({exc}); the file is damaged: restore it, "
-                             "or run the `equal run` command again to rewrite it") from None
+            raise InputError(f"{path}, line {number}: not valid JSON ({exc}); {DAMAGED}") from None
+    return out
+
+
+def read_records(path: Path, parse: Callable[[Any], R], advice: str = "") -> list[R]:
+    """``parse`` of each line of the JSONL file ``path`` (none when it is missing).
+
+    Raises:
+        InputError: a line is not JSON, or ``parse`` raised ``ValueError`` on it; the
+            message names the file and the line, then ``advice``.
+    """
+    if not path.exists():
+        return []
+    out = []
+    for number, row in read_jsonl(path):
+        try:
+            out.append(parse(row))
+        except ValueError as exc:
+            raise InputError(f"{path}, line {number}: {exc}" + (f"; {advice}" if advice else "")) from None
     return out
 
 
@@ -148,13 +172,4 @@ def read_dataset(run_dir: Path) -> list[QAPair]:
             except ValueError as exc:
                 raise InputError(f"{parquet}, row {number}: {exc}") from None
         return pairs
-    path = run_dir / "dataset.jsonl"
-    if not path.exists():
-        return []
-    pairs = []
-    for number, record in read_jsonl(path):
-        try:
-            pairs.append(from_record(record))
-        except ValueError as exc:
-            raise InputError(f"{path}, line {number}: {exc}") from None
-    return pairs
+    return read_records(run_dir / "dataset.jsonl", from_record)

@@ -27,11 +27,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 from equal.errors import InputError
 from equal.files import atomic_write_jsonl, atomic_write_text
-from equal.output.formats import read_jsonl
+from equal.output.formats import DAMAGED, read_records
 from equal.records import STAGES, Stage
 from equal.run.directory import (
     CLUSTERS,
@@ -43,7 +43,6 @@ from equal.run.directory import (
     require_finished,
 )
 
-DAMAGED = "the file is damaged: restore it, or run the `equal run` command again to rewrite it"
 Number = int | float
 
 
@@ -408,9 +407,6 @@ def write_stats(run_dir: Path, stats: RunStats) -> None:
 
 # -- reading -------------------------------------------------------------------------------------------------------
 
-R = TypeVar("R")
-
-
 def _json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -421,18 +417,6 @@ def _json(path: Path) -> Any:
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}, line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg}); "
                          f"{DAMAGED}") from None
-
-
-def _lines(path: Path, parse: Callable[[Any], R]) -> list[R]:
-    if not path.exists():
-        return []
-    out = []
-    for number, row in read_jsonl(path):
-        try:
-            out.append(parse(row))
-        except ValueError as exc:
-            raise InputError(f"{path}, line {number}: {exc}; {DAMAGED}") from None
-    return out
 
 
 def read_stats(run_dir: Path) -> RunStats:
@@ -451,20 +435,20 @@ def read_stats(run_dir: Path) -> RunStats:
 
 def read_rounds(run_dir: Path) -> list[RoundRecord]:
     """The rounds of ``rounds.jsonl`` (none when the file is missing)."""
-    return _lines(run_dir / ROUNDS, RoundRecord.from_json)
+    return read_records(run_dir / ROUNDS, RoundRecord.from_json, DAMAGED)
 
 
 def read_documents(run_dir: Path) -> list[DocumentRecord]:
     """The extracted documents of ``documents.jsonl``, in the order of extraction (none when missing)."""
-    return _lines(run_dir / DOCUMENTS, DocumentRecord.from_json)
+    return read_records(run_dir / DOCUMENTS, DocumentRecord.from_json, DAMAGED)
 
 
 def read_parse_failures(run_dir: Path) -> list[ParseFailure]:
-    return _lines(run_dir / PARSE_FAILURES, ParseFailure.from_json)
+    return read_records(run_dir / PARSE_FAILURES, ParseFailure.from_json, DAMAGED)
 
 
 def read_removed_pairs(run_dir: Path) -> list[RemovedPair]:
-    return _lines(run_dir / DECONTAMINATED, RemovedPair.from_json)
+    return read_records(run_dir / DECONTAMINATED, RemovedPair.from_json, DAMAGED)
 
 
 def read_clusters(run_dir: Path) -> list[ClusterRecord]:

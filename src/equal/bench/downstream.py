@@ -96,11 +96,6 @@ def read_cells(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def decontaminate(pairs: list[Any], index: Any) -> list[Any]:
-    """The pairs ``equal bench`` keeps: none that shares an n-gram with the reward reference (``NgramIndex``)."""
-    return [p for p in pairs if not (index.overlaps(p.question) or index.overlaps(p.answer))]
-
-
 def prepare_cells(data: Any, out_dir: Path, results: list[dict[str, Any]],
                   embedding_model: str = "minilm") -> Path:
     """Recompute every result's decontaminated pairs into ``out_dir/downstream-cells.jsonl.gz`` (resumable).
@@ -131,7 +126,7 @@ def prepare_cells(data: Any, out_dir: Path, results: list[dict[str, Any]],
         ctx = Context(corpus=data.extracted, rows=rows, reward_reference=reward, embedding_model=embedding_model,
                       cache_dir=out_dir / "cache", work_dir=out_dir)
         selection = STRATEGIES[result["strategy"]](ctx, result["budget"], result["seed"])
-        pairs = decontaminate(selection.pairs, indexes[name])
+        pairs = [p for p in selection.pairs if not indexes[name].copies(p)]  # as `equal bench` keeps them
         if len(selection.document_ids) != result["llm_calls"] or len(pairs) != result["pairs"]:
             raise InputError(f"{_key(result)}: the strategy now picks {len(selection.document_ids)} documents and "
                              f"{len(pairs)} pairs, the bench measured {result['llm_calls']} and {result['pairs']}; "

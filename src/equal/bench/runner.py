@@ -139,8 +139,7 @@ def run_bench(data: BenchData, out_dir: Path, *, budgets: list[float], seeds: li
                               embedding_model=embedding_model, cache_dir=out_dir / "cache",
                               work_dir=out_dir)
                 selection = STRATEGIES[strategy](ctx, budget, seed)
-                selection.pairs = [p for p in selection.pairs
-                                   if not (index.overlaps(p.question) or index.overlaps(p.answer))]
+                selection.pairs = [p for p in selection.pairs if not index.copies(p)]
                 result = {"reference_set": name, "strategy": strategy, "budget": budget, "seed": seed,
                           **_measure(selection, ctx, rows, set(spec["relevant_sources"]), heldout, embed)}
                 log.write(json.dumps(result) + "\n")

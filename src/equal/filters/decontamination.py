@@ -13,6 +13,8 @@ import hashlib
 import re
 from collections.abc import Iterable
 
+from equal.records import QAPair
+
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -54,3 +56,7 @@ class NgramIndex:
         if len(tokens) < self.n:
             return bool(tokens) and _gram_hash(tokens) in self._short
         return any(_gram_hash(tokens[i:i + self.n]) in self._grams for i in range(len(tokens) - self.n + 1))
+
+    def copies(self, pair: QAPair) -> bool:
+        """True when the question or the answer of ``pair`` overlaps a protected text."""
+        return self.overlaps(pair.question) or self.overlaps(pair.answer)

@@ -74,7 +74,7 @@ class ExtractStep:
             return
         kept = []
         for pair in extraction.pairs:
-            if index.overlaps(pair.question) or index.overlaps(pair.answer):
+            if index.copies(pair):
                 self._stats.inc("pairs_decontaminated")
                 self.removed.append(RemovedPair(pair.document_id, pair.question, pair.answer,
                                                 f"{index.n}-gram overlap"))

@@ -63,6 +63,52 @@ def test_report_is_self_contained_and_escapes_document_text(finished_runs):
     assert "&lt;script&gt;console.error(" in html and "onerror=&#34;console.error" in html
 
 
+def _table_rows(html: str) -> list[list[str]]:
+    """The text of every table row's cells, in order."""
+    rows: list[list[str]] = []
+
+    class Cells(HTMLParser):
+        cell: list[str] | None = None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "tr":
+                rows.append([])
+            elif tag in ("td", "th"):
+                self.cell = []
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell.append(data)
+
+        def handle_endtag(self, tag):
+            if tag in ("td", "th") and self.cell is not None:
+                rows[-1].append("".join(self.cell).strip())
+                self.cell = None
+
+    Cells().feed(html)
+    return rows
+
+
+def test_report_tables_show_the_baselines_numbers_beside_the_runs(finished_runs):
+    from equal.report.rundir import load_run
+
+    equal_dir, random_dir = finished_runs
+    assert runner.invoke(app, ["report", str(equal_dir), "--baseline", str(random_dir)]).exit_code == 0
+    rows = {row[0]: row[1:] for row in _table_rows((equal_dir / "report.html").read_text()) if row}
+    mine, theirs = load_run(equal_dir).summary, load_run(random_dir).summary
+    for label in ("python", "other"):  # documents and share of each label, this run's then the baseline's
+        count, share, _, base_count, base_share, _ = rows[label]
+        assert int(count) == mine.extracted_by_label.get(label, 0)
+        assert int(base_count) == theirs.extracted_by_label.get(label, 0)
+        assert base_share == f"{100 * theirs.label_shares().get(label, 0):.1f}%"
+    assert rows["selection"] == ["equal", "random"]
+    assert rows["pairs written"] == [f"{load_run(d).stats.counter('pairs_written'):,}" for d in finished_runs]
+    # without a baseline the tables have this run's column only
+    assert runner.invoke(app, ["report", str(equal_dir)]).exit_code == 0
+    alone = {row[0]: row[1:] for row in _table_rows((equal_dir / "report.html").read_text()) if row}
+    assert len(alone["python"]) == 3 and alone["selection"] == ["equal"]
+
+
 def test_report_opens_in_headless_chromium_without_console_errors(finished_runs, tmp_path):
     if not chromium_available():
         if os.environ.get("CI"):

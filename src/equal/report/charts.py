@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display: render to files only
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from equal.report.rundir import RunView  # noqa: E402
 
@@ -42,10 +43,12 @@ def reward_per_round(run: RunView) -> str | None:
     fig, ax = plt.subplots(figsize=(6.4, 3.2))
     xs = [r.round for r in run.rounds for _ in r.pulls]
     ys = [p.reward for r in run.rounds for p in r.pulls]
-    ax.scatter(xs, ys, s=14, color=_BLUE, alpha=0.45, linewidths=0, label="pull")
+    # Markers big and opaque enough to see at the size the report shows the chart.
+    ax.scatter(xs, ys, s=28, color=_BLUE, alpha=0.7, edgecolors="white", linewidths=0.5, label="pull", zorder=3)
     ax.plot([r.round for r in run.rounds], [r.mean_reward for r in run.rounds], color=_ORANGE, lw=1.8,
-            label="round mean")
+            label="round mean", zorder=2)
     ax.axhline(0, color=_GREY, lw=0.8, ls=":")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("bandit round")
     ax.set_ylabel("reward (1 - OT distance - offset)")
     ax.legend(frameon=False, loc="lower right")
@@ -85,9 +88,12 @@ def cluster_map(run: RunView) -> str | None:
     limit = max(float(np.abs(reward).max()), 1e-6)
     points = ax.scatter(xy[:, 0], xy[:, 1], c=reward, cmap="coolwarm_r", vmin=-limit, vmax=limit,
                         s=30 + 220 * pulls / max(pulls.max(), 1), edgecolors="#374151", linewidths=0.6)
+    # The number sits beside its circle, on a white box, so that it reads at any circle size and colour.
     for (x, y), cluster in zip(xy, run.clusters):
         if cluster.pulls:
-            ax.annotate(str(cluster.cluster), (x, y), fontsize=7, ha="center", va="center")
+            ax.annotate(str(cluster.cluster), (x, y), xytext=(6, 5), textcoords="offset points", fontsize=9,
+                        fontweight="bold", color="#111827",
+                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
     fig.colorbar(points, ax=ax, label="mean reward", shrink=0.8)
     ax.set_xticks([])
     ax.set_yticks([])

@@ -7,6 +7,7 @@ numbers, are inserted as markup.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -65,16 +66,58 @@ def _top(run: RunView) -> list[dict[str, Any]]:
     return out
 
 
-def _cost(run: RunView) -> list[tuple[str, str]]:
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One line of a report table: this run's value and, when a baseline is given, the baseline's."""
+
+    key: str
+    value: str
+    baseline: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShareRow:
+    """A label's documents in this run and, when a baseline is given, in the baseline."""
+
+    label: str
+    count: int
+    share: float
+    baseline_count: int | None = None
+    baseline_share: float | None = None
+
+
+def _cost_values(run: RunView) -> list[tuple[str, str]]:
     c, s = run.stats.counter, run.summary
+    extracted = s.documents_extracted
     rows: list[tuple[str, str | int | float]] = [
-        ("corpus passages", s.corpus_passages), ("reference examples", s.reference_examples),
+        ("selection", run.selection), ("corpus passages", s.corpus_passages),
+        ("reference examples", s.reference_examples), ("documents extracted", extracted),
         ("warm-up documents", s.warmup_documents), ("bandit rounds", c("rounds")),
         ("clusters per round x documents per pull", f"{s.clusters_per_round} x {s.docs_per_pull}"),
         ("LLM calls sent", c("llm_calls")), ("answers from cache", c("llm_cache_hits")),
         ("tokens in", c("tokens_in")), ("tokens out", c("tokens_out")),
-        ("pairs written", c("pairs_written")), ("reward offset", s.reward_offset), ("UCB alpha", s.alpha)]
+        ("pairs written", c("pairs_written")), ("pairs per document", f"{c('pairs_written') / max(extracted, 1):.2f}"),
+        ("reward offset", s.reward_offset), ("UCB alpha", s.alpha)]
     return [(k, v if isinstance(v, str) else _number(v)) for k, v in rows]
+
+
+def _cost(run: RunView, baseline: RunView | None) -> list[Row]:
+    """The cost table; with a baseline, its value of each row beside this run's."""
+    if baseline is None:
+        return [Row(k, v) for k, v in _cost_values(run)]
+    theirs = dict(_cost_values(baseline))
+    return [Row(k, v, theirs.get(k, "")) for k, v in _cost_values(run)]
+
+
+def _shares(run: RunView, baseline: RunView | None) -> list[ShareRow]:
+    """Documents per label, with the baseline's count and share of each label beside them."""
+    mine, my_shares = run.summary.extracted_by_label or {}, run.label_shares()
+    if baseline is None:
+        return [ShareRow(label, mine[label], share) for label, share in my_shares.items()]
+    theirs, their_shares = baseline.summary.extracted_by_label or {}, baseline.label_shares()
+    labels = sorted(set(my_shares) | set(their_shares))
+    return [ShareRow(label, mine.get(label, 0), my_shares.get(label, 0.0), theirs.get(label, 0),
+                     their_shares.get(label, 0.0)) for label in labels]
 
 
 def _problems(run: RunView) -> list[tuple[str, str]]:
@@ -87,15 +130,14 @@ def _problems(run: RunView) -> list[tuple[str, str]]:
 def render_report(run: RunView, baseline: RunView | None = None) -> str:
     """The report's HTML text."""
     env = Environment(loader=PackageLoader("equal.report", "templates"), autoescape=select_autoescape(["j2", "html"]))
-    by_label = run.summary.extracted_by_label or {}
-    shares = [(label, by_label[label], share) for label, share in run.label_shares().items()]
     return env.get_template("report.html.j2").render(
         title=run.run_dir.resolve().name, run_dir=str(run.run_dir), selection=run.selection,
         seed=run.config.get("seed", "?"), generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         cards=_cards(run), baseline=baseline.run_dir.name if baseline else None,
         charts={"cumulative": charts.cumulative_pairs(run, baseline), "rewards": charts.reward_per_round(run),
                 "map": charts.cluster_map(run), "labels": charts.labels_over_calls(run, baseline)},
-        shares=shares, top=_top(run), cost=_cost(run), problems=_problems(run),
+        baseline_selection=baseline.selection if baseline else None,
+        shares=_shares(run, baseline), top=_top(run), cost=_cost(run, baseline), problems=_problems(run),
         config_yaml=yaml.safe_dump(run.config, sort_keys=False),
     )
 

@@ -1,9 +1,11 @@
 """The whole run loop on a labelled synthetic corpus (hashing embedder, replayed pairs)."""
 
+import dataclasses
 import json
 
 import pytest
 
+from conftest import make_corpus
 from equal import run
 from equal.bandit import RoundShape, round_shape
 from equal.errors import ConfigError, InputError
@@ -88,12 +90,32 @@ def test_sinkhorn_euclidean_centroid_order_and_formats(replay_config):
     assert result.summary.reward_offset == 0.12
 
 
-def test_parquet_output(replay_config):
+def test_parquet_output_has_provenance_as_a_typed_struct_even_with_mixed_labels(replay_config, tmp_path):
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    result = run(replay_config(**{"output.format": "parquet"}))
+    from equal.output.formats import read_dataset
+
+    corpus = make_corpus(tmp_path / "corpus.jsonl")
+    rows = [json.loads(line) for line in corpus.read_text().splitlines()]
+    for i, row in enumerate(rows):  # labels of three types, as a CSV or a hand-made JSONL may hold them
+        row["source"] = [row["source"], i, None][i % 3]
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    overrides = {"corpus.path": str(corpus), "budget.fraction": 0.5}
+    result = run(replay_config(**overrides, **{"output.format": "parquet"}))
     table = pq.read_table(result.dataset_path)
-    assert table.num_rows == result.counters["pairs_written"]
+    assert table.num_rows == result.counters["pairs_written"] > 0
+    provenance = table.schema.field("provenance").type
+    assert pa.types.is_struct(provenance)
+    assert {provenance.field(n).type for n in ("cluster", "round")} == {pa.int64()}
+    assert provenance.field("pull_reward").type == pa.float64() and provenance.field("label").type == pa.string()
+    # read back, it is the JSONL data set of the same run, labels as text
+    jsonl = run(replay_config(**overrides, **{"output.dir": str(tmp_path / "jsonl")}))
+    as_jsonl = read_dataset(jsonl.run_dir)
+    for pair in as_jsonl:
+        if pair.provenance.label is not None:
+            pair.provenance = dataclasses.replace(pair.provenance, label=str(pair.provenance.label))
+    assert read_dataset(result.run_dir) == as_jsonl
 
 
 def test_more_clusters_than_documents_is_a_clear_error(replay_config):

@@ -158,6 +158,8 @@ def test_export_formats_load_in_the_tools_readers(finished_runs, tmp_path, fmt):
     assert columns[fmt] in ds.column_names
     if fmt in ("messages", "parquet", "hf"):  # TRL's conversational format
         assert [m["role"] for m in ds[0]["messages"]] == ["user", "assistant"]
+    if fmt in ("parquet", "hf"):  # provenance is a struct a reader can filter on, not JSON text
+        assert isinstance(ds[0]["provenance"]["cluster"], int) and ds[0]["provenance"]["label"] in ("python", "other")
     if fmt in ("alpaca", "sharegpt"):  # LLaMA-Factory's dataset registry entry
         info = json.loads((out.parent / "dataset_info.json").read_text())
         assert info["export"]["file_name"] == out.name

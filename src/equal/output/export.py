@@ -2,7 +2,7 @@
 
 - ``messages``: TRL's ``SFTTrainer`` and Axolotl's ``chat_template`` type read the ``messages`` column;
 - ``alpaca`` and ``sharegpt``: LLaMA-Factory (an entry is added to the ``dataset_info.json`` beside the file);
-- ``parquet``: the ``messages`` records as a table;
+- ``parquet``: the ``messages`` records as a table, provenance as a typed struct column;
 - ``hf``: a ``datasets`` folder for ``load_from_disk``.
 
 Filters run in this order: minimum pull reward, exact and near duplicates
@@ -20,7 +20,7 @@ from typing import Any
 from equal.errors import InputError
 from equal.files import atomic_file, atomic_write_text
 from equal.filters.decontamination import words
-from equal.output.formats import to_record
+from equal.output.formats import arrow_table, to_record
 from equal.records import QAPair
 
 EXPORT_FORMATS = ("messages", "alpaca", "sharegpt", "parquet", "hf")
@@ -147,26 +147,24 @@ def export_pairs(pairs: list[QAPair], out: Path, fmt: str = "messages", provenan
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
     info = _dataset_info(out, fmt) if fmt in ("alpaca", "sharegpt") else None
-    records = [to_record(p, "messages" if fmt in ("parquet", "hf") else fmt) for p in pairs]
-    if not provenance:
-        for record in records:
-            record.pop("provenance")
-    flat = [{**r, "provenance": json.dumps(r["provenance"])} if "provenance" in r else r for r in records]
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "hf":
         from equal.extras import require
 
         datasets = require("datasets", "hf", "export --format hf")
         datasets.disable_progress_bars()  # the command's output is one JSON line
-        datasets.Dataset.from_list(flat).save_to_disk(str(out))
+        datasets.Dataset(arrow_table(pairs, provenance)).save_to_disk(str(out))
         return out
     if fmt == "parquet":
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
         with atomic_file(out) as tmp:
-            pq.write_table(pa.Table.from_pylist(flat), tmp)
+            pq.write_table(arrow_table(pairs, provenance), tmp)
         return out
+    records = [to_record(p, fmt) for p in pairs]
+    if not provenance:
+        for record in records:
+            record.pop("provenance")
     atomic_write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     if info is not None:
         info_path, entries = info

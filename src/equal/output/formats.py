@@ -6,7 +6,10 @@
 - ``parquet``: the ``messages`` records as a Parquet table.
 
 Every record carries its provenance under ``"provenance"``: ``document_id`` and the keys of
-:class:`equal.records.Provenance`.
+:class:`equal.records.Provenance`. In Parquet (and ``datasets`` folders) it is a
+struct column with a fixed schema (:func:`arrow_table`), so that a reader can
+filter on ``provenance.cluster`` or ``provenance.pull_reward`` without parsing
+JSON; the label is kept as text there, since a corpus's labels may mix types.
 """
 
 from __future__ import annotations
@@ -44,6 +47,53 @@ def to_record(pair: QAPair, fmt: str = "messages") -> dict[str, Any]:
     raise ValueError(f"unknown format {fmt!r}; use one of {FORMATS}")
 
 
+def arrow_table(pairs: list[QAPair], provenance: bool = True) -> Any:
+    """The ``messages`` records of ``pairs`` as a ``pyarrow.Table``, provenance as a typed struct.
+
+    The schema is explicit: Arrow's inference would fail on a label column
+    that mixes numbers and text, and would give an empty struct to a data set
+    without pairs. ``label`` (as text) is a field only when the run had a label
+    field; free metadata keys, which have no fixed type, go as one JSON text
+    field ``metadata`` when any pair has them.
+    """
+    import pyarrow as pa
+
+    message = pa.struct([("role", pa.string()), ("content", pa.string())])
+    fields = [("messages", pa.list_(message))]
+    columns: dict[str, list[Any]] = {"messages": [
+        [{"role": "user", "content": p.question}, {"role": "assistant", "content": p.answer}] for p in pairs]}
+    if provenance:
+        labelled = any(p.provenance is not None and p.provenance.labelled for p in pairs)
+        with_metadata = any(p.metadata for p in pairs)
+        struct = [("document_id", pa.string()), ("source_id", pa.string()), ("cluster", pa.int64()),
+                  ("round", pa.int64()), ("pull_reward", pa.float64()), ("stage", pa.string())]
+        struct += [("label", pa.string())] * labelled + [("metadata", pa.string())] * with_metadata
+        fields.append(("provenance", pa.struct(struct)))
+        columns["provenance"] = [_provenance_row(p, labelled, with_metadata) for p in pairs]
+    schema = pa.schema(fields)
+    return pa.Table.from_pydict(columns, schema=schema)
+
+
+def _provenance_row(pair: QAPair, labelled: bool, with_metadata: bool) -> dict[str, Any]:
+    typed = pair.provenance
+    row: dict[str, Any] = {"document_id": pair.document_id, **(typed.to_json() if typed else {})}
+    if labelled:
+        row["label"] = None if typed is None or typed.label is None else str(typed.label)
+    if with_metadata:
+        row["metadata"] = json.dumps(pair.metadata, ensure_ascii=False) if pair.metadata else None
+    return row
+
+
+def _from_struct(provenance: dict[str, Any]) -> dict[str, Any]:
+    """A provenance struct read back from Arrow as the JSON provenance it was made from."""
+    out = {k: v for k, v in provenance.items() if v is not None and k not in ("label", "metadata")}
+    if "label" in provenance and provenance.get("stage") is not None:  # a label only beside equal's own keys
+        out["label"] = provenance["label"]
+    if provenance.get("metadata"):
+        out.update(json.loads(provenance["metadata"]))
+    return out
+
+
 def write_dataset(pairs: list[QAPair], out_dir: Path, fmt: str = "messages") -> Path:
     """Write ``dataset.jsonl`` (or ``dataset.parquet``) atomically; returns its path.
 
@@ -51,17 +101,13 @@ def write_dataset(pairs: list[QAPair], out_dir: Path, fmt: str = "messages") -> 
     is removed, so the directory never holds two runs' data sets.
     """
     path = out_dir / f"dataset{SUFFIX[fmt]}"
-    records = [to_record(p, fmt) for p in pairs]
     if fmt == "parquet":
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pa.Table.from_pylist(
-            [{"messages": r["messages"], "provenance": json.dumps(r["provenance"])} for r in records]
-        )
         with atomic_file(path) as tmp:
-            pq.write_table(table, tmp)
+            pq.write_table(arrow_table(pairs), tmp)
     else:
+        records = (to_record(p, fmt) for p in pairs)
         atomic_write_text(path, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
     for suffix in set(SUFFIX.values()) - {path.suffix}:
         (out_dir / f"dataset{suffix}").unlink(missing_ok=True)
@@ -78,8 +124,10 @@ def from_record(record: dict[str, Any]) -> QAPair:
         raise ValueError(f"a record must be a JSON object, not {type(record).__name__}")
     provenance = record.get("provenance") or {}
     try:
-        if isinstance(provenance, str):
+        if isinstance(provenance, str):  # Parquet written by equal before provenance was a struct
             provenance = json.loads(provenance)
+        elif isinstance(provenance, dict) and "messages" in record and "stage" in provenance:
+            provenance = _from_struct(provenance)
         if "messages" in record:
             question, answer = record["messages"][0]["content"], record["messages"][1]["content"]
         elif "conversations" in record:

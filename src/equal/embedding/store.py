@@ -36,11 +36,11 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from filelock import FileLock, Timeout
@@ -55,26 +55,44 @@ FORMAT = 2  # sidecar with per-chunk checksums; the first format had none
 _VERIFY_ROWS = 65_536  # rows per block when checking a store written without checksums
 
 
-def fingerprint(model_name: str, texts: list[str]) -> str:
-    """A hash of the model name and every text, in order."""
+@runtime_checkable
+class EncodedTexts(Protocol):
+    """Texts that can give their UTF-8 bytes in blocks, each text after a NUL byte (the passage store's)."""
+
+    def nul_prefixed_utf8(self) -> Iterable[Any]: ...
+
+
+def fingerprint(model_name: str, texts: Iterable[str]) -> str:
+    """A hash of the model name and every text, in order, each after a NUL byte.
+
+    Texts are streamed: a sequence that offers ``nul_prefixed_utf8()``
+    (:class:`EncodedTexts`, such as the passage store's) is hashed block by
+    block, any other one text by text, to the same digest.
+    """
     digest = hashlib.blake2b(model_name.encode(), digest_size=16)
+    if isinstance(texts, EncodedTexts):
+        for block in texts.nul_prefixed_utf8():
+            digest.update(block)
+        return digest.hexdigest()
     for text in texts:
         digest.update(b"\x00")
         digest.update(text.encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
 
 
-def store_path(directory: Path, model_name: str, texts: list[str]) -> Path:
+def store_path(directory: Path, model_name: str, texts: Iterable[str]) -> Path:
     return directory / f"documents-{fingerprint(model_name, texts)}.npy"
 
 
-def embed_to_store(embedder: Embedder, texts: list[str], path: Path, *, chunk_size: int = 4096,
+def embed_to_store(embedder: Embedder, texts: Sequence[str], path: Path, *, chunk_size: int = 4096,
                    progress: Progress | None = None, description: str = "embedding") -> np.ndarray:
     """Embed ``texts`` into the memory-mapped file ``path`` (resuming a partial one).
 
     Returns the vectors as a read-only memory map, ``(len(texts), dim)`` float32.
-    Each chunk goes to the encoder in one call, so sentence-transformers sorts it
-    by length and pads each batch to its longest text only.
+    ``texts`` is read one slice of ``chunk_size`` at a time (a list, or the
+    passage store's texts, which then never are all in memory). Each chunk
+    goes to the encoder in one call, so sentence-transformers sorts it by
+    length and pads each batch to its longest text only.
 
     Raises:
         DiskFull: the disk holding ``path`` has no room for the store; the
@@ -121,7 +139,7 @@ def _locked(path: Path) -> Iterator[None]:
         lock.release()
 
 
-def _fill(embedder: Embedder, texts: list[str], path: Path, chunk_size: int, progress: Progress,
+def _fill(embedder: Embedder, texts: Sequence[str], path: Path, chunk_size: int, progress: Progress,
           description: str) -> np.ndarray:
     n = len(texts)
     meta_path = path.with_suffix(".json")

@@ -6,6 +6,7 @@ Alignment does not change these in place: it returns a new
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from equal.config import ExecutorConfig, RunConfig
+from equal.corpus.store import PassageStore
 from equal.embedding import Embedder, EmbeddingCache, embed_cached
 from equal.embedding.store import embed_to_store, store_path
 from equal.progress import Progress
@@ -69,10 +71,14 @@ def embed_texts(embedder: Embedder, texts: list[str], cache: EmbeddingCache, pro
                         description=description)
 
 
-def embed_corpus(embedder: Embedder, documents: list[Document], cache_dir: Path, executor: ExecutorConfig,
+def embed_corpus(embedder: Embedder, documents: Sequence[Document], cache_dir: Path, executor: ExecutorConfig,
                  progress: Progress, description: str) -> np.ndarray:
-    """The corpus's vectors, ``(n, d)`` float32, in a resumable memory-mapped store under ``cache_dir``."""
-    texts = [d.text for d in documents]
+    """The corpus's vectors, ``(n, d)`` float32, in a resumable memory-mapped store under ``cache_dir``.
+
+    The texts are streamed: a passage store hands over its text column (read
+    a chunk at a time, hashed block by block), never a list of every text.
+    """
+    texts: Sequence[str] = documents.texts if isinstance(documents, PassageStore) else [d.text for d in documents]
     # a Ray job has a fixed start-up cost: give the cluster larger chunks
     chunk = 65_536 if executor.kind == "ray" else 4_096
     return embed_to_store(embedder, texts, store_path(cache_dir, embedder.name, texts), chunk_size=chunk,

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
 
 from equal.config import ReplayExtractionConfig, RunConfig
 from equal.corpus import read_documents, read_reference
+from equal.corpus.readers import corpus_files
+from equal.corpus.store import PassageStore, open_or_build, store_key
+from equal.corpus.store import store_path as passage_store_path
 from equal.embedding import EmbeddingCache, normalize
 from equal.errors import InputError
 from equal.progress import Progress
@@ -30,16 +35,21 @@ class RunInputs:
             ranks the warm-up, the documents inside a cluster and the similarity prior at no LLM cost.
     """
 
-    documents: list[Document]
+    documents: Sequence[Document]
     reference: list[QAPair]
     document_vectors: np.ndarray
     reference_vectors: np.ndarray
     similarity: np.ndarray
 
 
-def read_corpus_and_reference(config: RunConfig, progress: Progress, stats: Stats) -> tuple[list[Document],
+def read_corpus_and_reference(config: RunConfig, progress: Progress, stats: Stats) -> tuple[PassageStore,
                                                                                            list[QAPair]]:
-    """The corpus's passages and the reference examples; skipped records are counted in ``stats`` by reason.
+    """The corpus's passages (in their store) and the reference examples; skips are counted in ``stats`` by reason.
+
+    The passages are read once into a memory-mapped passage store under the
+    cache directory (:mod:`equal.corpus.store`); a later run of the same
+    corpus with the same reading settings reuses it, and gets the same
+    counters.
 
     Raises:
         InputError: the corpus yields fewer than two usable documents, or the
@@ -47,20 +57,11 @@ def read_corpus_and_reference(config: RunConfig, progress: Progress, stats: Stat
     """
     cfg = config
     replay = cfg.extraction.replay_field if isinstance(cfg.extraction, ReplayExtractionConfig) else None
-    keep = tuple(f for f in (cfg.corpus.label_field, replay) if f)
-    documents = []
-    with progress.task("reading corpus", total=None) as task:
-        for doc in read_documents(
-            cfg.corpus.path, text_field=cfg.corpus.text_field, id_field=cfg.corpus.id_field,  # type: ignore[arg-type]
-            fmt=cfg.corpus.format, min_chars=cfg.corpus.min_chars,
-            max_document_chars=cfg.corpus.max_document_chars, keep_fields=keep, stats=stats,
-            # stored pairs belong to the whole record, so replay never splits it
-            max_passage_chars=None if replay else cfg.corpus.max_passage_chars,
-        ):
-            documents.append(doc)
-            task.advance()
-            if cfg.corpus.limit and len(documents) >= cfg.corpus.limit:
-                break
+    documents = read_passages(cfg, keep=tuple(f for f in (cfg.corpus.label_field, replay) if f),
+                              # stored pairs belong to the whole record, so replay never splits it
+                              max_passage_chars=None if replay else cfg.corpus.max_passage_chars,
+                              cache_dir=cfg.extraction.cache_dir or Path(cfg.output.dir) / "cache",
+                              progress=progress, stats=stats)
     if len(documents) < 2:
         skips = {k: v for k, v in stats.as_dict().items() if k.startswith("skipped_")}
         raise InputError(
@@ -68,7 +69,7 @@ def read_corpus_and_reference(config: RunConfig, progress: Progress, stats: Stat
             f"(skips: {', '.join(f'{k}={v}' for k, v in skips.items()) or 'none'}); check corpus.text_field and "
             "the file's contents"
         )
-    if replay and not any(replay in d.metadata for d in documents):
+    if replay and replay not in documents.metadata_fields:
         # a run would go to the end and write nothing: say so before anything is spent
         raise InputError(
             f"no record of the corpus {cfg.corpus.path} has the field {replay!r} that extraction.replay_field "
@@ -81,7 +82,29 @@ def read_corpus_and_reference(config: RunConfig, progress: Progress, stats: Stat
     return documents, reference
 
 
-def embed_inputs(documents: list[Document], reference: list[QAPair], embedders: Embedders, cache: EmbeddingCache,
+def read_passages(config: RunConfig, *, keep: tuple[str, ...], max_passage_chars: int | None, cache_dir: Path,
+                  progress: Progress, stats: Stats) -> PassageStore:
+    """The corpus's passages (at most ``corpus.limit``) in their store under ``cache_dir``, read now or reused."""
+    corpus = config.corpus
+    settings = {"text_field": corpus.text_field, "id_field": corpus.id_field, "format": corpus.format,
+                "min_chars": corpus.min_chars, "max_document_chars": corpus.max_document_chars,
+                "max_passage_chars": max_passage_chars, "keep_fields": list(keep), "limit": corpus.limit}
+    key = store_key(corpus_files(corpus.path, corpus.format), {"path": str(corpus.path), **settings})  # type: ignore[arg-type]
+
+    def read(counters: Stats) -> Iterator[Document]:
+        with progress.task("reading corpus", total=None) as task:
+            docs = read_documents(
+                corpus.path, text_field=corpus.text_field, id_field=corpus.id_field,  # type: ignore[arg-type]
+                fmt=corpus.format, min_chars=corpus.min_chars, max_document_chars=corpus.max_document_chars,
+                keep_fields=keep, stats=counters, max_passage_chars=max_passage_chars)
+            for doc in islice(docs, corpus.limit or None):
+                yield doc
+                task.advance()
+
+    return open_or_build(passage_store_path(cache_dir, key), read, stats)
+
+
+def embed_inputs(documents: Sequence[Document], reference: list[QAPair], embedders: Embedders, cache: EmbeddingCache,
                  cache_dir: Path, config: RunConfig, progress: Progress) -> RunInputs:
     """Embed the corpus (into its resumable store) and the reference set, and rank documents by similarity."""
     document_vectors = embed_corpus(embedders.corpus, documents, cache_dir, config.executor, progress,

@@ -6,13 +6,14 @@ goes last, its presence marking a finished run.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from equal.bandit import ClusterArms
+from equal.corpus.store import PassageStore
 from equal.files import atomic_file
 from equal.output import write_dataset
 from equal.records import Document, Provenance, Pull, QAPair
@@ -36,7 +37,7 @@ DOCUMENT_SNIPPET_CHARS = 600  # of each extracted document, kept in documents.js
 def with_provenance(pulls: Sequence[Pull], documents: Sequence[Document], labels: np.ndarray,
                     label_field: str | None) -> list[QAPair]:
     """Every pair paid for, warm-up first, each a copy carrying its :class:`~equal.records.Provenance`."""
-    index = {d.id: i for i, d in enumerate(documents)}
+    index = positions(documents, (pair.document_id for pull in pulls for pair in pull.pairs))
     out = []
     for pull in pulls:
         for pair in pull.pairs:
@@ -51,13 +52,24 @@ def with_provenance(pulls: Sequence[Pull], documents: Sequence[Document], labels
 def document_records(pulls: Sequence[Pull], documents: Sequence[Document], labels: np.ndarray,
                      label_field: str | None) -> list[DocumentRecord]:
     """Each extracted document in the order of extraction, its text cut to :data:`DOCUMENT_SNIPPET_CHARS`."""
-    index = {d.id: i for i, d in enumerate(documents)}
-    return [
-        DocumentRecord(doc_id, int(labels[index[doc_id]]), pull.round, pull.stage, round(pull.reward, 6),
-                       documents[index[doc_id]].metadata.get(label_field) if label_field else None,
-                       documents[index[doc_id]].text[:DOCUMENT_SNIPPET_CHARS])
-        for pull in pulls for doc_id in pull.document_ids
-    ]
+    index = positions(documents, (doc_id for pull in pulls for doc_id in pull.document_ids))
+    out = []
+    for pull in pulls:
+        for doc_id in pull.document_ids:
+            i = index[doc_id]
+            doc = documents[i]
+            out.append(DocumentRecord(doc_id, int(labels[i]), pull.round, pull.stage, round(pull.reward, 6),
+                                      doc.metadata.get(label_field) if label_field else None,
+                                      doc.text[:DOCUMENT_SNIPPET_CHARS]))
+    return out
+
+
+def positions(documents: Sequence[Document], ids: Iterable[str]) -> dict[str, int]:
+    """The corpus index of each of ``ids``: asked of the passage store, so no map of every id is built."""
+    if isinstance(documents, PassageStore):
+        return documents.positions(ids)
+    wanted = set(ids)
+    return {d.id: i for i, d in enumerate(documents) if d.id in wanted}
 
 
 def cluster_records(arms: ClusterArms) -> list[ClusterRecord]:

@@ -6,6 +6,7 @@ configuration is saved as ``config.yaml`` in the run directory.
 
 from __future__ import annotations
 
+import glob
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -294,7 +295,8 @@ class RunConfig(Strict):
         """One line per input path that is set but does not exist: corpus, reference, evaluation sets."""
         paths = [("corpus.path (--corpus)", self.corpus.path), ("reference.path (--reference)", self.reference.path),
                  *(("decontamination.eval_sets", p) for p in self.decontamination.eval_sets)]
-        return [f"{name} {path} does not exist" for name, path in paths if path is not None and not Path(path).exists()]
+        return [f"{name} {path} does not exist" for name, path in paths
+                if path is not None and not Path(path).exists() and not glob.glob(str(path), recursive=True)]
 
 
 def _error_key(err: Any) -> str:

@@ -16,9 +16,11 @@ could never be read twice, or never ends.
 from __future__ import annotations
 
 import csv
+import glob
 import hashlib
 import json
 import logging
+import os
 import stat
 import unicodedata
 from collections.abc import Iterator
@@ -44,6 +46,8 @@ _SUFFIX_FORMATS = {
     ".md": "text",
 }
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
+#: The files a folder or a glob pattern of shards of each format is made of.
+_SHARD_SUFFIXES = {"jsonl": (".jsonl", ".json", ".ndjson"), "parquet": (".parquet",), "csv": (".csv",)}
 
 #: The longest record read (a JSONL line, a CSV line or field, a text file) when no document limit is set.
 DEFAULT_MAX_RECORD_BYTES = 64 * 2**20
@@ -66,12 +70,38 @@ def max_record_bytes(max_document_chars: int | None) -> int:
     return MAX_BYTES_PER_CHAR * max_document_chars + RECORD_SLACK_BYTES
 
 
+def is_pattern(path: str | Path) -> bool:
+    """Whether ``path`` is a glob pattern (``shards/*.jsonl``, ``data/**/part-*.parquet``) rather than a path."""
+    return any(ch in str(path) for ch in "*?[")
+
+
 def detect_format(path: Path) -> str:
-    """Guess the format of ``path`` from its suffix or layout."""
+    """Guess the format of ``path`` from its suffix or layout.
+
+    A glob pattern takes the format of its suffix (or of its first match); a
+    folder is a saved dataset (``hf``), a folder of text files (``text``), or
+    else a folder of JSONL, Parquet or CSV shards.
+    """
+    if is_pattern(path):
+        fmt = _SUFFIX_FORMATS.get(path.suffix.lower())
+        if fmt is None:
+            first = next(_glob(path), None)
+            fmt = _SUFFIX_FORMATS.get(first.suffix.lower()) if first is not None else None
+        if fmt is None or fmt == "text":
+            raise InputError(f"cannot tell the format of the files {path} names; end the pattern with .jsonl, "
+                             ".parquet or .csv, or set corpus.format")
+        return fmt
     if path.is_dir():
         if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
             return "hf"
-        return "text"
+        shards = None
+        for p in _walk(path):
+            fmt = _SUFFIX_FORMATS.get(p.suffix.lower())
+            if p.suffix.lower() in TEXT_SUFFIXES:
+                return "text"
+            if fmt in _SHARD_SUFFIXES and shards is None:
+                shards = fmt
+        return shards or "text"
     fmt = _SUFFIX_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise InputError(
@@ -79,6 +109,42 @@ def detect_format(path: Path) -> str:
             f"set corpus.format to one of {', '.join(FORMATS)}"
         )
     return fmt
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    """Every path under ``root``, depth first, each folder's entries in name order (the order of
+    ``sorted(root.rglob("*"))``), listed one folder at a time instead of all at once."""
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError as exc:
+        raise InputError(f"cannot list the folder {root}: {exc}") from exc
+    for entry in entries:
+        path = Path(entry.path)
+        yield path
+        if entry.is_dir() and not entry.is_symlink():
+            yield from _walk(path)
+
+
+def _glob(pattern: Path) -> Iterator[Path]:
+    """The paths that ``pattern`` matches, in name order (``**`` matches folders at any depth)."""
+    return (Path(p) for p in sorted(glob.iglob(str(pattern), recursive=True)))
+
+
+def corpus_files(path: str | Path, fmt: str = "auto") -> Iterator[Path]:
+    """The files a corpus is read from, in reading order: the file itself, or those of a folder or pattern.
+
+    Only their names are listed (a folder one level at a time); nothing is read.
+    """
+    path = Path(path)
+    if is_pattern(path):
+        yield from (p for p in _glob(path) if p.is_file())
+    elif path.is_dir():
+        fmt = detect_format(path) if fmt == "auto" else fmt
+        suffixes = _SHARD_SUFFIXES.get(fmt, ())
+        yield from (p for p in _walk(path) if p.is_file() and (not suffixes or p.suffix.lower() in suffixes)
+                    and (fmt != "text" or p.suffix.lower() in TEXT_SUFFIXES))
+    else:
+        yield path
 
 
 def _file_kind(mode: int) -> str:
@@ -114,9 +180,6 @@ def _check_kind(path: Path) -> None:
 
 
 def _check_path(path: Path, fmt: str) -> None:
-    if path.is_dir() and fmt in ("jsonl", "parquet", "csv"):
-        raise InputError(f"{path} is a folder but the format is {fmt}; give the file inside it, "
-                         "or set the format to text (a folder of .txt/.md files) or hf (a saved dataset)")
     if path.is_file():
         try:
             with path.open("rb") as f:
@@ -244,19 +307,19 @@ def _read_csv(path: Path, stats: Stats, max_bytes: int) -> Iterator[dict[str, An
             raise InputError(f"{path} is not UTF-8 text ({exc}); re-encode it as UTF-8") from exc
 
 
-def _text_files(path: Path, stats: Stats) -> list[Path]:
+def _text_files(path: Path, stats: Stats) -> Iterator[Path]:
+    """The text files to read, one at a time (a folder is walked as it is read, not listed first)."""
     if path.is_file():
-        return [path]
-    files = []
-    for p in sorted(path.rglob("*")):
+        yield path
+        return
+    for p in _walk(path):
         if p.suffix.lower() not in TEXT_SUFFIXES:
             continue
         if p.is_file():
-            files.append(p)
+            yield p
         elif not p.is_dir():  # a pipe, device or socket, or a broken link, named like a text file
             stats.inc("skipped_not_a_file")
             logger.warning("%s is not a regular file; skipped", p)
-    return files
 
 
 def _read_text_folder(path: Path, stats: Stats, max_bytes: int) -> Iterator[dict[str, Any]]:
@@ -302,8 +365,10 @@ def read_records(path: str | Path, fmt: str = "auto", stats: Stats | None = None
     """Yield the raw records of a corpus file or folder.
 
     Args:
-        path: a file (``.jsonl``, ``.parquet``, ``.csv``, ``.txt``) or a folder
-            (text files, or a dataset saved with ``datasets.save_to_disk``).
+        path: a file (``.jsonl``, ``.parquet``, ``.csv``, ``.txt``), a folder
+            (text files, a dataset saved with ``datasets.save_to_disk``, or
+            JSONL, Parquet or CSV shards) or a glob pattern of shards
+            (``shards/*.jsonl``); shards are read one after another in name order.
         fmt: one of ``auto``, ``jsonl``, ``parquet``, ``csv``, ``text``, ``hf``.
         stats: counters that receive skip reasons.
         max_record_bytes: a longer JSONL line, CSV line or field, or text file is
@@ -315,15 +380,48 @@ def read_records(path: str | Path, fmt: str = "auto", stats: Stats | None = None
     """
     path = Path(path)
     stats = stats if stats is not None else Stats()
+    if is_pattern(path) and not path.exists():
+        fmt = detect_format(path) if fmt == "auto" else fmt
+        yield from _read_shards(path, _glob(path), fmt, stats, max_record_bytes)
+        return
     _check_kind(path)
     fmt = detect_format(path) if fmt == "auto" else fmt
     if fmt not in _READERS:
         raise InputError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if path.is_dir() and fmt in _SHARD_SUFFIXES:
+        yield from _read_shards(path, (p for p in _walk(path) if p.suffix.lower() in _SHARD_SUFFIXES[fmt]), fmt,
+                                stats, max_record_bytes)
+        return
     _check_path(path, fmt)
     try:
         yield from _READERS[fmt](path, stats, max_record_bytes)
     except OSError as exc:  # permissions, a vanished file, a disk error mid-read
         raise InputError(f"cannot read {path}: {exc}; check that the path is readable") from exc
+
+
+def _read_shards(source: Path, files: Iterator[Path], fmt: str, stats: Stats,
+                 max_bytes: int) -> Iterator[dict[str, Any]]:
+    """The records of each shard in turn: one file is open at a time, and the next is found only then."""
+    if fmt not in _SHARD_SUFFIXES:
+        raise InputError(f"{source} names several files, which is for the formats {', '.join(_SHARD_SUFFIXES)}, "
+                         f"not {fmt}; give one file, or a folder for text or hf")
+    found = False
+    for file in files:
+        if not file.is_file():
+            if not file.is_dir():  # a pipe, device or socket, or a broken link, named like a shard
+                stats.inc("skipped_not_a_file")
+                logger.warning("%s is not a regular file; skipped", file)
+            continue
+        found = True
+        _check_path(file, fmt)
+        try:
+            yield from _READERS[fmt](file, stats, max_bytes)
+        except OSError as exc:
+            raise InputError(f"cannot read {file}: {exc}; check that the path is readable") from exc
+    if not found:
+        what = f"is a folder with no {fmt} file in it" if source.is_dir() else f"matches no {fmt} file"
+        raise InputError(f"{source} {what} ({', '.join(_SHARD_SUFFIXES[fmt])}); give the file or files, or set "
+                         "corpus.format to text (a folder of .txt/.md files) or hf (a saved dataset)")
 
 
 def content_id(text: str) -> str:
@@ -389,7 +487,8 @@ def read_documents(
     stats = stats if stats is not None else Stats()
     path = Path(path)
     if fmt == "auto":
-        _check_kind(path)  # a device or pipe is named as such, not as a file of unknown format
+        if not is_pattern(path) or path.exists():
+            _check_kind(path)  # a device or pipe is named as such, not as a file of unknown format
         fmt = detect_format(path)
     if fmt == "text" and id_field is None:
         id_field = "id"  # text files are named by their relative path

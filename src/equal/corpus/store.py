@@ -138,8 +138,7 @@ class PassageTexts(Sequence[str]):
         return batch.column(1)[row].as_py()
 
     def __iter__(self) -> Iterator[str]:
-        for batch in self._store.batches:
-            yield from batch.column(1).to_pylist()
+        return self._store.column("text")
 
     def nul_prefixed_utf8(self) -> Iterator[pa.Buffer]:
         """Each batch's texts as one buffer: every text in UTF-8 after a NUL byte, in order.
@@ -202,6 +201,11 @@ class PassageStore(Sequence[Document]):
             columns = [column.to_pylist() for column in batch.columns]
             for doc_id, text, source_id, metadata in zip(*columns):
                 yield Document(doc_id, text, source_id, _metadata(metadata))
+
+    def column(self, name: str) -> Iterator[Any]:
+        """The values of column ``name`` (``id``, ``text``, ``source_id``), streamed batch by batch."""
+        for batch in self.batches:
+            yield from batch.column(name).to_pylist()
 
     def locate(self, index: int) -> tuple[pa.RecordBatch, int]:
         """The batch that holds passage ``index`` and its row there (a binary search over the batches' starts)."""

@@ -11,15 +11,19 @@ kept in a repository) and finished there.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from equal.config import RunConfig
-from equal.corpus import read_documents
-from equal.files import atomic_write_text
+from equal.files import atomic_file
 from equal.progress import NullProgress, Progress, items_to
 from equal.records import Document, QAPair
 from equal.run.builders import build_extractor
+from equal.run.inputs import read_passages
 from equal.stats import Stats
 
 
@@ -29,7 +33,9 @@ def extract_all(config: RunConfig, out_path: Path, *, progress: Progress | None 
 
     Each line keeps the passage ``id``, ``text``, ``source_id`` and the fields
     named by ``corpus.label_field``; it can be read back as a corpus with
-    ``extractor: replay``.
+    ``extractor: replay``. The passages are read into the passage store
+    (:mod:`equal.corpus.store`, under ``extraction.cache_dir``, else
+    ``cache`` beside ``out_path``) and streamed from it, a batch at a time.
 
     Returns:
         The run's counters (calls, cache hits, tokens, parse failures).
@@ -38,31 +44,27 @@ def extract_all(config: RunConfig, out_path: Path, *, progress: Progress | None 
     cfg = config
     stats = Stats()
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    keep = tuple(f for f in (cfg.corpus.label_field,) if f)
-    documents = list(read_documents(
-        cfg.corpus.path, text_field=cfg.corpus.text_field, id_field=cfg.corpus.id_field,  # type: ignore[arg-type]
-        fmt=cfg.corpus.format, min_chars=cfg.corpus.min_chars,
-        max_document_chars=cfg.corpus.max_document_chars, keep_fields=keep, stats=stats,
-        max_passage_chars=cfg.corpus.max_passage_chars,
-    ))
-    if cfg.corpus.limit:
-        documents = documents[: cfg.corpus.limit]
+    documents = read_passages(cfg, keep=tuple(f for f in (cfg.corpus.label_field,) if f),
+                              max_passage_chars=cfg.corpus.max_passage_chars,
+                              cache_dir=cfg.extraction.cache_dir or out_path.parent / "cache",
+                              progress=progress, stats=stats)
     partial = out_path.with_name(out_path.name + ".partial")
     # a finished output counts as done too: rerunning it (say on a fresh clone, without the response
     # cache) extracts only passages the corpus gained, instead of paying for every one again
-    finished = _lines_by_id(out_path) if out_path.exists() else {}
+    finished = _line_offsets(out_path) if out_path.exists() else {}
     done = _done_ids(partial) | set(finished)
-    todo = [d for d in documents if d.id not in done]
-    stats.inc("documents_already_extracted", len(documents) - len(todo))
-    if not todo and not partial.exists():
+    n_done = sum(1 for doc_id in documents.column("id") if doc_id in done)
+    stats.inc("documents_already_extracted", n_done)
+    if n_done == len(documents) and not partial.exists():
         return stats.as_dict()
     extractor = build_extractor(cfg.extraction, out_path.parent, stats, cfg.seed, cfg.executor)
+    todo = 0
     try:
         with partial.open("a", encoding="utf-8") as f, \
                 progress.task("extracting every passage", len(documents)) as task:
-            task.advance(len(documents) - len(todo))
-            for start in range(0, len(todo), batch_size):
-                batch = todo[start:start + batch_size]
+            task.advance(n_done)
+            for batch in _batches((d for d in documents if d.id not in done), batch_size):
+                todo += len(batch)
                 with items_to(task, len(batch)):  # the bar moves per passage, as each answer arrives
                     extractions = extractor.extract(batch)
                 for doc, extraction in zip(batch, extractions):
@@ -74,14 +76,36 @@ def extract_all(config: RunConfig, out_path: Path, *, progress: Progress | None 
                                       extraction.generation.tokens_in + extraction.generation.tokens_out)
                     f.write(json.dumps(row, ensure_ascii=False) + "\n")
                 f.flush()
-        # the finished file lists the passages in corpus order, whatever order the jobs took
-        rows = {**finished, **_lines_by_id(partial)}
-        atomic_write_text(out_path, "".join(rows[d.id] + "\n" for d in documents if d.id in rows))
+        _assemble(out_path, documents.column("id"), finished, partial)
         partial.unlink()
     finally:
         extractor.close()
-    stats.inc("documents_extracted", len(todo) - int(stats.get("documents_failed")))
+    stats.inc("documents_extracted", todo - int(stats.get("documents_failed")))
     return stats.as_dict()
+
+
+def _batches(documents: Iterator[Document], size: int) -> Iterator[list[Document]]:
+    while batch := list(islice(documents, size)):
+        yield batch
+
+
+def _assemble(out_path: Path, ids: Iterable[str], finished: dict[str, int], partial: Path) -> None:
+    """Write the finished file: the passages in corpus order, whatever order the jobs took.
+
+    Lines are copied from the earlier finished file and the partial one (the
+    partial one wins) by their offsets, so no file is held in memory whole.
+    """
+    fresh = _line_offsets(partial)
+    with atomic_file(out_path) as tmp, tmp.open("wb") as out, partial.open("rb") as new, \
+            (out_path.open("rb") if finished else nullcontext()) as old:
+        for doc_id in ids:
+            for source, offsets in ((new, fresh), (old, finished)):
+                if doc_id in offsets:
+                    source.seek(offsets[doc_id])
+                    out.write(source.readline().rstrip(b"\n") + b"\n")
+                    break
+        out.flush()
+        os.fsync(out.fileno())
 
 
 def passage_row(doc: Document, pairs: list[QAPair], tokens: int) -> dict[str, Any]:
@@ -90,21 +114,31 @@ def passage_row(doc: Document, pairs: list[QAPair], tokens: int) -> dict[str, An
             "qa_pairs": [{"question": p.question, "answer": p.answer} for p in pairs], "tokens": tokens}
 
 
-def _lines_by_id(path: Path) -> dict[str, str]:
-    return {json.loads(line)["id"]: line for line in path.read_text(encoding="utf-8").splitlines() if line}
+def _line_offsets(path: Path) -> dict[str, int]:
+    """Where each passage's line starts in the output file ``path``, by passage id."""
+    out: dict[str, int] = {}
+    offset = 0
+    with path.open("rb") as f:
+        for line in f:
+            if line.strip():
+                out[json.loads(line)["id"]] = offset
+            offset += len(line)
+    return out
 
 
 def _done_ids(partial: Path) -> set[str]:
     """Ids of the complete lines of a partial output (a line cut by a kill is dropped and redone)."""
     if not partial.exists():
         return set()
-    lines = partial.read_text(encoding="utf-8").splitlines(keepends=True)
-    done, good = set(), []
-    for line in lines:
-        try:
-            done.add(json.loads(line)["id"])
-            good.append(line if line.endswith("\n") else line + "\n")
-        except (json.JSONDecodeError, KeyError):
-            continue
-    atomic_write_text(partial, "".join(good))
+    done = set()
+    with atomic_file(partial) as tmp, partial.open("r", encoding="utf-8") as lines, \
+            tmp.open("w", encoding="utf-8") as good:
+        for line in lines:
+            try:
+                done.add(json.loads(line)["id"])
+            except (json.JSONDecodeError, KeyError):
+                continue
+            good.write(line if line.endswith("\n") else line + "\n")
+        good.flush()
+        os.fsync(good.fileno())
     return done

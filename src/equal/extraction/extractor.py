@@ -113,10 +113,18 @@ class LLMExtractor:
             if not generation.failed:
                 self._count(generation)
             if self.cache is not None and _usable(generation):
-                self.cache.put(keys[to_send[j]], generation)  # a failure is never stored as an answer
+                with self.stats.timed("extract/requests/cache writes"):
+                    self.cache.put(keys[to_send[j]], generation)  # a failure is never stored as an answer
             report(per_key[keys[to_send[j]]])
 
-        self.llm.generate([requests[i] for i in to_send], on_result=keep)
+        with self.stats.timed("extract/requests"):  # sending, waiting, reading the answers, caching them
+            self.llm.generate([requests[i] for i in to_send], on_result=keep)
+        with self.stats.timed("extract/parse"):
+            return self._parse_all(documents, keys, generations)
+
+    def _parse_all(self, documents: list[Document], keys: list[str],
+                   generations: dict[str, Generation]) -> list[Extraction]:
+        """Each document's pairs from its answer; a failed answer gives none."""
         out = []
         failed: list[str] = []
         for document, key in zip(documents, keys):

@@ -57,7 +57,8 @@ class ExtractStep:
         documents = [self._documents[i] for i in indices]
         extractions = self._extractor.extract(documents)
         for extraction in extractions:
-            self._decontaminate(extraction)
+            with self._stats.timed("extract/decontaminate"):
+                self._decontaminate(extraction)
             if not extraction.parse_ok:
                 self.failures.append(ParseFailure(extraction.document_id, extraction.error,
                                                   extraction.generation.text))

@@ -129,32 +129,38 @@ def _run(config: RunConfig, run_dir: Path, progress: Progress, embedder: Embedde
         rng = np.random.default_rng(config.seed)
 
         # inputs, read and embedded once
-        documents, reference = read_corpus_and_reference(config, progress, stats)
+        with stats.timed("read inputs"):
+            documents, reference = read_corpus_and_reference(config, progress, stats)
         extract = ExtractStep(extractor, documents, decontamination_index(config.decontamination, reference), stats,
                               config.corpus.label_field)
-        inputs = embed_inputs(documents, reference, embedders, cache, cache_dir, config, progress)
+        with stats.timed("embed inputs"):
+            inputs = embed_inputs(documents, reference, embedders, cache, cache_dir, config, progress)
         budget = Budget.from_settings(len(documents), config.budget.fraction, config.budget.llm_calls,
                                       config.budget.tokens)
         document_budget = int(min(budget.documents_left(), len(documents)))
 
         # the warm-up, then (optionally) the embedder aligned on it, then the arms
-        warmup, budget = run_warmup(warmup_size(document_budget, len(documents), config.warmup), strategy.warmup,
-                                    inputs.similarity, extract, budget, rng, progress, stats)
+        with stats.timed("warm-up"):
+            warmup, budget = run_warmup(warmup_size(document_budget, len(documents), config.warmup),
+                                        strategy.warmup, inputs.similarity, extract, budget, rng, progress, stats)
         space = EmbeddingSpace(embedders, inputs.document_vectors, inputs.reference_vectors)
         if strategy.aligns:
-            space = align(space, inputs, warmup, config, run_dir, cache, cache_dir, progress, stats)
-        clusters = strategy.clusters(space.documents, progress, stats)
+            with stats.timed("align"):
+                space = align(space, inputs, warmup, config, run_dir, cache, cache_dir, progress, stats)
+        with stats.timed("cluster"):
+            clusters = strategy.clusters(space.documents, progress, stats)
         shape = strategy.shape(document_budget - len(warmup.documents), clusters)
 
         # what the bandit knows before its first pull: the reward scale, the warm-up, the priors
-        distance = PairDistance(space, cache, config.reward, progress)
-        warm_pulls, offset = warmup_pulls(warmup, shape.docs_per_pull, distance, config.reward.offset)
-        warm_rewards = rewards_of(warm_pulls)
-        alpha = strategy.alpha(warm_rewards)
-        arms = strategy.arms(clusters, OrderContext(space.documents, clusters.centroids, inputs.similarity),
-                             warmup.documents, rng)
-        primed = strategy.prime(arms, clusters, inputs.similarity, warm_rewards, warmup.documents, warmup.pairs,
-                                distance.reward(offset))
+        distance = PairDistance(space, cache, config.reward, progress, stats)
+        with stats.timed("priors"):
+            warm_pulls, offset = warmup_pulls(warmup, shape.docs_per_pull, distance, config.reward.offset)
+            warm_rewards = rewards_of(warm_pulls)
+            alpha = strategy.alpha(warm_rewards)
+            arms = strategy.arms(clusters, OrderContext(space.documents, clusters.centroids, inputs.similarity),
+                                 warmup.documents, rng)
+            primed = strategy.prime(arms, clusters, inputs.similarity, warm_rewards, warmup.documents,
+                                    warmup.pairs, distance.reward(offset))
         if primed:
             stats.inc("warmup_priors", primed)
 
@@ -163,10 +169,11 @@ def _run(config: RunConfig, run_dir: Path, progress: Progress, embedder: Embedde
         left = budget.documents_left()
         total = min(int(left) if np.isfinite(left) else arms.remaining(), arms.remaining())
         with round_log(run_dir) as log, progress.task("bandit rounds (documents)", total=total) as task:
-            pulls, budget = play_rounds(arms, policy, budget, shape=shape,
-                                        extract=partial(_extract_moving, extract, task),
-                                        reward=PullRewarder(distance, offset, warm_rewards, stats), rng=rng,
-                                        on_round=partial(_record_round, log, task))
+            with stats.timed("rounds"):
+                pulls, budget = play_rounds(arms, policy, budget, shape=shape,
+                                            extract=partial(_extract_moving, extract, task),
+                                            reward=PullRewarder(distance, offset, warm_rewards, stats), rng=rng,
+                                            on_round=partial(_record_round, log, task), timed=stats.timed)
         stats.inc("rounds", len({p.round for p in pulls}))
 
         # the outputs
@@ -184,7 +191,7 @@ def _run(config: RunConfig, run_dir: Path, progress: Progress, embedder: Embedde
             documents_extracted=len(selected), tokens_spent=budget.tokens, wall_seconds=wall_seconds,
             # derived from the counters the extraction keeps, so the two can never disagree
             extracted_by_label=_by_label(stats) if label_field else None,
-            paid=this_run if earlier is None else earlier + this_run,
+            paid=this_run if earlier is None else earlier + this_run, stage_seconds=stats.seconds(),
         )
         with progress.task("writing dataset and logs", total=None):
             dataset_path = write_run(

@@ -9,6 +9,7 @@ same loop.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,11 +36,17 @@ Reward = Callable[[list[QAPair]], PullScore]
 """Scores the pairs of one pull; called once per pull, in the order of the round's pulls."""
 OnRound = Callable[[RoundRecord, Sequence[Pull]], None]
 """Called after each round with its record and every pull so far."""
+Timer = Callable[[str], AbstractContextManager[None]]
+"""Times the block it opens under a stage name (:meth:`equal.stats.Stats.timed`)."""
+
+
+def _untimed(stage: str) -> AbstractContextManager[None]:
+    return nullcontext()
 
 
 def play_rounds(arms: Arms, policy: Policy, budget: Budget, *, shape: RoundShape, extract: Extract,
-                reward: Reward, rng: np.random.Generator,
-                on_round: OnRound | None = None) -> tuple[list[Pull], Budget]:
+                reward: Reward, rng: np.random.Generator, on_round: OnRound | None = None,
+                timed: Timer = _untimed) -> tuple[list[Pull], Budget]:
     """Play rounds until the budget or the arms run out; return every pull and the budget left.
 
     A round: the policy picks up to B open clusters from the current state;
@@ -60,6 +67,8 @@ def play_rounds(arms: Arms, policy: Policy, budget: Budget, *, shape: RoundShape
         reward: the score of a pull's pairs.
         rng: the generator the policy draws from.
         on_round: called after each round (writes the round log, reports progress).
+        timed: times each step of a round (``rounds/select``, ``rounds/extract``,
+            ``rounds/reward``, ``rounds/share``, ``rounds/log``).
 
     Returns:
         The pulls, round by round (rounds numbered from 0), and the budget after them.
@@ -67,27 +76,33 @@ def play_rounds(arms: Arms, policy: Policy, budget: Budget, *, shape: RoundShape
     pulls: list[Pull] = []
     round_no = 0
     while not budget.exhausted() and arms.available().any():
-        plan = _plan(arms, policy, budget, shape, rng)
+        with timed("rounds/select"):
+            plan = _plan(arms, policy, budget, shape, rng)
         if not plan:
             break
-        extractions = list(extract([i for _, docs in plan for i in docs]))
+        with timed("rounds/extract"):
+            extractions = list(extract([i for _, docs in plan for i in docs]))
         for extraction in extractions:
             budget = budget.charged(1, extraction.generation.tokens_in + extraction.generation.tokens_out)
         pending = iter(extractions)
         round_pulls = []
-        for cluster, docs in plan:
-            got = [next(pending) for _ in docs]
-            pairs = [p for e in got for p in e.pairs]
-            score = reward(pairs)
-            round_pulls.append(Pull(round_no, cluster, [e.document_id for e in got], pairs, score.distance,
-                                    score.reward))
-        for pull in round_pulls:
-            arms.share(pull.cluster, pull.reward)
+        with timed("rounds/reward"):
+            for cluster, docs in plan:
+                got = [next(pending) for _ in docs]
+                pairs = [p for e in got for p in e.pairs]
+                score = reward(pairs)
+                round_pulls.append(Pull(round_no, cluster, [e.document_id for e in got], pairs, score.distance,
+                                        score.reward))
+        with timed("rounds/share"):
+            for pull in round_pulls:
+                arms.share(pull.cluster, pull.reward)
         pulls += round_pulls
         if on_round is not None:
-            best = [int(c) for c in np.argsort(-arms.mean_reward(), kind="stable")[:BEST_CLUSTERS]]
-            on_round(RoundRecord(round_no, [PullRecord(p.cluster, p.document_ids, len(p.pairs), p.distance, p.reward)
-                                            for p in round_pulls], budget.documents, budget.tokens, best), pulls)
+            with timed("rounds/log"):
+                best = [int(c) for c in np.argsort(-arms.mean_reward(), kind="stable")[:BEST_CLUSTERS]]
+                on_round(RoundRecord(round_no, [PullRecord(p.cluster, p.document_ids, len(p.pairs), p.distance,
+                                                           p.reward) for p in round_pulls],
+                                     budget.documents, budget.tokens, best), pulls)
         round_no += 1
     return pulls, budget
 

@@ -303,7 +303,9 @@ class Summary:
     ``extracted_by_label`` (documents extracted per ``corpus.label_field``
     value) is ``None`` when the run had no label field. ``paid`` is what the
     directory's answers cost over every finished run in it (``None`` in a
-    ``stats.json`` written before it was kept).
+    ``stats.json`` written before it was kept). ``stage_seconds`` is where this
+    run's wall time went, by stage (``rounds/reward/embed pairs`` is part of
+    ``rounds/reward``); ``None`` in an older ``stats.json``.
     """
 
     corpus_passages: int
@@ -319,6 +321,7 @@ class Summary:
     wall_seconds: float
     extracted_by_label: dict[str, int] | None = None
     paid: Paid | None = None
+    stage_seconds: dict[str, float] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -333,6 +336,8 @@ class Summary:
             out["extracted_by_label"] = self.extracted_by_label
         if self.paid is not None:
             out["paid"] = self.paid.to_json()
+        if self.stage_seconds is not None:
+            out["stage_seconds"] = self.stage_seconds
         return out
 
     @classmethod
@@ -340,12 +345,15 @@ class Summary:
         by_label = row.get("extracted_by_label") if isinstance(row, Mapping) else None
         if by_label is not None and not (isinstance(by_label, dict) and all(map(_is_int, by_label.values()))):
             raise ValueError(f"'extracted_by_label' is not an object of counts: {by_label!r}")
+        stages = row.get("stage_seconds")
+        if stages is not None and not (isinstance(stages, dict) and all(_is_number(v) for v in stages.values())):
+            raise ValueError(f"'stage_seconds' is not an object of seconds: {stages!r}")
         return cls(_int(row, "corpus_passages"), _int(row, "reference_examples"), _int(row, "clusters"),
                    _int(row, "clusters_per_round"), _int(row, "docs_per_pull"), _int(row, "warmup_documents"),
                    _float(row, "reward_offset"), _float(row, "alpha"), _int(row, "documents_extracted"),
                    _int(row, "tokens_spent"), _float(row, "wall_seconds"), by_label,
                    Paid.from_json(_get(row, "paid", lambda v: isinstance(v, dict), "an object"))
-                   if row.get("paid") is not None else None)
+                   if row.get("paid") is not None else None, stages)
 
     def label_shares(self) -> dict[str, float]:
         """Each label's share of the documents extracted, by label; empty without labels."""

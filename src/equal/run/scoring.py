@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from equal.bandit import empty_pull_reward
 from equal.config import RewardConfig
@@ -25,21 +25,25 @@ class PairDistance:
         cache: the embedding cache the pairs go through.
         config: ``reward.*`` (cost, solver, Sinkhorn regularisation).
         progress: where large batches report.
+        stats: where the seconds of ``reward/embed pairs`` and ``reward/ot`` add up.
     """
 
     space: EmbeddingSpace
     cache: EmbeddingCache
     config: RewardConfig
     progress: Progress
+    stats: Stats = field(default_factory=Stats)
 
     def __call__(self, pairs: list[QAPair]) -> float | None:
         """``W`` of ``pairs`` (each embedded as ``Question: q\\nAnswer: a``); ``None`` for no pair."""
         if not pairs:
             return None
-        x = embed_texts(self.space.embedders.reward, [p.as_text() for p in pairs], self.cache, self.progress,
-                        "embedding pairs")
-        return ot_distance(x, self.space.reference, cost=self.config.cost, solver=self.config.solver,
-                           reg=self.config.sinkhorn_reg).value
+        with self.stats.timed("reward/embed pairs"):
+            x = embed_texts(self.space.embedders.reward, [p.as_text() for p in pairs], self.cache, self.progress,
+                            "embedding pairs")
+        with self.stats.timed("reward/ot"):
+            return ot_distance(x, self.space.reference, cost=self.config.cost, solver=self.config.solver,
+                               reg=self.config.sinkhorn_reg).value
 
     def reward(self, offset: float) -> Callable[[list[QAPair]], float | None]:
         """The reward ``1 - W - offset`` of a set of pairs; ``None`` for no pair."""

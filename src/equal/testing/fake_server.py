@@ -5,7 +5,9 @@ after playing any scripted faults first (or the fault ``fault_for`` picks
 for that request), and counts every request it saw (by prompt hash) so
 tests can check that nothing was sent twice. The reply's ``id`` is
 ``chatcmpl-<prompt hash>``, and ``in_flight`` holds the hashes of requests
-received but not yet answered.
+received but not yet answered; ``intervals`` holds when each normal answer's
+request arrived and when its answer was sent, which the throughput benchmark
+uses to measure how busy the server's request slots were.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Union
 
 
 @dataclass
@@ -65,25 +67,35 @@ def default_answer(messages: list[dict[str, str]]) -> str:
     return json.dumps({"pairs": [{"question": f"What does the text say about {head}?", "answer": doc[:200]}]})
 
 
+Latency = Union[float, Callable[[], float]]
+"""Seconds a normal answer waits: fixed, or drawn per request (a function called once per answer)."""
+
+
 class FakeOpenAIServer:
     """Context manager running the server on ``127.0.0.1`` on a free port.
 
     Args:
         answer: maps the request's messages to the content of the reply.
         faults: played in order, one per request, before normal answers resume.
-        latency: seconds every normal answer waits, like a real model generating.
+        latency: seconds every normal answer waits, like a real model generating;
+            a function gives each answer its own (e.g. drawn from a lognormal).
+        keep_alive: speak HTTP/1.1 and keep connections open, as vLLM and SGLang do
+            (the default, HTTP/1.0, closes each connection after its answer).
         fault_for: once ``faults`` is used up, maps each request's messages to the
             fault to play for it (``None``: a normal answer), so a test can make
             chosen documents fail every time whatever the order of requests.
     """
 
     def __init__(self, answer: Callable[[list[dict[str, str]]], str] = default_answer,
-                 faults: list[Fault] | None = None, latency: float = 0.0,
-                 fault_for: Callable[[list[dict[str, str]]], Fault | None] | None = None) -> None:
+                 faults: list[Fault] | None = None, latency: Latency = 0.0,
+                 fault_for: Callable[[list[dict[str, str]]], Fault | None] | None = None,
+                 keep_alive: bool = False) -> None:
         self.answer = answer
         self.faults = list(faults or [])
         self.latency = latency
         self.fault_for = fault_for
+        self.keep_alive = keep_alive
+        self.intervals: list[tuple[float, float]] = []
         self.requests: Counter[str] = Counter()
         self.in_flight: set[str] = set()
         self.bodies: list[dict[str, Any]] = []
@@ -108,6 +120,8 @@ class FakeOpenAIServer:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if fake.keep_alive else "HTTP/1.0"
+
             def log_message(self, *args: object) -> None:  # keep test output clean
                 pass
 
@@ -122,7 +136,7 @@ class FakeOpenAIServer:
                     fake.headers.append(dict(self.headers))
                     fake.in_flight.add(key)
                 try:
-                    self._answer(key, body, messages)
+                    self._answer(key, body, messages, time.monotonic())
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client went away (a killed run): nothing to answer
                 finally:
@@ -147,7 +161,8 @@ class FakeOpenAIServer:
                     self.wfile.write(payload[i:i + 1])
                     self.wfile.flush()
 
-            def _answer(self, key: str, body: dict[str, Any], messages: list[dict[str, str]]) -> None:
+            def _answer(self, key: str, body: dict[str, Any], messages: list[dict[str, str]],
+                        arrived: float) -> None:
                 fault = fake._next_fault(messages)
                 if fault is not None:
                     if fault.sleep:
@@ -160,8 +175,9 @@ class FakeOpenAIServer:
                         payload = (fault.body if fault.body is not None else json.dumps({"error": "scripted"}))
                         self._send(fault.status, payload.encode(), fault)
                         return
-                if fake.latency:
-                    time.sleep(fake.latency)
+                latency = fake.latency() if callable(fake.latency) else fake.latency
+                if latency:
+                    time.sleep(latency)
                 content = fake.answer(messages)
                 if fault is not None and fault.oversized:
                     content += " " * fault.oversized
@@ -182,6 +198,8 @@ class FakeOpenAIServer:
                 if fault is not None and fault.usage is not None:
                     text = text[:-1] + f', "usage": {fault.usage}}}'  # raw JSON: 1e400, 10**30 spelt out
                 self._send(200, text.encode(), fault)
+                with fake._lock:
+                    fake.intervals.append((arrived, time.monotonic()))
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True

@@ -136,3 +136,76 @@ def test_saved_hugging_face_dataset(tmp_path):
     datasets.Dataset.from_dict(rows).save_to_disk(str(tmp_path / "ds"))
     docs, stats = _docs(tmp_path / "ds", text_field="content", id_field="uid")
     assert [d.id for d in docs] == ["u1", "u2"] and stats.get("skipped_empty") == 1
+
+
+def _shards(folder, fmt, n_shards=3, per_shard=4, prefix="s"):
+    folder.mkdir(parents=True, exist_ok=True)
+    ids = []
+    for s in range(n_shards):
+        rows = [{"id": f"{prefix}{s}-{i}", "text": f"{prefix} shard {s} document {i} text"} for i in range(per_shard)]
+        ids += [r["id"] for r in rows]
+        path = folder / f"part-{s:03d}.{fmt}"
+        if fmt == "jsonl":
+            path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        else:
+            pq.write_table(pa.Table.from_pylist(rows), path)
+    return ids
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_a_folder_or_glob_of_shards_is_read_in_name_order(tmp_path, fmt):
+    ids = _shards(tmp_path / "shards", fmt)
+    ids += _shards(tmp_path / "shards" / "z", fmt, n_shards=1, prefix="z")  # nested, and last by name
+    (tmp_path / "shards" / "README").write_text("not a shard")
+    assert [d.id for d in read_documents(tmp_path / "shards", id_field="id")] == ids  # format from the files
+    pattern = tmp_path / "shards" / f"part-*.{fmt}"
+    assert [d.id for d in read_documents(pattern, id_field="id")] == ids[:12]
+    recursive = tmp_path / "shards" / "**" / f"*.{fmt}"
+    assert [d.id for d in read_documents(recursive, id_field="id")] == ids
+
+
+def test_shards_are_opened_one_at_a_time(tmp_path, monkeypatch):
+    from equal.corpus import readers
+
+    _shards(tmp_path / "shards", "jsonl")
+    opened = []
+    read_jsonl = readers._READERS["jsonl"]
+
+    def spying(path, stats, max_bytes):
+        opened.append(path.name)
+        yield from read_jsonl(path, stats, max_bytes)
+
+    monkeypatch.setitem(readers._READERS, "jsonl", spying)
+    docs = read_documents(tmp_path / "shards" / "*.jsonl", id_field="id")
+    assert next(docs).id == "s0-0" and opened == ["part-000.jsonl"]
+    assert [d.id for d in docs][-1] == "s2-3" and opened == ["part-000.jsonl", "part-001.jsonl", "part-002.jsonl"]
+
+
+def test_shards_that_match_nothing_are_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="is a folder with no jsonl file"):
+        list(read_documents(tmp_path / "empty", fmt="jsonl"))
+    with pytest.raises(InputError, match="matches no parquet file"):
+        list(read_documents(tmp_path / "nothing-*.parquet"))
+
+
+def test_a_run_config_takes_a_glob_of_shards(tmp_path):
+    from equal.config import load_config
+
+    _shards(tmp_path / "shards", "parquet")
+    config = load_config(None, {"corpus.path": str(tmp_path / "shards" / "*.parquet"),
+                                "reference.path": str(tmp_path / "shards" / "part-000.parquet")})
+    assert config.absent_inputs() == []
+    assert load_config(None, {"corpus.path": str(tmp_path / "none-*.parquet"),
+                              "reference.path": str(tmp_path)}).absent_inputs() != []
+
+
+def test_a_text_folder_is_walked_in_the_order_of_a_sorted_listing(tmp_path):
+    from equal.corpus.readers import _walk
+
+    for name in ("a/x.txt", "a/b/c.md", "a-b.txt", "a.txt", "z/y/w.txt", "B.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(f"the text of {name}")
+    assert list(_walk(tmp_path)) == sorted(tmp_path.rglob("*"))
+    assert [d.id for d in read_documents(tmp_path)] == ["B.txt", "a/b/c.md", "a/x.txt", "a-b.txt", "a.txt",
+                                                         "z/y/w.txt"]

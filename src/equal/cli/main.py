@@ -34,6 +34,7 @@ from equal.cli.options import (
     QuietOpt,
     ReferenceOpt,
     ReplayFieldOpt,
+    RoundsInFlightOpt,
     RunDirArg,
     SeedOpt,
     SelectionOpt,
@@ -145,7 +146,8 @@ def run_command(
     text_field: TextFieldOpt = None, id_field: IdFieldOpt = None, label_field: LabelFieldOpt = None,
     extractor: ExtractorOpt = None, replay_field: ReplayFieldOpt = None, model: ModelOpt = None,
     base_url: BaseUrlOpt = None, threads: ThreadsOpt = None, budget: BudgetOpt = None,
-    selection: SelectionOpt = None, seed: SeedOpt = None, out: OutOpt = None, output_format: FormatOpt = None,
+    selection: SelectionOpt = None, rounds_in_flight: RoundsInFlightOpt = None, seed: SeedOpt = None,
+    out: OutOpt = None, output_format: FormatOpt = None,
     cache_dir: CacheDirOpt = None, verbose: VerboseOpt = False, quiet: QuietOpt = False,
     log_format: LogFormatOpt = "rich",
 ) -> None:
@@ -160,7 +162,8 @@ def run_command(
     cfg = load_config(config, config_overrides(
         corpus=corpus, reference=reference, text_field=text_field, id_field=id_field, label_field=label_field,
         extractor=extractor, replay_field=replay_field, model=model, base_url=base_url, threads=threads,
-        cache_dir=cache_dir, budget=budget, selection=selection, seed=seed, out=out, output_format=output_format),
+        cache_dir=cache_dir, budget=budget, selection=selection, rounds_in_flight=rounds_in_flight,
+        seed=seed, out=out, output_format=output_format),
         flags=FLAGS)
     from equal.run import run
 

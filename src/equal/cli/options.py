@@ -72,6 +72,7 @@ CacheDirOpt = Annotated[Optional[Path], typer.Option("--cache-dir", help=_overri
 BudgetOpt = Annotated[Optional[float], typer.Option("--budget", help=_overrides("budget", "budget.fraction", "Fraction of the corpus to extract, in (0, 1]."))]
 ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help=_overrides("threads", "extraction.n_threads", "CPU threads of the local model (default: every core); on a machine other work shares, fewer threads keep it moving."))]
 SelectionOpt = Annotated[Optional[str], typer.Option("--selection", help=_overrides("selection", "bandit.selection", "What picks the documents: equal is the bandit, random the random-documents baseline."))]
+RoundsInFlightOpt = Annotated[Optional[int], typer.Option("--rounds-in-flight", help=_overrides("rounds_in_flight", "bandit.rounds_in_flight", "2: send the next bandit round while the answers of this one arrive (keeps a fast server busy; each round is chosen one round staler)."))]
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", help=_overrides("seed", "seed", "Seed of every random choice."))]
 OutOpt = Annotated[Optional[Path], typer.Option("--out", help=_overrides("out", "output.dir", "Run directory for the dataset, stats and logs: new, empty, or an earlier run's (a folder of other files is refused)."))]
 FormatOpt = Annotated[Optional[str], typer.Option("--format", help=_overrides("output_format", "output.format", "Format of the dataset file: messages is OpenAI chat.", "--format"))]

@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Protocol
 
 from equal.extraction.task import ExtractionTask, parse_pairs
@@ -38,6 +40,24 @@ class Extractor(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+Waiter = Callable[[], list[Extraction]]
+"""Waits for a submitted batch and returns its extractions, one per document, in order."""
+
+
+def submit_extraction(extractor: Extractor, documents: list[Document]) -> Waiter:
+    """Start extracting ``documents`` and return what waits for them.
+
+    An extractor with a ``submit`` method (:class:`LLMExtractor`) sends the
+    requests and returns at once, so the caller can work, or submit the next
+    batch, while the answers arrive; any other extracts now.
+    """
+    submit = getattr(extractor, "submit", None)
+    if submit is not None:
+        return submit(documents)  # type: ignore[no-any-return]
+    extractions = extractor.extract(documents)
+    return lambda: extractions
 
 
 class LLMExtractor:
@@ -90,6 +110,16 @@ class LLMExtractor:
         self.stats.inc("tokens_out", generation.tokens_out)
 
     def extract(self, documents: list[Document]) -> list[Extraction]:
+        return self.submit(documents)()
+
+    def submit(self, documents: list[Document]) -> Waiter:
+        """Look the documents up in the cache, send the rest, and return what waits for their answers.
+
+        With a backend that can send without waiting (``submit``), this returns
+        while the requests are in flight; otherwise it returns once they are
+        answered. Answers are counted and cached as they arrive either way; the
+        waiter parses them, in the documents' order, on the thread that calls it.
+        """
         report = item_reporter()  # progress per document, as each answer arrives
         requests = [self.task.format_input(d) for d in documents]
         keys = [r.key(self.llm.name) for r in requests]
@@ -117,10 +147,26 @@ class LLMExtractor:
                     self.cache.put(keys[to_send[j]], generation)  # a failure is never stored as an answer
             report(per_key[keys[to_send[j]]])
 
-        with self.stats.timed("extract/requests"):  # sending, waiting, reading the answers, caching them
-            self.llm.generate([requests[i] for i in to_send], on_result=keep)
-        with self.stats.timed("extract/parse"):
-            return self._parse_all(documents, keys, generations)
+        batch = [requests[i] for i in to_send]
+        send = getattr(self.llm, "submit", None)
+        if send is not None:
+            answered: Future[list[Generation]] = send(batch, on_result=keep)
+        else:
+            answered = Future()
+            with self.stats.timed("extract/requests"):
+                answered.set_result(self.llm.generate(batch, on_result=keep))
+
+        def wait() -> list[Extraction]:
+            with self.stats.timed("extract/requests"):  # waiting for the answers still in flight
+                try:
+                    answered.result()
+                except BaseException:  # Ctrl-C or a failed server: the batch's requests stop with the caller
+                    answered.cancel()
+                    raise
+            with self.stats.timed("extract/parse"):
+                return self._parse_all(documents, keys, generations)
+
+        return wait
 
     def _parse_all(self, documents: list[Document], keys: list[str],
                    generations: dict[str, Generation]) -> list[Extraction]:

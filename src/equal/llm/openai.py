@@ -1,6 +1,9 @@
 """Any OpenAI-compatible chat server over HTTP: vLLM, llama.cpp server, Ollama, hosted APIs.
 
-Requests run concurrently (an asyncio semaphore), each retried with
+Requests run concurrently on one event loop in a background thread, with
+one connection pool and one limit on the requests in flight shared by every
+batch (:meth:`OpenAICompatibleLLM.submit` returns at once, so a caller can
+send the next batch while the last answers of this one arrive). Each is retried with
 exponential backoff and jitter on 429 (honouring ``Retry-After``), 5xx,
 timeouts, dropped connections, malformed or oversized bodies and empty
 choices. ``timeout_s`` bounds the whole request, from sending it to the
@@ -30,6 +33,8 @@ import logging
 import math
 import os
 import random
+import threading
+from concurrent.futures import Future
 from typing import Any
 
 import httpx
@@ -108,6 +113,12 @@ class OpenAICompatibleLLM:
         self.name = f"openai:{self.base_url}:{model}:{json_mode}"
         self._rng = random.Random(seed)
         self._warned_usage = False
+        # started on the first request: the loop thread, and the client and limit that live on it
+        self._start_lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._slots: asyncio.Semaphore | None = None
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
@@ -278,36 +289,82 @@ class OpenAICompatibleLLM:
             raise RateLimited(advice)
         raise ServerUnavailable(advice)
 
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        with self._start_lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(target=loop.run_forever, name="equal-openai", daemon=True)
+                self._thread.start()
+                self._loop = loop
+            return self._loop
+
+    def _pool(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
+        """The client and the limit on requests in flight (made on the loop, on first use)."""
+        if self._client is None or self._slots is None:
+            limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+            self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout_s), limits=limits,
+                                             headers=self._headers())
+            self._slots = asyncio.Semaphore(self.concurrency)
+        return self._client, self._slots
+
     async def _generate(self, requests: list[ChatRequest], on_result: OnResult | None) -> list[Generation]:
-        semaphore = asyncio.Semaphore(self.concurrency)
-        timeout = httpx.Timeout(self.timeout_s)
-        limits = httpx.Limits(max_connections=self.concurrency)
-        async with httpx.AsyncClient(timeout=timeout, limits=limits, headers=self._headers()) as client:
+        client, slots = self._pool()
 
-            async def one(i: int, request: ChatRequest) -> Generation:
-                async with semaphore:
-                    generation = await self._with_retries(client, request)
-                if on_result is not None:
-                    on_result(i, generation)
-                return generation
+        async def one(i: int, request: ChatRequest) -> Generation:
+            async with slots:
+                generation = await self._with_retries(client, request)
+            if on_result is not None:
+                on_result(i, generation)
+            return generation
 
-            tasks = [asyncio.create_task(one(i, r)) for i, r in enumerate(requests)]
-            try:
-                return list(await asyncio.gather(*tasks))
-            except BaseException:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                raise
+        tasks = [asyncio.create_task(one(i, r)) for i, r in enumerate(requests)]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
+    def submit(self, requests: list[ChatRequest], on_result: OnResult | None = None) -> Future[list[Generation]]:
+        """Send ``requests`` and return at once; the future holds what :meth:`generate` returns.
+
+        Batches submitted while others are in flight queue behind them for the
+        same ``concurrency`` slots. ``on_result`` is called on the backend's
+        thread. Cancelling the future cancels the batch's requests still in flight.
+        """
+        if not requests:
+            done: Future[list[Generation]] = Future()
+            done.set_result([])
+            return done
+        return asyncio.run_coroutine_threadsafe(self._generate(requests, on_result), self._running_loop())
 
     def generate(self, requests: list[ChatRequest], on_result: OnResult | None = None) -> list[Generation]:
-        if not requests:
-            return []
-        return asyncio.run(self._generate(requests, on_result))
+        future = self.submit(requests, on_result)
+        try:
+            return future.result()
+        except BaseException:  # Ctrl-C, or the run stopping: no request of this batch goes on without it
+            future.cancel()
+            raise
+
+    async def _shutdown(self) -> None:
+        """Cancel what is still in flight (a run that stopped early), then close the connections."""
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
 
     def close(self) -> None:
-        pass
-
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
+        self._loop = self._thread = self._client = self._slots = None
 
 
 def _malformed(what: str, sample: str) -> _Retryable:

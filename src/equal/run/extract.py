@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from equal.config import DecontaminationConfig
 from equal.corpus import read_reference
-from equal.extraction.extractor import Extractor
+from equal.extraction.extractor import Extractor, Waiter, submit_extraction
 from equal.filters import NgramIndex
 from equal.records import Document, Extraction, QAPair
 from equal.run.schema import ParseFailure, RemovedPair
@@ -54,8 +54,19 @@ class ExtractStep:
         self.removed: list[RemovedPair] = []
 
     def __call__(self, indices: Sequence[int]) -> list[Extraction]:
+        return self.submit(indices)()
+
+    def submit(self, indices: Sequence[int]) -> Waiter:
+        """Start extracting documents by index; the returned function waits for them and finishes them.
+
+        Finishing (decontamination, failures, counts) happens in the waiter, on
+        the caller's thread, so batches finish in the order they are waited for.
+        """
         documents = [self._documents[i] for i in indices]
-        extractions = self._extractor.extract(documents)
+        waiter = submit_extraction(self._extractor, documents)
+        return lambda: self._finish(documents, waiter())
+
+    def _finish(self, documents: list[Document], extractions: list[Extraction]) -> list[Extraction]:
         for extraction in extractions:
             with self._stats.timed("extract/decontaminate"):
                 self._decontaminate(extraction)

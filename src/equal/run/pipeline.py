@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import partial
@@ -30,7 +30,7 @@ from equal.config import RunConfig, dump_config
 from equal.embedding import Embedder, EmbeddingCache
 from equal.errors import InputError
 from equal.extraction.extractor import Extractor
-from equal.progress import NullProgress, Progress, Task, items_to
+from equal.progress import ItemCount, NullProgress, Progress, Task, reporting_to
 from equal.records import Extraction, Pull, QAPair
 from equal.run.alignment import align
 from equal.run.budget import Budget
@@ -170,8 +170,9 @@ def _run(config: RunConfig, run_dir: Path, progress: Progress, embedder: Embedde
         total = min(int(left) if np.isfinite(left) else arms.remaining(), arms.remaining())
         with round_log(run_dir) as log, progress.task("bandit rounds (documents)", total=total) as task:
             with stats.timed("rounds"):
-                pulls, budget = play_rounds(arms, policy, budget, shape=shape,
-                                            extract=partial(_extract_moving, extract, task),
+                pulls, budget = play_rounds(arms, policy, budget, shape=shape, extract=extract,
+                                            submit=partial(_submit_moving, extract, task),
+                                            rounds_in_flight=config.bandit.rounds_in_flight,
                                             reward=PullRewarder(distance, offset, warm_rewards, stats), rng=rng,
                                             on_round=partial(_record_round, log, task), timed=stats.timed)
         stats.inc("rounds", len({p.round for p in pulls}))
@@ -204,10 +205,17 @@ def _run(config: RunConfig, run_dir: Path, progress: Progress, embedder: Embedde
     return RunResult(run_dir, dataset_path, pairs, every_pull, stats.as_dict(), summary, selected)
 
 
-def _extract_moving(extract: ExtractStep, task: Task, indices: Sequence[int]) -> list[Extraction]:
-    """A round's extraction, moving the rounds' bar by one document as each answer arrives."""
-    with items_to(task, len(indices)):
-        return extract(indices)
+def _submit_moving(extract: ExtractStep, task: Task, indices: Sequence[int]) -> Callable[[], list[Extraction]]:
+    """Send a round's extraction; the rounds' bar moves by one document as each answer arrives."""
+    count = ItemCount(task, len(indices))
+    with reporting_to(count.done):
+        wait = extract.submit(indices)
+
+    def finish() -> list[Extraction]:
+        extractions = wait()
+        count.finish()
+        return extractions
+    return finish
 
 
 def _record_round(log: RoundLog, task: Task, record: RoundRecord, pulls: Sequence[Pull]) -> None:

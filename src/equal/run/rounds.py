@@ -8,6 +8,7 @@ same loop.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ class PullScore:
 
 Extract = Callable[[list[int]], Sequence[Extraction]]
 """Extracts documents by index: one :class:`Extraction` per document, in order (tokens in its generation)."""
+Submit = Callable[[list[int]], Callable[[], Sequence[Extraction]]]
+"""Starts extracting documents by index and returns what waits for the extractions (as :data:`Extract` gives)."""
 Reward = Callable[[list[QAPair]], PullScore]
 """Scores the pairs of one pull; called once per pull, in the order of the round's pulls."""
 OnRound = Callable[[RoundRecord, Sequence[Pull]], None]
@@ -44,9 +47,19 @@ def _untimed(stage: str) -> AbstractContextManager[None]:
     return nullcontext()
 
 
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    """A round whose requests are out: its number, its pulls' (cluster, documents), and what waits for them."""
+
+    round: int
+    plan: list[tuple[int, list[int]]]
+    wait: Callable[[], Sequence[Extraction]]
+
+
 def play_rounds(arms: Arms, policy: Policy, budget: Budget, *, shape: RoundShape, extract: Extract,
                 reward: Reward, rng: np.random.Generator, on_round: OnRound | None = None,
-                timed: Timer = _untimed) -> tuple[list[Pull], Budget]:
+                timed: Timer = _untimed, submit: Submit | None = None,
+                rounds_in_flight: int = 1) -> tuple[list[Pull], Budget]:
     """Play rounds until the budget or the arms run out; return every pull and the budget left.
 
     A round: the policy picks up to B open clusters from the current state;
@@ -57,6 +70,15 @@ def play_rounds(arms: Arms, policy: Policy, budget: Budget, *, shape: RoundShape
     with the pulled cluster's neighbours, after the round, so every pull of a
     round was chosen from the same state. The token cap is checked between
     rounds, so the last round may overshoot it.
+
+    With ``rounds_in_flight`` = k > 1 and a ``submit`` that returns while the
+    answers are still coming, k rounds are out at once: as soon as one round
+    is rewarded the next is chosen and sent, so a server's request slots do not
+    wait for a round's slowest answer, nor for the driver's rewards. The price
+    is staleness: round r is chosen from the rewards of rounds up to r - k.
+    The order of every choice, reward and draw from ``rng`` is fixed, so a run
+    is as deterministic as with one round in flight; only when answers arrive
+    differs. Up to k rounds may overshoot the token cap.
 
     Args:
         arms: the clusters and the documents they have left, in pull order.
@@ -69,30 +91,46 @@ def play_rounds(arms: Arms, policy: Policy, budget: Budget, *, shape: RoundShape
         on_round: called after each round (writes the round log, reports progress).
         timed: times each step of a round (``rounds/select``, ``rounds/extract``,
             ``rounds/reward``, ``rounds/share``, ``rounds/log``).
+        submit: starts extracting documents by index without waiting (default:
+            ``extract``, which waits).
+        rounds_in_flight: rounds whose requests may be out at once.
 
     Returns:
         The pulls, round by round (rounds numbered from 0), and the budget after them.
     """
+    start = submit or _waiting(extract)
     pulls: list[Pull] = []
-    round_no = 0
-    while not budget.exhausted() and arms.available().any():
-        with timed("rounds/select"):
-            plan = _plan(arms, policy, budget, shape, rng)
-        if not plan:
+    in_flight: deque[_InFlight] = deque()
+    planned = 0  # documents sent but not yet charged
+    next_round = 0
+    while True:
+        while (len(in_flight) < rounds_in_flight and not budget.exhausted()
+               and budget.documents_left() > planned and arms.available().any()):
+            with timed("rounds/select"):
+                plan = _plan(arms, policy, budget.documents_left() - planned, shape, rng)
+            if not plan:
+                break
+            indices = [i for _, docs in plan for i in docs]
+            in_flight.append(_InFlight(next_round, plan, start(indices)))
+            planned += len(indices)
+            next_round += 1
+        if not in_flight:
             break
+        current = in_flight.popleft()
         with timed("rounds/extract"):
-            extractions = list(extract([i for _, docs in plan for i in docs]))
+            extractions = list(current.wait())
+        planned -= len(extractions)
         for extraction in extractions:
             budget = budget.charged(1, extraction.generation.tokens_in + extraction.generation.tokens_out)
         pending = iter(extractions)
         round_pulls = []
         with timed("rounds/reward"):
-            for cluster, docs in plan:
+            for cluster, docs in current.plan:
                 got = [next(pending) for _ in docs]
                 pairs = [p for e in got for p in e.pairs]
                 score = reward(pairs)
-                round_pulls.append(Pull(round_no, cluster, [e.document_id for e in got], pairs, score.distance,
-                                        score.reward))
+                round_pulls.append(Pull(current.round, cluster, [e.document_id for e in got], pairs,
+                                        score.distance, score.reward))
         with timed("rounds/share"):
             for pull in round_pulls:
                 arms.share(pull.cluster, pull.reward)
@@ -100,17 +138,23 @@ def play_rounds(arms: Arms, policy: Policy, budget: Budget, *, shape: RoundShape
         if on_round is not None:
             with timed("rounds/log"):
                 best = [int(c) for c in np.argsort(-arms.mean_reward(), kind="stable")[:BEST_CLUSTERS]]
-                on_round(RoundRecord(round_no, [PullRecord(p.cluster, p.document_ids, len(p.pairs), p.distance,
-                                                           p.reward) for p in round_pulls],
+                on_round(RoundRecord(current.round, [PullRecord(p.cluster, p.document_ids, len(p.pairs),
+                                                                p.distance, p.reward) for p in round_pulls],
                                      budget.documents, budget.tokens, best), pulls)
-        round_no += 1
     return pulls, budget
 
 
-def _plan(arms: Arms, policy: Policy, budget: Budget, shape: RoundShape,
+def _waiting(extract: Extract) -> Submit:
+    """A ``submit`` that extracts at once: the waiter only hands the extractions over."""
+    def start(indices: list[int]) -> Callable[[], Sequence[Extraction]]:
+        extractions = extract(indices)
+        return lambda: extractions
+    return start
+
+
+def _plan(arms: Arms, policy: Policy, left: float, shape: RoundShape,
           rng: np.random.Generator) -> list[tuple[int, list[int]]]:
-    """The round's pulls: (cluster, its documents) for each cluster the policy picks, within the budget."""
-    left = budget.documents_left()
+    """The round's pulls: (cluster, its documents) for each cluster the policy picks, within ``left`` documents."""
     plan = []
     for cluster in policy.select(arms, shape.clusters_per_round, rng):
         take = int(min(shape.docs_per_pull, left))

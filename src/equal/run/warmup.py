@@ -22,7 +22,7 @@ from equal.run.budget import Budget
 from equal.run.rounds import Extract
 from equal.stats import Stats
 
-BATCH = 8  # documents extracted at a time, so budget.tokens can stop the warm-up early
+BATCH = 8  # documents extracted at a time under budget.tokens, so the cap can stop the warm-up early
 
 # warmup.selection -> how many of n warm-up documents are chosen by similarity (the rest at random)
 SIMILAR_SHARE: dict[str, Callable[[int], int]] = {
@@ -62,7 +62,8 @@ def run_warmup(size: int, selection: str, similarity: np.ndarray, extract: Extra
                rng: np.random.Generator, progress: Progress, stats: Stats) -> tuple[Warmup, Budget]:
     """Choose ``size`` documents by ``selection`` and extract them, in batches, while the budget lasts.
 
-    ``budget.tokens`` can end the warm-up early (counted as ``warmup_cut_by_budget``).
+    ``budget.tokens`` can end the warm-up early (counted as ``warmup_cut_by_budget``): under a
+    token cap the documents go in batches of :data:`BATCH`, else all in one.
 
     Args:
         size: documents to extract.
@@ -80,12 +81,14 @@ def run_warmup(size: int, selection: str, similarity: np.ndarray, extract: Extra
     rest = np.setdiff1d(np.arange(len(similarity)), similar)
     chosen = similar + [int(i) for i in rng.choice(rest, size=size - n_similar, replace=False)]
     extractions: list[Extraction] = []
+    # without a token cap nothing can stop the warm-up midway: one batch keeps a server's request slots full
+    batch_size = BATCH if budget.max_tokens is not None else max(size, 1)
     with progress.task("warm-up extraction", total=size) as task:
-        for start in range(0, size, BATCH):
+        for start in range(0, size, batch_size):
             if budget.exhausted():
                 stats.inc("warmup_cut_by_budget")
                 break
-            batch = chosen[start:start + BATCH]
+            batch = chosen[start:start + batch_size]
             with items_to(task, len(batch)):  # the bar moves per document, as each answer arrives
                 done = list(extract(batch))
             for extraction in done:

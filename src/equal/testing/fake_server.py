@@ -67,6 +67,12 @@ def default_answer(messages: list[dict[str, str]]) -> str:
     return json.dumps({"pairs": [{"question": f"What does the text say about {head}?", "answer": doc[:200]}]})
 
 
+class _Server(ThreadingHTTPServer):
+    # the standard library's backlog of 5 resets connections when a client opens dozens at once
+    request_queue_size = 256
+    daemon_threads = True
+
+
 Latency = Union[float, Callable[[], float]]
 """Seconds a normal answer waits: fixed, or drawn per request (a function called once per answer)."""
 
@@ -201,7 +207,7 @@ class FakeOpenAIServer:
                 with fake._lock:
                     fake.intervals.append((arrived, time.monotonic()))
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self

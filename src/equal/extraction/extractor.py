@@ -143,7 +143,8 @@ class LLMExtractor:
             if not generation.failed:
                 self._count(generation)
             if self.cache is not None and _usable(generation):
-                with self.stats.timed("extract/requests/cache writes"):
+                # on the backend's thread as each answer arrives, while the caller waits or works
+                with self.stats.timed("extract/cache writes"):
                     self.cache.put(keys[to_send[j]], generation)  # a failure is never stored as an answer
             report(per_key[keys[to_send[j]]])
 

@@ -20,7 +20,7 @@ class Stats:
 
     def __init__(self) -> None:
         self._counts: Counter[str] = Counter()
-        self._seconds: Counter[str] = Counter()
+        self._seconds: dict[str, float] = {}
         self._lock = threading.Lock()
 
     @contextmanager
@@ -35,7 +35,7 @@ class Stats:
         finally:
             elapsed = time.perf_counter() - start
             with self._lock:
-                self._seconds[stage] += elapsed
+                self._seconds[stage] = self._seconds.get(stage, 0.0) + elapsed
 
     def seconds(self) -> dict[str, float]:
         """Seconds per stage, rounded to the millisecond, by stage name."""

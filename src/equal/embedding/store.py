@@ -150,7 +150,7 @@ def _fill(embedder: Embedder, texts: Sequence[str], path: Path, chunk_size: int,
         store: np.memmap | None = None
         try:
             for start in range(state.done, n, chunk_size):
-                chunk = texts[start:start + chunk_size]
+                chunk = list(texts[start:start + chunk_size])
                 with items_to(task, len(chunk)):  # an embedder that reports its batches moves the bar per batch
                     vectors = np.ascontiguousarray(embedder.encode(chunk), dtype=np.float32)
                 dim = int(vectors.shape[1])

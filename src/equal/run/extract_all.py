@@ -100,7 +100,7 @@ def _assemble(out_path: Path, ids: Iterable[str], finished: dict[str, int], part
             (out_path.open("rb") if finished else nullcontext()) as old:
         for doc_id in ids:
             for source, offsets in ((new, fresh), (old, finished)):
-                if doc_id in offsets:
+                if source is not None and doc_id in offsets:
                     source.seek(offsets[doc_id])
                     out.write(source.readline().rstrip(b"\n") + b"\n")
                     break

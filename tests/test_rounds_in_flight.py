@@ -83,4 +83,7 @@ def test_a_server_that_goes_down_with_two_rounds_out_stops_the_run_and_the_rerun
     assert _outputs(result) == expected
     kept, sent = result.counters.get("llm_cache_hits", 0), result.counters["llm_calls"]
     assert kept + sent == 80 and kept >= 30 - CONCURRENCY  # at most the requests in flight at the fall are lost
-    assert answers == [30 + sent]  # the server answered the first run's 30, then only what the rerun sent
+    # the server finished at most 30 answers for the first run (one in flight may be cut off by the fall),
+    # and the rerun kept each one it received: nothing was paid twice
+    delivered = answers[0] - sent
+    assert 30 - CONCURRENCY <= delivered <= 30 and kept <= delivered

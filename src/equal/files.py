@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -20,7 +21,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 from equal.errors import DiskFull
+
+logger = logging.getLogger(__name__)
 
 _FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
@@ -167,3 +172,21 @@ def sqlite_problems(db: sqlite3.Connection) -> str | None:
 def sqlite_companions(path: Path) -> tuple[Path, Path]:
     """The ``-wal`` and ``-shm`` files SQLite keeps beside ``path`` in WAL mode."""
     return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
+
+
+@contextmanager
+def locked(path: Path, doing: str) -> Iterator[None]:
+    """Hold ``path``'s ``.lock`` file inside the block, saying when another process holds it.
+
+    ``doing`` completes "waiting for another process that is ... into PATH".
+    """
+    lock = FileLock(path.with_suffix(".lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        logger.info("waiting for another process that is %s into %s", doing, path)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()

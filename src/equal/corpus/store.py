@@ -39,17 +39,15 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, overload
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from filelock import FileLock, Timeout
 
 from equal.errors import InputError
-from equal.files import atomic_file, atomic_write_text, disk_full, is_disk_full
+from equal.files import atomic_file, atomic_write_text, disk_full, is_disk_full, locked
 from equal.records import Document
 from equal.stats import Stats
 
@@ -102,7 +100,7 @@ def open_or_build(path: Path, read: Callable[[Stats], Iterable[Document]], stats
         DiskFull: the disk filled up while the store was written.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(path):
+    with locked(path, "reading the same corpus"):
         store = _open_finished(path)
         if store is None:
             counters = Stats()
@@ -253,18 +251,6 @@ def _metadata(text: str) -> dict[str, Any]:
     return {} if text == _NO_METADATA else json.loads(text)
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    lock = FileLock(path.with_suffix(".lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        logger.info("waiting for another process that is reading the same corpus into %s", path)
-        lock.acquire()
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 def _sidecar(path: Path) -> Path:

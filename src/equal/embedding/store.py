@@ -36,17 +36,15 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-from filelock import FileLock, Timeout
 
 from equal.embedding.base import Embedder
-from equal.files import atomic_write_text, disk_full, is_disk_full, set_aside
+from equal.files import atomic_write_text, disk_full, is_disk_full, locked, set_aside
 from equal.progress import NullProgress, Progress, items_to
 
 logger = logging.getLogger(__name__)
@@ -103,7 +101,7 @@ def embed_to_store(embedder: Embedder, texts: Sequence[str], path: Path, *, chun
         return np.zeros((0, 0), dtype=np.float32)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with _locked(path):
+        with locked(path, "embedding the same corpus"):
             return _fill(embedder, texts, path, chunk_size, progress, description)
     except OSError as exc:
         if is_disk_full(exc):
@@ -125,18 +123,6 @@ class _Damaged(Exception):
     """Why a store on disk cannot be trusted (internal: the store is set aside and rebuilt)."""
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    lock = FileLock(path.with_suffix(".lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        logger.info("waiting for another process that is embedding the same corpus into %s", path)
-        lock.acquire()
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 def _fill(embedder: Embedder, texts: Sequence[str], path: Path, chunk_size: int, progress: Progress,

@@ -19,8 +19,16 @@ Scenarios:
   request slots were, from the server's own log of when each request
   arrived and was answered.
 
+With ``--executors local,ray,ray+pairs`` the same runs are also made on a
+two-node Ray cluster started on loopback (``equal.testing.ray_cluster``):
+``ray`` sends the requests from LLM actors and embeds the pairs on the
+driver; ``ray+pairs`` has the actors embed their answers' pairs too
+(``executor.embed_pairs``). The driver's own CPU time per document (this
+process, the whole run) shows what is left on the driver.
+
     python benchmarks/throughput.py                    # 20,000 passages, both scenarios
     python benchmarks/throughput.py --passages 1500 --median-latency 0.2   # the CI-sized version
+    python benchmarks/throughput.py --scenarios instant --rounds-in-flight 1 --executors local,ray,ray+pairs
 
 Prints a Markdown table and writes ``OUT/throughput.json``.
 """
@@ -36,6 +44,7 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -112,12 +121,14 @@ def serve(latency: str, median: float, seed: int) -> None:
 @dataclass(frozen=True)
 class Measured:
     scenario: str
+    executor: str
     rounds_in_flight: int
     concurrency: int
     documents: int
     extraction_seconds: float
     documents_per_second: float
     slots_busy: float
+    driver_cpu_ms_per_document: float
     ms_per_document: dict[str, float]
 
 
@@ -154,11 +165,20 @@ def _busy(intervals: list[list[float]], concurrency: int) -> float:
     return sum(e - a for a, e in intervals) / (concurrency * span) if span > 0 else 1.0
 
 
+#: ``--executors`` name -> the settings of the run
+EXECUTORS: dict[str, dict[str, object]] = {
+    "local": {},
+    "ray": {"executor.kind": "ray"},
+    "ray+pairs": {"executor.kind": "ray", "executor.embed_pairs": True},
+}
+
+
 def measure(scenario: str, rounds_in_flight: int, corpus: Path, reference: Path, prepared: Path, work: Path,
-            budget: float, concurrency: int, median_latency: float, seed: int = 0) -> Measured:
+            budget: float, concurrency: int, median_latency: float, seed: int = 0, executor: str = "local",
+            ray_address: str | None = None) -> Measured:
     from equal import load_config, run
 
-    name = f"{scenario}-{rounds_in_flight}"
+    name = f"{scenario}-{rounds_in_flight}-{executor}"
     cache = work / f"cache-{name}"
     shutil.rmtree(cache, ignore_errors=True)
     shutil.copytree(prepared, cache, ignore=shutil.ignore_patterns("responses.sqlite*", "embeddings.sqlite*"))
@@ -172,18 +192,21 @@ def measure(scenario: str, rounds_in_flight: int, corpus: Path, reference: Path,
             "budget.fraction": budget, "extraction.extractor": "openai", "extraction.base_url": base_url,
             "extraction.model": "scripted",
             "extraction.concurrency": concurrency, "extraction.cache_dir": str(cache),
-            "bandit.rounds_in_flight": rounds_in_flight, "output.dir": str(work / f"run-{name}"), "seed": seed})
+            "bandit.rounds_in_flight": rounds_in_flight, "output.dir": str(work / f"run-{name}"), "seed": seed,
+            **EXECUTORS[executor], **({"executor.address": ray_address} if executor != "local" else {})})
         shutil.rmtree(work / f"run-{name}", ignore_errors=True)
+        cpu = time.process_time()
         result = run(config)
+        cpu = time.process_time() - cpu
     finally:
         out, _ = server.communicate("", timeout=120)
     intervals = json.loads(out.strip().splitlines()[-1])
     stages = result.summary.stage_seconds or {}
     documents = result.summary.documents_extracted
     extraction = stages.get("warm-up", 0.0) + stages.get("priors", 0.0) + stages.get("rounds", 0.0)
-    return Measured(scenario, rounds_in_flight, concurrency, documents, round(extraction, 2),
+    return Measured(scenario, executor, rounds_in_flight, concurrency, documents, round(extraction, 2),
                     round(documents / extraction, 1), round(_busy(intervals, concurrency), 3),
-                    _split(stages, documents))
+                    round(1000 * cpu / documents, 2), _split(stages, documents))
 
 
 def prepare(corpus: Path, reference: Path, prepared: Path, work: Path) -> None:
@@ -208,12 +231,13 @@ def _percent(row: Measured) -> str:
 
 def table(rows: list[Measured]) -> str:
     parts = list(rows[0].ms_per_document)
-    lines = ["| scenario | rounds in flight | requests in flight | documents | seconds | documents/s | "
-             "request slots busy | " + " | ".join(f"ms/doc: {p}" for p in parts) + " |",
-             "|---" * (7 + len(parts)) + "|"]
+    lines = ["| scenario | executor | rounds in flight | requests in flight | documents | seconds | documents/s | "
+             "request slots busy | driver CPU ms/doc | " + " | ".join(f"ms/doc: {p}" for p in parts) + " |",
+             "|---" * (9 + len(parts)) + "|"]
     for r in rows:
-        lines.append(f"| {r.scenario} | {r.rounds_in_flight} | {r.concurrency} | {r.documents:,} | "
+        lines.append(f"| {r.scenario} | {r.executor} | {r.rounds_in_flight} | {r.concurrency} | {r.documents:,} | "
                      f"{r.extraction_seconds} | {r.documents_per_second} | {_percent(r)} | "
+                     f"{r.driver_cpu_ms_per_document} | "
                      + " | ".join(f"{r.ms_per_document[p]:.2f}" for p in parts) + " |")
     return "\n".join(lines)
 
@@ -224,6 +248,8 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=0.2)
     parser.add_argument("--scenarios", default="instant,lognormal")
     parser.add_argument("--rounds-in-flight", default="1,2", help="bandit.rounds_in_flight values, each a run")
+    parser.add_argument("--executors", default="local",
+                        help=f"each a run: {', '.join(EXECUTORS)} (the Ray ones on a two-node loopback cluster)")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--median-latency", type=float, default=2.0, help="seconds, lognormal scenario")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/throughput"))
@@ -239,9 +265,16 @@ def main() -> None:
     started = time.monotonic()
     prepare(corpus, reference, prepared, args.out)
     print(f"corpus embedded in {time.monotonic() - started:.0f} s (once; reused by every scenario)", flush=True)
-    rows = [measure(s, int(k), corpus, reference, prepared, args.out, args.budget, args.concurrency,
-                    args.median_latency, args.seed)
-            for s in args.scenarios.split(",") for k in args.rounds_in_flight.split(",")]
+    executors = args.executors.split(",")
+    with ExitStack() as stack:
+        ray_address = None
+        if any(e != "local" for e in executors):
+            from equal.testing.ray_cluster import local_ray_cluster
+
+            ray_address = stack.enter_context(local_ray_cluster(nodes=2, cpus_per_node=2))
+        rows = [measure(s, int(k), corpus, reference, prepared, args.out, args.budget, args.concurrency,
+                        args.median_latency, args.seed, executor, ray_address)
+                for s in args.scenarios.split(",") for k in args.rounds_in_flight.split(",") for executor in executors]
     (args.out / "throughput.json").write_text(json.dumps([asdict(r) for r in rows], indent=1))
     print(table(rows))
 

@@ -6,51 +6,25 @@ The results must equal the local executor's for the same seed.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from equal import run
+from equal.embedding import HashingEmbedder
 from equal.testing import FakeOpenAIServer
+from equal.testing.ray_cluster import local_ray_cluster
 
 ray = pytest.importorskip("ray")
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def ray_address():
-    ray_cli = str(Path(sys.executable).parent / "ray")
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env["RAY_USAGE_STATS_ENABLED"] = "0"
-    port = _free_port()
-    address = f"127.0.0.1:{port}"
-    common = ["--node-ip-address=127.0.0.1", "--num-cpus=2", "--disable-usage-stats"]
-    subprocess.run([ray_cli, "start", "--head", f"--port={port}", "--include-dashboard=false", *common],
-                   check=True, env=env, capture_output=True, timeout=180)
-    try:
-        subprocess.run([ray_cli, "start", f"--address={address}", *common], check=True, env=env,
-                       capture_output=True, timeout=180)
-        ray.init(address=address, log_to_driver=False)
-        deadline = time.monotonic() + 60
-        while len([n for n in ray.nodes() if n["Alive"]]) < 2 and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert len([n for n in ray.nodes() if n["Alive"]]) == 2, "the worker node did not join"
+    with local_ray_cluster(nodes=2, cpus_per_node=2) as address:
         yield address
-    finally:
-        ray.shutdown()
-        subprocess.run([ray_cli, "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
 def test_pipeline_on_ray_equals_the_local_executor(ray_address, replay_config, tmp_path):
@@ -70,6 +44,45 @@ def test_pipeline_on_ray_equals_the_local_executor(ray_address, replay_config, t
     assert len(nodes) == 2, counters  # extraction actors ran on both nodes
 
 
+class _RecordingEmbedder(HashingEmbedder):
+    """The test embedder, remembering every text this process embedded."""
+
+    def __init__(self) -> None:
+        super().__init__(256)
+        self.texts: list[str] = []
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.texts += texts
+        return super().encode(texts)
+
+
+def test_actors_embed_their_pairs_and_the_driver_only_looks_them_up(ray_address, replay_config, tmp_path):
+    with FakeOpenAIServer() as server:
+        common = {"extraction.extractor": "openai", "extraction.model": "fake", "extraction.concurrency": 4,
+                  "extraction.base_url": server.base_url, "budget.fraction": 0.3}
+        in_driver, on_actors = _RecordingEmbedder(), _RecordingEmbedder()
+        local = run(replay_config(**common, **{"output.dir": str(tmp_path / "local")}), embedder=in_driver)
+        on_ray = run(replay_config(**common, **{"output.dir": str(tmp_path / "ray"), "executor.kind": "ray",
+                                                "executor.address": ray_address, "executor.embed_pairs": True}),
+                     embedder=on_actors)
+    assert on_ray.dataset_path.read_text() == local.dataset_path.read_text()  # the same vectors, the same run
+    pair_texts = {p.as_text() for p in on_ray.pairs}
+    assert pair_texts and pair_texts <= set(in_driver.texts)  # the local run embedded its pairs itself
+    assert not pair_texts & set(on_actors.texts)  # the Ray run's driver embedded none of them
+    assert on_ray.counters["pair_vectors_from_workers"] >= len(pair_texts)
+    assert "pair_vectors_from_workers" not in local.counters
+
+
+def test_embed_pairs_needs_ray_and_the_base_reward_model(replay_config):
+    from equal.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="executor.embed_pairs needs executor.kind: ray"):
+        replay_config(**{"executor.embed_pairs": True})
+    with pytest.raises(ConfigError, match="alignment.reward_model: base"):
+        replay_config(**{"executor.kind": "ray", "executor.embed_pairs": True, "alignment.enabled": True,
+                         "alignment.reward_model": "aligned"})
+
+
 def test_minilm_embeddings_on_ray_data_equal_local(ray_address):
     from functools import partial
 
@@ -83,3 +96,25 @@ def test_minilm_embeddings_on_ray_data_equal_local(ray_address):
                              ExecutorConfig(kind="ray", address=ray_address, embed_workers=2, embed_batch_size=4))
     assert remote.name == local.name  # same vectors, so caches are shared
     np.testing.assert_allclose(remote.encode(texts), local.encode(texts), atol=1e-5)
+
+
+def test_throughput_benchmark_measures_the_driver_with_and_without_pairs_embedded_on_actors(ray_address, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("throughput", FIXTURES.parent.parent / "benchmarks" / "throughput.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules["throughput"] = bench  # its dataclasses look their module up
+    spec.loader.exec_module(bench)
+    corpus, reference = bench.make_data(tmp_path / "data", 600)
+    prepared = tmp_path / "prepared"
+    bench.prepare(corpus, reference, prepared, tmp_path)
+    rows = {executor: bench.measure("instant", 1, corpus, reference, prepared, tmp_path, 0.2, 16, 0.0,
+                                    executor=executor, ray_address=ray_address)
+            for executor in ("ray", "ray+pairs")}
+    for row in rows.values():
+        assert row.documents == 120 and row.driver_cpu_ms_per_document > 0
+    # MiniLM on the driver takes tens of ms a document; looking the actors' vectors up, well under one
+    embedding = {e: r.ms_per_document["pair embedding"] for e, r in rows.items()}
+    assert embedding["ray+pairs"] < embedding["ray"] / 3, embedding
+    assert "| instant | ray+pairs | 1 | 16 | 120 |" in bench.table(list(rows.values()))

@@ -51,4 +51,4 @@ def test_throughput_benchmark_prints_its_table(tmp_path):
         assert split["other"] >= 0
         assert split["pair embedding"] > 0 and split["waiting for answers (HTTP and JSON)"] > 0
     assert rows["lognormal", 1]["slots_busy"] > 0
-    assert "| instant | 1 | 64 | 120 |" in done.stdout
+    assert "| instant | local | 1 | 64 | 120 |" in done.stdout

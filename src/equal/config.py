@@ -249,6 +249,8 @@ class ExecutorConfig(Strict):
     llm_workers: int = Field(2, gt=0, description="LLM actors; each holds its own backend (an HTTP client with extraction.concurrency requests in flight, or a local model).")
     cpus_per_worker: float = Field(1.0, gt=0, description="Ray CPUs reserved by each actor.")
     embed_batch_size: int = Field(256, gt=0, description="Texts per Ray Data batch.")
+    gpus_per_worker: float = Field(0.0, ge=0, description="Ray GPUs reserved by each actor (embedder and LLM actors); an actor sees only the GPUs Ray gives it, so set this for embedding.device auto or cuda to find one.")
+    embed_pairs: bool = Field(False, description="On Ray, each LLM actor embeds the pairs of its own answers with the reward's embedder and sends the vectors back with them, so the driver only looks them up (for fast servers, where embedding pairs on the driver's CPU is the limit; see docs/scale.md). Vectors computed in another batch differ from the driver's in the last bits (about 1e-7). Needs executor.kind: ray and alignment.reward_model: base.")
 
 
 class OutputConfig(Strict):
@@ -275,6 +277,17 @@ class RunConfig(Strict):
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     seed: int = Field(42, ge=0, le=MAX_SEED, description="Seeds every random choice of the run: an integer from 0 to 2147483647 (2**31 - 1), the range every consumer takes (faiss's k-means seed is a C int; numpy, random, torch, transformers and llama.cpp take more).")
+
+    @model_validator(mode="after")
+    def _pairs_embedded_where_rewarded(self) -> RunConfig:
+        if self.executor.embed_pairs and self.executor.kind != "ray":
+            raise ValueError("executor.embed_pairs needs executor.kind: ray (locally the pairs are embedded "
+                             "in this process anyway); set executor.kind: ray or executor.embed_pairs: false")
+        if self.executor.embed_pairs and self.alignment.enabled and self.alignment.reward_model == "aligned":
+            raise ValueError("executor.embed_pairs embeds pairs with the configured embedder, but "
+                             "alignment.reward_model: aligned rewards them with the aligned one; set "
+                             "alignment.reward_model: base or executor.embed_pairs: false")
+        return self
 
     def require_inputs(self) -> None:
         """Check that the corpus and reference paths are set and that every input file exists.

@@ -30,13 +30,15 @@ class RayEmbedder:
     """
 
     def __init__(self, factory: Callable[[], Embedder], name: str, *, address: str | None = None,
-                 workers: int = 2, batch_size: int = 256, cpus_per_worker: float = 1.0) -> None:
+                 workers: int = 2, batch_size: int = 256, cpus_per_worker: float = 1.0,
+                 gpus_per_worker: float = 0.0) -> None:
         self.factory = factory
         self.name = name
         self.address = address
         self.workers = workers
         self.batch_size = batch_size
         self.cpus_per_worker = cpus_per_worker
+        self.gpus_per_worker = gpus_per_worker
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -46,7 +48,7 @@ class RayEmbedder:
         embedded = dataset.map_batches(
             _EmbedBatch, fn_constructor_kwargs={"factory": self.factory}, batch_size=self.batch_size,
             batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=self.workers),
-            num_cpus=self.cpus_per_worker,
+            num_cpus=self.cpus_per_worker, num_gpus=self.gpus_per_worker,
         )
         out = np.zeros((len(texts), 0), dtype=np.float32)
         for row in embedded.iter_rows():  # blocks arrive in any order: place each row by its index

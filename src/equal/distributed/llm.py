@@ -5,14 +5,24 @@ soon as that chunk is done and are stored there, so a killed Ray run resumes
 like a local one. Workers send their backend's counters (faults, retries)
 back with each chunk; calls and tokens are counted by the driver's extractor
 as each answer comes back.
+
+With :class:`PairEmbedding`, each actor also parses its answers and embeds
+their pairs with the reward's embedder (on its GPU when Ray gave it one); the
+vectors come back with the answers and go into the driver's embedding cache,
+where the reward finds them instead of embedding the pairs on the driver.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from equal.distributed.cluster import connect
+from equal.embedding import Embedder, EmbeddingCache
+from equal.embedding.cache import text_key
 from equal.llm.base import LLM, ChatRequest, OnResult
 from equal.records import Generation
 from equal.stats import Stats
@@ -20,38 +30,94 @@ from equal.stats import Stats
 LLMFactory = Callable[[Stats], LLM]
 
 
-class _LLMWorker:
-    """A Ray actor holding one backend (an HTTP client, or a local model loaded once)."""
+@dataclass(frozen=True)
+class PairEmbedding:
+    """What the actors need to embed their answers' pairs, and where the driver keeps the vectors.
 
-    def __init__(self, factory: LLMFactory) -> None:
+    Attributes:
+        factory: builds the reward's embedder on an actor (the vectors are
+            stored under the name of the embedder it builds).
+        cache: the driver's embedding cache, which the reward reads.
+    """
+
+    factory: Callable[[], Embedder]
+    cache: EmbeddingCache
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """One actor task's answers, and what came with them."""
+
+    start: int
+    generations: list[Generation]
+    counters: dict[str, int | float]
+    node: str
+    embedder_name: str = ""
+    pair_texts: tuple[str, ...] = ()
+    pair_vectors: np.ndarray | None = None
+
+
+class _LLMWorker:
+    """A Ray actor holding one backend (an HTTP client, or a local model loaded once) and, optionally, an embedder."""
+
+    def __init__(self, factory: LLMFactory, embedder_factory: Callable[[], Embedder] | None = None,
+                 max_pairs: int = 0) -> None:
         self.stats = Stats()
         self.llm = factory(self.stats)
+        self.embedder = embedder_factory() if embedder_factory is not None else None
+        self.max_pairs = max_pairs
 
-    def generate(self, start: int, requests: list[ChatRequest]) -> tuple[int, list[Generation], dict, str]:
+    def generate(self, start: int, requests: list[ChatRequest]) -> _Chunk:
         import ray
 
         before = self.stats.as_dict()
         generations = self.llm.generate(requests)
         after = self.stats.as_dict()
         delta = {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
-        return start, generations, delta, ray.get_runtime_context().get_node_id()
+        chunk = _Chunk(start, generations, delta, ray.get_runtime_context().get_node_id())
+        if self.embedder is None:
+            return chunk
+        texts = tuple(dict.fromkeys(_pair_texts(generations, self.max_pairs)))  # each text once
+        vectors = self.embedder.encode(list(texts)) if texts else None
+        return _Chunk(chunk.start, generations, delta, chunk.node, self.embedder.name, texts, vectors)
+
+
+def _pair_texts(generations: list[Generation], max_pairs: int) -> list[str]:
+    """The text the reward embeds for each pair of each answer, parsed as the driver's extractor parses it."""
+    from equal.extraction.task import parse_pairs
+    from equal.records import QAPair
+
+    texts = []
+    for generation in generations:
+        if generation.failed:
+            continue
+        for question, answer in parse_pairs(generation.text, max_pairs=max_pairs).pairs:
+            texts.append(QAPair(question=question, answer=answer, document_id="").as_text())
+    return texts
 
 
 class RayLLM:
     """Sends a batch of requests to ``workers`` actors, ``chunk_size`` requests a task.
 
     Its ``name`` is the local backend's, so answers cached by a local run are
-    reused by a Ray run and the other way round.
+    reused by a Ray run and the other way round. With ``pairs``, the actors
+    embed their answers' pairs (at most ``max_pairs`` each, as the extractor
+    parses them) and the vectors are put in ``pairs.cache`` as each chunk
+    arrives (counted as ``pair_vectors_from_workers``).
     """
 
     def __init__(self, factory: LLMFactory, name: str, *, address: str | None = None, workers: int = 2,
-                 chunk_size: int = 8, cpus_per_worker: float = 1.0, stats: Stats | None = None) -> None:
+                 chunk_size: int = 8, cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0,
+                 pairs: PairEmbedding | None = None, max_pairs: int = 5, stats: Stats | None = None) -> None:
         self.factory = factory
         self.name = name
         self.address = address
         self.workers = workers
         self.chunk_size = chunk_size
         self.cpus_per_worker = cpus_per_worker
+        self.gpus_per_worker = gpus_per_worker
+        self.pairs = pairs
+        self.max_pairs = max_pairs
         self.stats = stats if stats is not None else Stats()
         self.nodes: set[str] = set()
         self._actors: list[Any] = []
@@ -61,8 +127,9 @@ class RayLLM:
         from ray.util import ActorPool
 
         if not self._actors:
-            worker = ray.remote(num_cpus=self.cpus_per_worker)(_LLMWorker)
-            self._actors = [worker.options(scheduling_strategy="SPREAD").remote(self.factory)
+            worker = ray.remote(num_cpus=self.cpus_per_worker, num_gpus=self.gpus_per_worker)(_LLMWorker)
+            embedder = (self.pairs.factory, self.max_pairs) if self.pairs is not None else (None, 0)
+            self._actors = [worker.options(scheduling_strategy="SPREAD").remote(self.factory, *embedder)
                             for _ in range(self.workers)]
         return ActorPool(self._actors)
 
@@ -78,17 +145,27 @@ class RayLLM:
             pool.submit(lambda actor, job: actor.generate.remote(*job), (start, chunk))
         while pool.has_next():
             try:
-                start, generations, counters, node = pool.get_next_unordered()
+                done: _Chunk = pool.get_next_unordered()
             except ray.exceptions.RayTaskError as exc:
                 raise exc.as_instanceof_cause() from None  # e.g. ServerUnavailable, with its advice
-            self.stats.update(counters)
-            self.stats.inc(f"ray_llm_chunks_on_node:{node[:12]}")  # where the work ran, in stats.json
-            self.nodes.add(node)
-            for j, generation in enumerate(generations):
-                out[start + j] = generation
+            self.stats.update(done.counters)
+            self.stats.inc(f"ray_llm_chunks_on_node:{done.node[:12]}")  # where the work ran, in stats.json
+            self.nodes.add(done.node)
+            self._keep_vectors(done)
+            for j, generation in enumerate(done.generations):
+                out[done.start + j] = generation
                 if on_result is not None:
-                    on_result(start + j, generation)
+                    on_result(done.start + j, generation)
         return [g for g in out if g is not None]
+
+    def _keep_vectors(self, done: _Chunk) -> None:
+        """Store the pair vectors an actor sent, under the keys the reward looks them up by."""
+        if self.pairs is None or done.pair_vectors is None:
+            return
+        keys = [text_key(done.embedder_name, text) for text in done.pair_texts]
+        with self.stats.timed("extract/store pair vectors"):
+            self.pairs.cache.put_many(keys, done.pair_vectors)
+        self.stats.inc("pair_vectors_from_workers", len(keys))
 
     def close(self) -> None:
         if self._actors:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from equal.config import (
     EmbeddingConfig,
@@ -21,14 +21,18 @@ from equal.config import (
     LocalExtractionConfig,
     OpenAIExtractionConfig,
     ReplayExtractionConfig,
+    RunConfig,
 )
-from equal.embedding import Embedder, HashingEmbedder, SentenceTransformerEmbedder
+from equal.embedding import Embedder, EmbeddingCache, HashingEmbedder, SentenceTransformerEmbedder
 from equal.errors import ConfigError
 from equal.extraction import ExtractionTask, LLMExtractor, ReplayExtractor
 from equal.extraction.extractor import Extractor
 from equal.llm.base import LLM
 from equal.llm.cache import ResponseCache
 from equal.stats import Stats
+
+if TYPE_CHECKING:
+    from equal.distributed.llm import PairEmbedding
 
 
 def _hashing_embedder(config: EmbeddingConfig) -> Embedder:
@@ -58,7 +62,8 @@ def _ray_embedder(factory: Callable[[], Embedder], name: str, executor: Executor
     from equal.distributed import RayEmbedder
 
     return RayEmbedder(factory, name, address=executor.address, workers=executor.embed_workers,
-                       batch_size=executor.embed_batch_size, cpus_per_worker=executor.cpus_per_worker)
+                       batch_size=executor.embed_batch_size, cpus_per_worker=executor.cpus_per_worker,
+                       gpus_per_worker=executor.gpus_per_worker)
 
 
 #: ``executor.kind`` -> what embeds the whole corpus
@@ -71,10 +76,21 @@ CORPUS_EMBEDDERS: dict[str, Callable[[Callable[[], Embedder], str, ExecutorConfi
 def corpus_embedder(factory: Callable[[], Embedder], name: str, executor: ExecutorConfig | None) -> Embedder:
     """What embeds the whole corpus: ``factory()`` here, or actors building it on the Ray cluster.
 
-    Only the corpus goes to the cluster; a pull's few pairs are embedded in the driver.
+    Only the corpus goes to this embedder; a pull's few pairs are embedded in the driver, or by the
+    LLM actors that extracted them (``executor.embed_pairs``).
     """
     executor = executor or ExecutorConfig()
     return CORPUS_EMBEDDERS[executor.kind](factory, name, executor)
+
+
+def pair_embedding(config: RunConfig, cache: EmbeddingCache) -> PairEmbedding | None:
+    """With ``executor.embed_pairs``: the Ray LLM actors embed their answers' pairs with the configured embedder
+    (the reward's, as alignment may not change it then) into ``cache``; else ``None``."""
+    if not config.executor.embed_pairs:
+        return None
+    from equal.distributed import PairEmbedding
+
+    return PairEmbedding(partial(build_embedder, config.embedding), cache)
 
 
 def _local_llm(config: LocalExtractionConfig, stats: Stats, seed: int) -> LLM:
@@ -107,44 +123,50 @@ def build_llm(config: ExtractionBase, stats: Stats, seed: int) -> LLM:
     return LLMS[config.extractor](config, stats, seed)
 
 
-def _ray_llm(llm: LLM, config: LLMExtractionBase, stats: Stats, seed: int, executor: ExecutorConfig) -> LLM:
+def _ray_llm(llm: LLM, config: LLMExtractionBase, stats: Stats, seed: int, executor: ExecutorConfig,
+             pairs: PairEmbedding | None) -> LLM:
     from equal.distributed import RayLLM
 
     # the local backend only lends its name (nothing is loaded or connected here)
     return RayLLM(partial(build_llm, config, seed=seed), llm.name, address=executor.address,
                   workers=executor.llm_workers, chunk_size=config.ray_chunk_size,
-                  cpus_per_worker=executor.cpus_per_worker, stats=stats)
+                  cpus_per_worker=executor.cpus_per_worker, gpus_per_worker=executor.gpus_per_worker,
+                  pairs=pairs, max_pairs=config.max_pairs, stats=stats)
 
 
-#: ``executor.kind`` -> where the LLM runs: this process, or actors on the Ray cluster
-LLM_EXECUTORS: dict[str, Callable[[LLM, LLMExtractionBase, Stats, int, ExecutorConfig], LLM]] = {
-    "local": lambda llm, config, stats, seed, executor: llm,
+#: ``executor.kind`` -> where the LLM runs: this process, or actors on the Ray cluster (which can also embed
+#: their answers' pairs)
+LLM_EXECUTORS: dict[str, Callable[[LLM, LLMExtractionBase, Stats, int, ExecutorConfig, Any], LLM]] = {
+    "local": lambda llm, config, stats, seed, executor, pairs: llm,
     "ray": _ray_llm,
 }
 
 
 def _llm_extractor(config: LLMExtractionBase, run_dir: Path, stats: Stats, seed: int,
-                   executor: ExecutorConfig) -> Extractor:
+                   executor: ExecutorConfig, pairs: PairEmbedding | None) -> Extractor:
     structured = not isinstance(config, OpenAIExtractionConfig) or config.json_mode != "none"
     task = ExtractionTask(max_tokens=config.max_tokens, temperature=config.temperature, use_schema=structured,
                           max_pairs=config.max_pairs)
     cache = ResponseCache((config.cache_dir or run_dir / "cache") / "responses.sqlite")
-    llm = LLM_EXECUTORS[executor.kind](build_llm(config, stats, seed), config, stats, seed, executor)
+    llm = LLM_EXECUTORS[executor.kind](build_llm(config, stats, seed), config, stats, seed, executor, pairs)
     return LLMExtractor(llm, task, cache, stats)
 
 
 def _replay_extractor(config: ReplayExtractionConfig, run_dir: Path, stats: Stats, seed: int,
-                      executor: ExecutorConfig) -> Extractor:
+                      executor: ExecutorConfig, pairs: PairEmbedding | None) -> Extractor:
     return ReplayExtractor(config.replay_field, stats=stats)
 
 
 #: ``extraction.extractor`` -> its extractor
-EXTRACTORS: dict[str, Callable[[Any, Path, Stats, int, ExecutorConfig], Extractor]] = {
+EXTRACTORS: dict[str, Callable[[Any, Path, Stats, int, ExecutorConfig, Any], Extractor]] = {
     "local": _llm_extractor, "openai": _llm_extractor, "replay": _replay_extractor,
 }
 
 
 def build_extractor(config: ExtractionConfig, run_dir: Path, stats: Stats, seed: int,
-                    executor: ExecutorConfig | None = None) -> Extractor:
-    """The extractor of ``extraction.extractor``, its LLM (if any) run where ``executor`` says."""
-    return EXTRACTORS[config.extractor](config, run_dir, stats, seed, executor or ExecutorConfig())
+                    executor: ExecutorConfig | None = None, pairs: PairEmbedding | None = None) -> Extractor:
+    """The extractor of ``extraction.extractor``, its LLM (if any) run where ``executor`` says.
+
+    ``pairs``: Ray actors also embed their answers' pairs into the run's embedding cache.
+    """
+    return EXTRACTORS[config.extractor](config, run_dir, stats, seed, executor or ExecutorConfig(), pairs)

@@ -34,7 +34,7 @@ from equal.progress import ItemCount, NullProgress, Progress, Task, reporting_to
 from equal.records import Extraction, Pull, QAPair
 from equal.run.alignment import align
 from equal.run.budget import Budget
-from equal.run.builders import build_extractor
+from equal.run.builders import build_extractor, pair_embedding
 from equal.run.directory import CONFIG, claim_run_dir, is_finished, mark_unfinished
 from equal.run.embedders import Embedders, EmbeddingSpace
 from equal.run.extract import ExtractStep, decontamination_index
@@ -124,7 +124,8 @@ def _run(config: RunConfig, run_dir: Path, progress: Progress, embedder: Embedde
         cache = EmbeddingCache(cache_dir / "embeddings.sqlite")
         closing.callback(cache.close)
         embedders = Embedders.from_config(config, embedder)
-        extractor = extractor or build_extractor(config.extraction, run_dir, stats, config.seed, config.executor)
+        extractor = extractor or build_extractor(config.extraction, run_dir, stats, config.seed, config.executor,
+                                                 pair_embedding(config, cache))
         closing.callback(extractor.close)
         rng = np.random.default_rng(config.seed)
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from equal.bandit import RoundShape
+from equal.extraction.pending import Pending
 from equal.records import Extraction, Generation, QAPair
 from equal.run import PullScore, play_rounds
 from equal.run.budget import Budget
@@ -139,13 +140,16 @@ class DeferredExtract(FakeExtract):
         super().__init__()
         self.events: list[str] = []
 
-    def submit(self, documents: list[int]):
+    def submit(self, documents: list[int]) -> Pending:
         self.events.append(f"send {documents}")
+        answers: list = []
 
-        def wait():
-            self.events.append(f"wait {documents}")
-            return self(documents)
-        return wait
+        def items(start: int, stop: int) -> list:
+            if not answers:  # the whole batch is answered when its first slice is waited for
+                self.events.append(f"wait {documents}")
+                answers.extend(self(documents))
+            return answers[start:stop]
+        return Pending(len(documents), items)
 
 
 def test_two_rounds_in_flight_send_the_next_round_before_this_one_is_rewarded():

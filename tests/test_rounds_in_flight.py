@@ -1,10 +1,14 @@
-"""Two bandit rounds in flight against an HTTP server: deterministic, within the limits, resumable."""
+"""Rounds and pulls in flight against an HTTP server: deterministic, within the limits, resumable.
+
+Two rounds may be out at once; inside a round, each pull is rewarded as soon as its own answers are in.
+"""
 
 from __future__ import annotations
 
 import random
 import threading
 
+import numpy as np
 import pytest
 
 from conftest import make_corpus, make_reference
@@ -87,3 +91,81 @@ def test_a_server_that_goes_down_with_two_rounds_out_stops_the_run_and_the_rerun
     # and the rerun kept each one it received: nothing was paid twice
     delivered = answers[0] - sent
     assert 30 - CONCURRENCY <= delivered <= 30 and kept <= delivered
+
+
+class _Gate:
+    """Holds the answer to one document until the test opens the gate (or ``timeout`` passes)."""
+
+    def __init__(self, held: str, timeout: float = 20.0) -> None:
+        self.held, self.timeout = held, timeout
+        self.open = threading.Event()
+        self.opened_in_time = False
+
+    def answer(self, messages):
+        from equal.testing import default_answer, document_text
+
+        if document_text(messages).startswith(self.held):
+            self.opened_in_time = self.open.wait(self.timeout)
+        return default_answer(messages)
+
+
+def _documents(n: int):
+    from equal.records import Document
+
+    return [Document(f"d{i}", f"document {i} says something about topic {i % 3} in plain words") for i in range(n)]
+
+
+def _extractor(base_url: str):
+    from equal.extraction import ExtractionTask, LLMExtractor
+    from equal.llm.openai import OpenAICompatibleLLM
+
+    return LLMExtractor(OpenAICompatibleLLM(base_url, "fake", concurrency=CONCURRENCY, max_retries=0, timeout_s=30),
+                        ExtractionTask())
+
+
+def test_a_slice_of_a_batch_is_handed_over_while_the_rest_is_still_out():
+    gate = _Gate("document 2 ")
+    with FakeOpenAIServer(answer=gate.answer) as server:
+        extractor = _extractor(server.base_url)
+        try:
+            pending = extractor.submit(_documents(3))
+            first = pending.take(2)  # documents 0 and 1 are answered; document 2 is held
+            assert not gate.open.is_set()
+            assert [e.document_id for e in first] == ["d0", "d1"] and all(e.pairs for e in first)
+            gate.open.set()
+            assert [e.document_id for e in pending.rest()] == ["d2"]
+        finally:
+            extractor.close()
+    assert gate.opened_in_time
+
+
+def test_each_pull_is_rewarded_as_soon_as_its_own_answers_are_in(tmp_path):
+    from equal.bandit import RoundShape
+    from equal.run import PullScore, play_rounds
+    from equal.run.budget import Budget
+    from equal.run.extract import ExtractStep
+    from equal.stats import Stats
+    from test_rounds import FakeArms, ScriptedPolicy
+
+    # one round of two pulls: cluster 0 gives documents 0-1, cluster 1 documents 2-3; document 3 is held
+    # until the first pull is rewarded, so a loop that waited for the whole round would wait out the timeout
+    gate = _Gate("document 3 ")
+    rewarded: list[int] = []
+
+    def reward(pairs):
+        rewarded.append(len(pairs))
+        gate.open.set()
+        return PullScore(0.5, 0.5)
+
+    with FakeOpenAIServer(answer=gate.answer) as server:
+        extractor = _extractor(server.base_url)
+        extract = ExtractStep(extractor, _documents(4), None, Stats(), None)
+        try:
+            pulls, budget = play_rounds(FakeArms([2, 2]), ScriptedPolicy([[0, 1]]), Budget(max_documents=4),
+                                        shape=RoundShape(2, 2), extract=extract, submit=extract.submit,
+                                        reward=reward, rng=np.random.default_rng(0))
+        finally:
+            extractor.close()
+    assert gate.opened_in_time  # opened by the first pull's reward, not by the timeout
+    assert [p.document_ids for p in pulls] == [["d0", "d1"], ["d2", "d3"]] and rewarded == [2, 2]
+    assert budget.documents == 4

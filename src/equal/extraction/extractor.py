@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Protocol
 
+from equal.extraction.pending import Pending
 from equal.extraction.task import ExtractionTask, parse_pairs
 from equal.llm.base import LLM, ChatRequest, estimate_tokens, valid_token_count
 from equal.llm.cache import ResponseCache
@@ -42,22 +43,18 @@ class Extractor(Protocol):
     def close(self) -> None: ...
 
 
-Waiter = Callable[[], list[Extraction]]
-"""Waits for a submitted batch and returns its extractions, one per document, in order."""
-
-
-def submit_extraction(extractor: Extractor, documents: list[Document]) -> Waiter:
-    """Start extracting ``documents`` and return what waits for them.
+def submit_extraction(extractor: Extractor, documents: list[Document]) -> Pending[Extraction]:
+    """Start extracting ``documents`` and return their extractions, to be taken in order as they arrive.
 
     An extractor with a ``submit`` method (:class:`LLMExtractor`) sends the
-    requests and returns at once, so the caller can work, or submit the next
-    batch, while the answers arrive; any other extracts now.
+    requests and returns at once, so the caller can work (reward the first
+    documents, or submit the next batch) while the answers arrive; any other
+    extracts now.
     """
     submit = getattr(extractor, "submit", None)
     if submit is not None:
         return submit(documents)  # type: ignore[no-any-return]
-    extractions = extractor.extract(documents)
-    return lambda: extractions
+    return Pending.ready(extractor.extract(documents))
 
 
 class LLMExtractor:
@@ -110,21 +107,23 @@ class LLMExtractor:
         self.stats.inc("tokens_out", generation.tokens_out)
 
     def extract(self, documents: list[Document]) -> list[Extraction]:
-        return self.submit(documents)()
+        return self.submit(documents).rest()
 
-    def submit(self, documents: list[Document]) -> Waiter:
-        """Look the documents up in the cache, send the rest, and return what waits for their answers.
+    def submit(self, documents: list[Document]) -> Pending[Extraction]:
+        """Look the documents up in the cache, send the rest, and return their extractions as they arrive.
 
         With a backend that can send without waiting (``submit``), this returns
         while the requests are in flight; otherwise it returns once they are
-        answered. Answers are counted and cached as they arrive either way; the
-        waiter parses them, in the documents' order, on the thread that calls it.
+        answered. Answers are counted and cached as they arrive either way.
+        Taking a slice of the batch waits for those documents' answers only
+        (or for the batch to fail) and parses them on the thread that takes it.
         """
         report = item_reporter()  # progress per document, as each answer arrives
         requests = [self.task.format_input(d) for d in documents]
         keys = [r.key(self.llm.name) for r in requests]
         per_key = Counter(keys)
         generations: dict[str, Generation] = {}
+        arrived = threading.Condition()  # notified as each answer is kept, and when the batch is done
         to_send: list[int] = []
         pending: set[str] = set()
         for i, key in enumerate(keys):
@@ -139,7 +138,9 @@ class LLMExtractor:
         report(sum(per_key[key] for key in generations))
 
         def keep(j: int, generation: Generation) -> None:
-            generations[keys[to_send[j]]] = generation
+            with arrived:
+                generations[keys[to_send[j]]] = generation
+                arrived.notify_all()
             if not generation.failed:
                 self._count(generation)
             if self.cache is not None and _usable(generation):
@@ -157,23 +158,38 @@ class LLMExtractor:
             with self.stats.timed("extract/requests"):
                 answered.set_result(self.llm.generate(batch, on_result=keep))
 
-        def wait() -> list[Extraction]:
+        def wake(_: Future[list[Generation]]) -> None:
+            with arrived:
+                arrived.notify_all()
+        answered.add_done_callback(wake)  # a failed batch wakes whoever waits for answers that will not come
+        failed: list[str] = []
+
+        def extractions(start: int, stop: int) -> list[Extraction]:
+            wanted = keys[start:stop]
             with self.stats.timed("extract/requests"):  # waiting for the answers still in flight
                 try:
-                    answered.result()
+                    with arrived:
+                        arrived.wait_for(lambda: answered.done() or all(k in generations for k in wanted))
+                    if answered.done():
+                        answered.result()  # the backend's failure, if it failed
                 except BaseException:  # Ctrl-C or a failed server: the batch's requests stop with the caller
                     answered.cancel()
                     raise
             with self.stats.timed("extract/parse"):
-                return self._parse_all(documents, keys, generations)
+                out = self._parse_all(documents[start:stop], wanted, generations, failed)
+            if stop == len(documents) and failed:
+                logger.warning(
+                    "%d of %d documents got no usable answer from %s (first: %s); they get no pairs in this run "
+                    "and nothing was cached for them: running the same command again retries exactly those",
+                    len(failed), len(documents), self.llm.name, failed[0])
+            return out
 
-        return wait
+        return Pending(len(documents), extractions)
 
-    def _parse_all(self, documents: list[Document], keys: list[str],
-                   generations: dict[str, Generation]) -> list[Extraction]:
-        """Each document's pairs from its answer; a failed answer gives none."""
+    def _parse_all(self, documents: list[Document], keys: list[str], generations: dict[str, Generation],
+                   failed: list[str]) -> list[Extraction]:
+        """Each document's pairs from its answer; a failed answer gives none (its error is added to ``failed``)."""
         out = []
-        failed: list[str] = []
         for document, key in zip(documents, keys):
             generation = generations[key]
             if generation.failed:
@@ -188,11 +204,6 @@ class LLMExtractor:
                 if parsed.salvaged:
                     self.stats.inc("parse_salvaged")
             out.append(Extraction(document.id, pairs, generation, parse_ok=parsed.ok, error=parsed.error))
-        if failed:
-            logger.warning(
-                "%d of %d documents got no usable answer from %s (first: %s); they get no pairs in this run and "
-                "nothing was cached for them: running the same command again retries exactly those",
-                len(failed), len(documents), self.llm.name, failed[0])
         return out
 
     def close(self) -> None:

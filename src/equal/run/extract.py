@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 from equal.config import DecontaminationConfig
 from equal.corpus import read_reference
-from equal.extraction.extractor import Extractor, Waiter, submit_extraction
+from equal.extraction.extractor import Extractor, submit_extraction
+from equal.extraction.pending import Pending
 from equal.filters import NgramIndex
 from equal.records import Document, Extraction, QAPair
 from equal.run.schema import ParseFailure, RemovedPair
@@ -54,17 +55,17 @@ class ExtractStep:
         self.removed: list[RemovedPair] = []
 
     def __call__(self, indices: Sequence[int]) -> list[Extraction]:
-        return self.submit(indices)()
+        return self.submit(indices).rest()
 
-    def submit(self, indices: Sequence[int]) -> Waiter:
-        """Start extracting documents by index; the returned function waits for them and finishes them.
+    def submit(self, indices: Sequence[int]) -> Pending[Extraction]:
+        """Start extracting documents by index; their extractions are finished as they are taken.
 
-        Finishing (decontamination, failures, counts) happens in the waiter, on
-        the caller's thread, so batches finish in the order they are waited for.
+        Finishing (decontamination, failures, counts) happens on the thread
+        that takes a slice, so documents finish in the order they are taken.
         """
         documents = [self._documents[i] for i in indices]
-        waiter = submit_extraction(self._extractor, documents)
-        return lambda: self._finish(documents, waiter())
+        return submit_extraction(self._extractor, documents).then(
+            lambda start, stop, extractions: self._finish(documents[start:stop], extractions))
 
     def _finish(self, documents: list[Document], extractions: list[Extraction]) -> list[Extraction]:
         for extraction in extractions:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import partial
@@ -30,6 +30,7 @@ from equal.config import RunConfig, dump_config
 from equal.embedding import Embedder, EmbeddingCache
 from equal.errors import InputError
 from equal.extraction.extractor import Extractor
+from equal.extraction.pending import Pending
 from equal.progress import ItemCount, NullProgress, Progress, Task, reporting_to
 from equal.records import Extraction, Pull, QAPair
 from equal.run.alignment import align
@@ -206,17 +207,17 @@ def _run(config: RunConfig, run_dir: Path, progress: Progress, embedder: Embedde
     return RunResult(run_dir, dataset_path, pairs, every_pull, stats.as_dict(), summary, selected)
 
 
-def _submit_moving(extract: ExtractStep, task: Task, indices: Sequence[int]) -> Callable[[], list[Extraction]]:
+def _submit_moving(extract: ExtractStep, task: Task, indices: Sequence[int]) -> Pending[Extraction]:
     """Send a round's extraction; the rounds' bar moves by one document as each answer arrives."""
     count = ItemCount(task, len(indices))
     with reporting_to(count.done):
-        wait = extract.submit(indices)
+        pending = extract.submit(indices)
 
-    def finish() -> list[Extraction]:
-        extractions = wait()
-        count.finish()
+    def finish(start: int, stop: int, extractions: list[Extraction]) -> list[Extraction]:
+        if stop == len(indices):  # what was not reported (cache hits, an extractor that does not report)
+            count.finish()
         return extractions
-    return finish
+    return pending.then(finish)
 
 
 def _record_round(log: RoundLog, task: Task, record: RoundRecord, pulls: Sequence[Pull]) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from equal.bandit import Arms, Policy, RoundShape
+from equal.extraction.pending import Pending
 from equal.records import Extraction, Pull, QAPair
 from equal.run.budget import Budget
 from equal.run.schema import PullRecord, RoundRecord
@@ -33,8 +34,8 @@ class PullScore:
 
 Extract = Callable[[list[int]], Sequence[Extraction]]
 """Extracts documents by index: one :class:`Extraction` per document, in order (tokens in its generation)."""
-Submit = Callable[[list[int]], Callable[[], Sequence[Extraction]]]
-"""Starts extracting documents by index and returns what waits for the extractions (as :data:`Extract` gives)."""
+Submit = Callable[[list[int]], Pending[Extraction]]
+"""Starts extracting documents by index; the extractions (as :data:`Extract` gives) are taken in order as they come."""
 Reward = Callable[[list[QAPair]], PullScore]
 """Scores the pairs of one pull; called once per pull, in the order of the round's pulls."""
 OnRound = Callable[[RoundRecord, Sequence[Pull]], None]
@@ -49,11 +50,11 @@ def _untimed(stage: str) -> AbstractContextManager[None]:
 
 @dataclass(frozen=True, slots=True)
 class _InFlight:
-    """A round whose requests are out: its number, its pulls' (cluster, documents), and what waits for them."""
+    """A round whose requests are out: its number, its pulls' (cluster, documents), and their extractions to come."""
 
     round: int
     plan: list[tuple[int, list[int]]]
-    wait: Callable[[], Sequence[Extraction]]
+    extractions: Pending[Extraction]
 
 
 def play_rounds(arms: Arms, policy: Policy, budget: Budget, *, shape: RoundShape, extract: Extract,
@@ -64,12 +65,13 @@ def play_rounds(arms: Arms, policy: Policy, budget: Budget, *, shape: RoundShape
 
     A round: the policy picks up to B open clusters from the current state;
     each gives its next m documents (fewer at the end of the budget or of the
-    cluster); all of the round's documents are extracted in one call, so a
+    cluster); all of the round's documents are sent in one batch, so a
     backend can run them concurrently, and charged to the budget (one document
-    each, plus its tokens); each pull is rewarded; then every reward is shared
-    with the pulled cluster's neighbours, after the round, so every pull of a
-    round was chosen from the same state. The token cap is checked between
-    rounds, so the last round may overshoot it.
+    each, plus its tokens); each pull is rewarded, in order, as soon as its
+    own documents are answered, while the rest of the round's answers arrive;
+    then every reward is shared with the pulled cluster's neighbours, after the
+    round, so every pull of a round was chosen from the same state. The token
+    cap is checked between rounds, so the last round may overshoot it.
 
     With ``rounds_in_flight`` = k > 1 and a ``submit`` that returns while the
     answers are still coming, k rounds are out at once: as soon as one round
@@ -117,20 +119,18 @@ def play_rounds(arms: Arms, policy: Policy, budget: Budget, *, shape: RoundShape
         if not in_flight:
             break
         current = in_flight.popleft()
-        with timed("rounds/extract"):
-            extractions = list(current.wait())
-        planned -= len(extractions)
-        for extraction in extractions:
-            budget = budget.charged(1, extraction.generation.tokens_in + extraction.generation.tokens_out)
-        pending = iter(extractions)
         round_pulls = []
-        with timed("rounds/reward"):
-            for cluster, docs in current.plan:
-                got = [next(pending) for _ in docs]
+        for cluster, docs in current.plan:
+            with timed("rounds/extract"):
+                got = current.extractions.take(len(docs))
+            planned -= len(got)
+            for extraction in got:
+                budget = budget.charged(1, extraction.generation.tokens_in + extraction.generation.tokens_out)
+            with timed("rounds/reward"):  # while the answers of the round's later pulls still arrive
                 pairs = [p for e in got for p in e.pairs]
                 score = reward(pairs)
-                round_pulls.append(Pull(current.round, cluster, [e.document_id for e in got], pairs,
-                                        score.distance, score.reward))
+            round_pulls.append(Pull(current.round, cluster, [e.document_id for e in got], pairs,
+                                    score.distance, score.reward))
         with timed("rounds/share"):
             for pull in round_pulls:
                 arms.share(pull.cluster, pull.reward)
@@ -145,11 +145,8 @@ def play_rounds(arms: Arms, policy: Policy, budget: Budget, *, shape: RoundShape
 
 
 def _waiting(extract: Extract) -> Submit:
-    """A ``submit`` that extracts at once: the waiter only hands the extractions over."""
-    def start(indices: list[int]) -> Callable[[], Sequence[Extraction]]:
-        extractions = extract(indices)
-        return lambda: extractions
-    return start
+    """A ``submit`` that extracts at once: taking only hands the extractions over."""
+    return lambda indices: Pending.ready(extract(indices))
 
 
 def _plan(arms: Arms, policy: Policy, left: float, shape: RoundShape,

@@ -44,6 +44,31 @@ def test_pipeline_on_ray_equals_the_local_executor(ray_address, replay_config, t
     assert len(nodes) == 2, counters  # extraction actors ran on both nodes
 
 
+def test_two_rounds_in_flight_on_ray_equal_the_local_executor(ray_address, replay_config, tmp_path):
+    with FakeOpenAIServer() as server:
+        common = {"extraction.extractor": "openai", "extraction.model": "fake", "extraction.concurrency": 4,
+                  "extraction.base_url": server.base_url, "budget.fraction": 0.3, "bandit.rounds_in_flight": 2}
+        local = run(replay_config(**common, **{"output.dir": str(tmp_path / "local")}))
+        on_ray = run(replay_config(**common, **{"output.dir": str(tmp_path / "ray"), "executor.kind": "ray",
+                                                "executor.address": ray_address}))
+    assert on_ray.dataset_path.read_text() == local.dataset_path.read_text()
+    assert (on_ray.run_dir / "rounds.jsonl").read_text() == (local.run_dir / "rounds.jsonl").read_text()
+
+
+def test_a_server_that_is_down_stops_a_ray_run_with_its_advice(ray_address, replay_config, tmp_path):
+    from equal.errors import ServerUnavailable
+    from equal.testing import Fault
+
+    with FakeOpenAIServer(fault_for=lambda messages: Fault(status=503)) as server:
+        config = replay_config(**{"extraction.extractor": "openai", "extraction.model": "fake",
+                                  "extraction.base_url": server.base_url, "extraction.max_retries": 0,
+                                  "executor.kind": "ray", "executor.address": ray_address,
+                                  "output.dir": str(tmp_path / "ray")})
+        with pytest.raises(ServerUnavailable):
+            run(config)
+    assert not (tmp_path / "ray" / "stats.json").exists()  # nothing written as if the run had finished
+
+
 class _RecordingEmbedder(HashingEmbedder):
     """The test embedder, remembering every text this process embedded."""
 

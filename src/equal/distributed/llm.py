@@ -15,6 +15,7 @@ where the reward finds them instead of embedding the pairs on the driver.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,6 +122,7 @@ class RayLLM:
         self.stats = stats if stats is not None else Stats()
         self.nodes: set[str] = set()
         self._actors: list[Any] = []
+        self._sender: ThreadPoolExecutor | None = None
 
     def _pool(self) -> Any:
         ray = connect(self.address)
@@ -132,6 +134,14 @@ class RayLLM:
             self._actors = [worker.options(scheduling_strategy="SPREAD").remote(self.factory, *embedder)
                             for _ in range(self.workers)]
         return ActorPool(self._actors)
+
+    def submit(self, requests: list[ChatRequest], on_result: OnResult | None = None) -> Future[list[Generation]]:
+        """Send ``requests`` from a background thread and return at once; the future holds what
+        :meth:`generate` returns. Batches submitted while one is out go to the actors after it, in order;
+        ``on_result`` is called on that thread as each chunk comes back."""
+        if self._sender is None:
+            self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="equal-ray-llm")
+        return self._sender.submit(self.generate, requests, on_result)
 
     def generate(self, requests: list[ChatRequest], on_result: OnResult | None = None) -> list[Generation]:
         if not requests:
@@ -168,6 +178,9 @@ class RayLLM:
         self.stats.inc("pair_vectors_from_workers", len(keys))
 
     def close(self) -> None:
+        if self._sender is not None:  # batches not started yet are dropped; a running one ends with its actors
+            self._sender.shutdown(wait=False, cancel_futures=True)
+            self._sender = None
         if self._actors:
             import ray
 

@@ -14,6 +14,8 @@ where the reward finds them instead of embedding the pairs on the driver.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -72,15 +74,63 @@ class _LLMWorker:
         import ray
 
         before = self.stats.as_dict()
-        generations = self.llm.generate(requests)
+        pairs = _PairEmbedder(self.embedder, self.max_pairs) if self.embedder is not None else None
+        try:  # the pairs of each answer are embedded while the chunk's later answers are awaited
+            generations = self.llm.generate(requests, on_result=pairs.add if pairs is not None else None)
+        except BaseException:
+            if pairs is not None:
+                pairs.stop()
+            raise
+        texts, vectors = pairs.finish() if pairs is not None else ((), None)
         after = self.stats.as_dict()
         delta = {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
-        chunk = _Chunk(start, generations, delta, ray.get_runtime_context().get_node_id())
-        if self.embedder is None:
-            return chunk
-        texts = tuple(dict.fromkeys(_pair_texts(generations, self.max_pairs)))  # each text once
-        vectors = self.embedder.encode(list(texts)) if texts else None
-        return _Chunk(chunk.start, generations, delta, chunk.node, self.embedder.name, texts, vectors)
+        name = self.embedder.name if self.embedder is not None else ""
+        return _Chunk(start, generations, delta, ray.get_runtime_context().get_node_id(), name, texts, vectors)
+
+
+class _PairEmbedder:
+    """Embeds the pairs of answers as they arrive, on a thread of its own, each text once."""
+
+    def __init__(self, embedder: Embedder, max_pairs: int) -> None:
+        self._embedder, self._max_pairs = embedder, max_pairs
+        self._arrived: queue.SimpleQueue[Generation | None] = queue.SimpleQueue()
+        self._texts: dict[str, None] = {}
+        self._vectors: list[np.ndarray] = []
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._embed, name="equal-pair-embedder", daemon=True)
+        self._thread.start()
+
+    def add(self, index: int, generation: Generation) -> None:
+        self._arrived.put(generation)
+
+    def _embed(self) -> None:
+        done = False
+        while not done:
+            batch = [self._arrived.get()]
+            while not self._arrived.empty():  # whatever arrived meanwhile goes in the same batch
+                batch.append(self._arrived.get())
+            done = batch[-1] is None
+            new = [t for t in _pair_texts([g for g in batch if g is not None], self._max_pairs)
+                   if t not in self._texts]
+            new = list(dict.fromkeys(new))
+            if new and self._error is None:
+                try:
+                    self._vectors.append(self._embedder.encode(new))
+                    self._texts.update(dict.fromkeys(new))
+                except BaseException as exc:  # raised on the actor's own thread by finish()
+                    self._error = exc
+
+    def stop(self) -> None:
+        """The chunk failed: let the thread end after what it is embedding now."""
+        self._arrived.put(None)
+
+    def finish(self) -> tuple[tuple[str, ...], np.ndarray | None]:
+        """Wait for the last answers' pairs; the texts and their vectors, row for row."""
+        self._arrived.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return tuple(self._texts), np.concatenate(self._vectors) if self._vectors else None
 
 
 def _pair_texts(generations: list[Generation], max_pairs: int) -> list[str]:

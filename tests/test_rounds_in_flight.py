@@ -169,3 +169,30 @@ def test_each_pull_is_rewarded_as_soon_as_its_own_answers_are_in(tmp_path):
     assert gate.opened_in_time  # opened by the first pull's reward, not by the timeout
     assert [p.document_ids for p in pulls] == [["d0", "d1"], ["d2", "d3"]] and rewarded == [2, 2]
     assert budget.documents == 4
+
+
+def test_an_answer_is_handed_over_only_once_it_is_in_the_response_cache(tmp_path):
+    import time
+
+    from equal.extraction import ExtractionTask, LLMExtractor
+    from equal.llm.cache import ResponseCache
+    from equal.llm.openai import OpenAICompatibleLLM
+
+    class SlowCache(ResponseCache):
+        def put(self, key, generation):
+            time.sleep(0.5)  # a slow disk: the answer is known before it is stored
+            super().put(key, generation)
+
+    documents = _documents(2)
+    with FakeOpenAIServer() as server:
+        llm = OpenAICompatibleLLM(server.base_url, "fake", concurrency=CONCURRENCY, max_retries=0, timeout_s=30)
+        extractor = LLMExtractor(llm, ExtractionTask(), SlowCache(tmp_path / "responses.sqlite"))
+        try:
+            pending = extractor.submit(documents)
+            first = pending.take(1)
+            # whatever the caller does with it next (a round log line) never outlives an uncached answer
+            assert extractor.cache.get(extractor.task.format_input(documents[0]).key(llm.name)) is not None
+            assert first[0].pairs
+            pending.rest()
+        finally:
+            extractor.close()

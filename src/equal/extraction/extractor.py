@@ -138,9 +138,6 @@ class LLMExtractor:
         report(sum(per_key[key] for key in generations))
 
         def keep(j: int, generation: Generation) -> None:
-            with arrived:
-                generations[keys[to_send[j]]] = generation
-                arrived.notify_all()
             if not generation.failed:
                 self._count(generation)
             if self.cache is not None and _usable(generation):
@@ -148,6 +145,10 @@ class LLMExtractor:
                 with self.stats.timed("extract/cache writes"):
                     self.cache.put(keys[to_send[j]], generation)  # a failure is never stored as an answer
             report(per_key[keys[to_send[j]]])
+            # handed over only once stored: nothing the caller writes from it can outlive an uncached answer
+            with arrived:
+                generations[keys[to_send[j]]] = generation
+                arrived.notify_all()
 
         batch = [requests[i] for i in to_send]
         send = getattr(self.llm, "submit", None)

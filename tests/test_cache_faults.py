@@ -535,3 +535,16 @@ def test_a_run_on_a_zeroed_store_warns_and_selects_what_a_sound_store_gives(repl
         run(replay_config(**{"extraction.cache_dir": str(cache), "output.dir": str(tmp_path / "b")}))
     assert any(str(store) in r.getMessage() and "damaged" in r.getMessage() for r in caplog.records)
     assert selected(tmp_path / "a") == selected(tmp_path / "b")
+
+
+def test_vectors_stored_without_replacing_keep_the_ones_already_cached(tmp_path):
+    cache = EmbeddingCache(tmp_path / "embeddings.sqlite")
+    first, second = np.ones((2, 3), dtype=np.float32), np.zeros((2, 3), dtype=np.float32)
+    cache.put_many(["a", "b"], first)
+    cache.put_many(["b", "c"], second, replace=False)  # what Ray actors send: "b" was there already
+    found = cache.get_many(["a", "b", "c"])
+    np.testing.assert_array_equal(found["b"], first[1])
+    np.testing.assert_array_equal(found["c"], second[1])
+    cache.put_many(["b"], second[:1])  # the default replaces
+    np.testing.assert_array_equal(cache.get_many(["b"])["b"], second[0])
+    cache.close()

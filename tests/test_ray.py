@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +107,78 @@ def test_embed_pairs_needs_ray_and_the_base_reward_model(replay_config):
     with pytest.raises(ConfigError, match="alignment.reward_model: base"):
         replay_config(**{"executor.kind": "ray", "executor.embed_pairs": True, "alignment.enabled": True,
                          "alignment.reward_model": "aligned"})
+
+
+class _FailingEmbedder(HashingEmbedder):
+    def encode(self, texts: list[str]) -> np.ndarray:
+        raise RuntimeError("CUDA out of memory")
+
+
+def test_an_actor_whose_embedder_fails_still_sends_back_its_paid_answers(ray_address):
+    from equal.distributed.llm import _LLMWorker
+    from equal.extraction import ExtractionTask
+    from equal.llm.openai import OpenAICompatibleLLM
+    from equal.records import Document
+
+    requests = [ExtractionTask().format_input(Document(f"d{i}", f"text number {i} about things")) for i in range(4)]
+    with FakeOpenAIServer() as server:
+        worker = _LLMWorker(lambda stats: OpenAICompatibleLLM(server.base_url, "fake", max_retries=0, stats=stats),
+                            _FailingEmbedder, 5)
+        chunk = worker.generate(0, requests)
+        assert server.total_requests == 4
+    assert len(chunk.generations) == 4 and not any(g.failed for g in chunk.generations)
+    assert chunk.pair_vectors is None and chunk.pair_texts == ()  # the driver embeds these pairs itself
+    assert chunk.counters["pair_embedding_failures"] == 1
+
+
+def _slow_ray_llm(ray_address: str, base_url: str):
+    from functools import partial
+
+    from equal.distributed import RayLLM
+    from equal.llm.openai import OpenAICompatibleLLM
+
+    return RayLLM(partial(lambda url, stats: OpenAICompatibleLLM(url, "fake", max_retries=0, stats=stats), base_url),
+                  "fake", address=ray_address, workers=2, chunk_size=2)
+
+
+def _requests(n: int):
+    from equal.extraction import ExtractionTask
+    from equal.records import Document
+
+    return [ExtractionTask().format_input(Document(f"d{i}", f"text number {i} about things")) for i in range(n)]
+
+
+def test_a_stopped_ray_batch_sends_none_of_its_queued_chunks(ray_address):
+    from concurrent.futures import CancelledError
+
+    with FakeOpenAIServer(latency=0.5) as server:
+        llm = _slow_ray_llm(ray_address, server.base_url)
+        try:
+            future = llm.submit(_requests(12))
+            deadline = time.monotonic() + 60
+            while server.total_requests == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            future.cancel()  # what a Ctrl-C in the caller does
+            with pytest.raises(CancelledError):
+                future.result(timeout=30)
+            sent = server.total_requests
+            time.sleep(2)
+            assert server.total_requests == sent <= 4  # the two chunks out at most; the other four never go
+        finally:
+            llm.close()
+
+
+def test_closing_before_the_batch_is_sent_sends_nothing_and_leaves_no_actor(ray_address):
+    from concurrent.futures import CancelledError
+
+    with FakeOpenAIServer(latency=0.5) as server:
+        llm = _slow_ray_llm(ray_address, server.base_url)
+        future = llm.submit(_requests(12))
+        llm.close()
+        with pytest.raises(CancelledError):
+            future.result(timeout=30)
+        time.sleep(2)
+        assert server.total_requests <= 4 and llm._actors == []
 
 
 def test_minilm_embeddings_on_ray_data_equal_local(ray_address):

@@ -14,10 +14,11 @@ where the reward finds them instead of embedding the pairs on the driver.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,8 @@ from equal.records import Generation
 from equal.stats import Stats
 
 LLMFactory = Callable[[Stats], LLM]
+logger = logging.getLogger(__name__)
+_POLL_S = 0.5  # how often a batch waiting for its chunks looks whether it was stopped
 
 
 @dataclass(frozen=True)
@@ -77,11 +80,12 @@ class _LLMWorker:
         pairs = _PairEmbedder(self.embedder, self.max_pairs) if self.embedder is not None else None
         try:  # the pairs of each answer are embedded while the chunk's later answers are awaited
             generations = self.llm.generate(requests, on_result=pairs.add if pairs is not None else None)
-        except BaseException:
-            if pairs is not None:
-                pairs.stop()
-            raise
-        texts, vectors = pairs.finish() if pairs is not None else ((), None)
+        finally:
+            texts, vectors = pairs.finish() if pairs is not None else ((), None)
+        if pairs is not None and pairs.error is not None:
+            # the answers are paid for: they go back without vectors, and the driver embeds their pairs itself
+            logger.warning("a Ray actor could not embed its answers' pairs (%s); the driver embeds them", pairs.error)
+            self.stats.inc("pair_embedding_failures")
         after = self.stats.as_dict()
         delta = {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
         name = self.embedder.name if self.embedder is not None else ""
@@ -89,14 +93,20 @@ class _LLMWorker:
 
 
 class _PairEmbedder:
-    """Embeds the pairs of answers as they arrive, on a thread of its own, each text once."""
+    """Embeds the pairs of answers as they arrive, on a thread of its own.
+
+    Each answer's pairs are one batch, whatever else has arrived, so a pair's
+    vector does not depend on when the answers came (padding in a batch moves
+    the last bits). Each text is embedded once. An embedder that fails stops
+    the embedding (``error``); the answers are not lost with it.
+    """
 
     def __init__(self, embedder: Embedder, max_pairs: int) -> None:
         self._embedder, self._max_pairs = embedder, max_pairs
         self._arrived: queue.SimpleQueue[Generation | None] = queue.SimpleQueue()
         self._texts: dict[str, None] = {}
         self._vectors: list[np.ndarray] = []
-        self._error: BaseException | None = None
+        self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._embed, name="equal-pair-embedder", daemon=True)
         self._thread.start()
 
@@ -104,33 +114,24 @@ class _PairEmbedder:
         self._arrived.put(generation)
 
     def _embed(self) -> None:
-        done = False
-        while not done:
-            batch = [self._arrived.get()]
-            while not self._arrived.empty():  # whatever arrived meanwhile goes in the same batch
-                batch.append(self._arrived.get())
-            done = batch[-1] is None
-            new = [t for t in _pair_texts([g for g in batch if g is not None], self._max_pairs)
-                   if t not in self._texts]
-            new = list(dict.fromkeys(new))
-            if new and self._error is None:
-                try:
-                    self._vectors.append(self._embedder.encode(new))
-                    self._texts.update(dict.fromkeys(new))
-                except BaseException as exc:  # raised on the actor's own thread by finish()
-                    self._error = exc
-
-    def stop(self) -> None:
-        """The chunk failed: let the thread end after what it is embedding now."""
-        self._arrived.put(None)
+        while (generation := self._arrived.get()) is not None:
+            new = list(dict.fromkeys(t for t in _pair_texts([generation], self._max_pairs) if t not in self._texts))
+            if not new or self.error is not None:
+                continue
+            try:
+                self._vectors.append(self._embedder.encode(new))
+            except Exception as exc:  # reported by the actor; the chunk's answers still go back
+                self.error = exc
+                continue
+            self._texts.update(dict.fromkeys(new))
 
     def finish(self) -> tuple[tuple[str, ...], np.ndarray | None]:
-        """Wait for the last answers' pairs; the texts and their vectors, row for row."""
+        """Wait for the last answers' pairs; the texts and their vectors, row for row (none after an error)."""
         self._arrived.put(None)
         self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return tuple(self._texts), np.concatenate(self._vectors) if self._vectors else None
+        if self.error is not None or not self._vectors:
+            return (), None
+        return tuple(self._texts), np.concatenate(self._vectors)
 
 
 def _pair_texts(generations: list[Generation], max_pairs: int) -> list[str]:
@@ -172,28 +173,51 @@ class RayLLM:
         self.stats = stats if stats is not None else Stats()
         self.nodes: set[str] = set()
         self._actors: list[Any] = []
+        self._actors_lock = threading.Lock()
+        self._closed = threading.Event()
         self._sender: ThreadPoolExecutor | None = None
+        self._batches: set[_StoppableFuture] = set()  # submitted and not finished: close() stops them
 
     def _pool(self) -> Any:
         ray = connect(self.address)
         from ray.util import ActorPool
 
-        if not self._actors:
-            worker = ray.remote(num_cpus=self.cpus_per_worker, num_gpus=self.gpus_per_worker)(_LLMWorker)
-            embedder = (self.pairs.factory, self.max_pairs) if self.pairs is not None else (None, 0)
-            self._actors = [worker.options(scheduling_strategy="SPREAD").remote(self.factory, *embedder)
-                            for _ in range(self.workers)]
-        return ActorPool(self._actors)
+        with self._actors_lock:  # close() kills what exists; after it, nothing new is started
+            if self._closed.is_set():
+                raise CancelledError("the Ray LLM backend is closed")
+            if not self._actors:
+                worker = ray.remote(num_cpus=self.cpus_per_worker, num_gpus=self.gpus_per_worker)(_LLMWorker)
+                embedder = (self.pairs.factory, self.max_pairs) if self.pairs is not None else (None, 0)
+                self._actors = [worker.options(scheduling_strategy="SPREAD").remote(self.factory, *embedder)
+                                for _ in range(self.workers)]
+            return ActorPool(self._actors)
 
     def submit(self, requests: list[ChatRequest], on_result: OnResult | None = None) -> Future[list[Generation]]:
         """Send ``requests`` from a background thread and return at once; the future holds what
         :meth:`generate` returns. Batches submitted while one is out go to the actors after it, in order;
-        ``on_result`` is called on that thread as each chunk comes back."""
+        ``on_result`` is called on that thread as each chunk comes back. Cancelling the future (or
+        :meth:`close`) stops the batch: chunks not yet sent are never sent."""
         if self._sender is None:
             self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="equal-ray-llm")
-        return self._sender.submit(self.generate, requests, on_result)
+        future = _StoppableFuture()
+        self._batches.add(future)
+        future.add_done_callback(self._batches.discard)
+
+        def send() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(self._generate(requests, on_result, future.stopping))
+            except BaseException as exc:
+                future.set_exception(exc)
+        self._sender.submit(send)
+        return future
 
     def generate(self, requests: list[ChatRequest], on_result: OnResult | None = None) -> list[Generation]:
+        return self._generate(requests, on_result, threading.Event())
+
+    def _generate(self, requests: list[ChatRequest], on_result: OnResult | None,
+                  stopping: threading.Event) -> list[Generation]:
         if not requests:
             return []
         import ray
@@ -202,10 +226,14 @@ class RayLLM:
         out: list[Generation | None] = [None] * len(requests)
         for start in range(0, len(requests), self.chunk_size):
             chunk = requests[start:start + self.chunk_size]
-            pool.submit(lambda actor, job: actor.generate.remote(*job), (start, chunk))
+            pool.submit(lambda actor, job: actor.generate.remote(*job), (start, chunk))  # queued until one is free
         while pool.has_next():
+            if stopping.is_set() or self._closed.is_set():
+                raise CancelledError("the batch was stopped")  # its queued chunks are dropped with the pool
             try:
-                done: _Chunk = pool.get_next_unordered()
+                done: _Chunk = pool.get_next_unordered(timeout=_POLL_S)
+            except TimeoutError:
+                continue
             except ray.exceptions.RayTaskError as exc:
                 raise exc.as_instanceof_cause() from None  # e.g. ServerUnavailable, with its advice
             self.stats.update(done.counters)
@@ -224,16 +252,34 @@ class RayLLM:
             return
         keys = [text_key(done.embedder_name, text) for text in done.pair_texts]
         with self.stats.timed("extract/store pair vectors"):
-            self.pairs.cache.put_many(keys, done.pair_vectors)
+            # a vector already cached (a reference example's, an earlier run's) is kept as it is
+            self.pairs.cache.put_many(keys, done.pair_vectors, replace=False)
         self.stats.inc("pair_vectors_from_workers", len(keys))
 
     def close(self) -> None:
-        if self._sender is not None:  # batches not started yet are dropped; a running one ends with its actors
+        """Stop every batch (chunks not yet sent are never sent) and kill the actors."""
+        self._closed.set()
+        for batch in self._batches.copy():  # each ends cancelled, whether it was waiting or being sent
+            batch.cancel()
+        if self._sender is not None:
             self._sender.shutdown(wait=False, cancel_futures=True)
             self._sender = None
-        if self._actors:
-            import ray
+        with self._actors_lock:
+            if self._actors:
+                import ray
 
-            for actor in self._actors:
-                ray.kill(actor)
-            self._actors = []
+                for actor in self._actors:
+                    ray.kill(actor)
+                self._actors = []
+
+
+class _StoppableFuture(Future[list[Generation]]):
+    """A future whose ``cancel`` also tells a batch already being sent to stop."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stopping = threading.Event()
+
+    def cancel(self) -> bool:
+        self.stopping.set()
+        return super().cancel()

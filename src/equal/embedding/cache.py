@@ -73,13 +73,15 @@ class EmbeddingCache:
                 return {}  # the cache is empty now: every vector is computed again
         return found
 
-    def put_many(self, keys: list[str], vectors: np.ndarray) -> None:
+    def put_many(self, keys: list[str], vectors: np.ndarray, *, replace: bool = True) -> None:
+        """Store ``vectors`` under ``keys``; with ``replace=False`` a key already stored keeps its vector."""
         rows = [(k, np.ascontiguousarray(v, dtype=np.float32).tobytes()) for k, v in zip(keys, vectors)]
+        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
         with self._lock:
             for attempt in range(2):
                 try:
                     with self._db:
-                        self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)", rows)
+                        self._db.executemany(f"{verb} INTO vectors VALUES (?, ?)", rows)
                     return
                 except sqlite3.DatabaseError as exc:
                     if attempt or sqlite_fault(exc) != "damaged":

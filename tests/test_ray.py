@@ -116,11 +116,9 @@ class _FailingEmbedder(HashingEmbedder):
 
 def test_an_actor_whose_embedder_fails_still_sends_back_its_paid_answers(ray_address):
     from equal.distributed.llm import _LLMWorker
-    from equal.extraction import ExtractionTask
     from equal.llm.openai import OpenAICompatibleLLM
-    from equal.records import Document
 
-    requests = [ExtractionTask().format_input(Document(f"d{i}", f"text number {i} about things")) for i in range(4)]
+    requests = _requests(4)
     with FakeOpenAIServer() as server:
         worker = _LLMWorker(lambda stats: OpenAICompatibleLLM(server.base_url, "fake", max_retries=0, stats=stats),
                             _FailingEmbedder, 5)

@@ -115,7 +115,7 @@ class _PairEmbedder:
 
     def _embed(self) -> None:
         while (generation := self._arrived.get()) is not None:
-            new = list(dict.fromkeys(t for t in _pair_texts([generation], self._max_pairs) if t not in self._texts))
+            new = list(dict.fromkeys(t for t in _pair_texts(generation, self._max_pairs) if t not in self._texts))
             if not new or self.error is not None:
                 continue
             try:
@@ -134,18 +134,15 @@ class _PairEmbedder:
         return tuple(self._texts), np.concatenate(self._vectors)
 
 
-def _pair_texts(generations: list[Generation], max_pairs: int) -> list[str]:
-    """The text the reward embeds for each pair of each answer, parsed as the driver's extractor parses it."""
+def _pair_texts(generation: Generation, max_pairs: int) -> list[str]:
+    """The text the reward embeds for each pair of an answer, parsed as the driver's extractor parses it."""
     from equal.extraction.task import parse_pairs
     from equal.records import QAPair
 
-    texts = []
-    for generation in generations:
-        if generation.failed:
-            continue
-        for question, answer in parse_pairs(generation.text, max_pairs=max_pairs).pairs:
-            texts.append(QAPair(question=question, answer=answer, document_id="").as_text())
-    return texts
+    if generation.failed:
+        return []
+    return [QAPair(question=q, answer=a, document_id="").as_text()
+            for q, a in parse_pairs(generation.text, max_pairs=max_pairs).pairs]
 
 
 class RayLLM:

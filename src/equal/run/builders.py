@@ -136,7 +136,7 @@ def _ray_llm(llm: LLM, config: LLMExtractionBase, stats: Stats, seed: int, execu
 
 #: ``executor.kind`` -> where the LLM runs: this process, or actors on the Ray cluster (which can also embed
 #: their answers' pairs)
-LLM_EXECUTORS: dict[str, Callable[[LLM, LLMExtractionBase, Stats, int, ExecutorConfig, Any], LLM]] = {
+LLM_EXECUTORS: dict[str, Callable[[LLM, LLMExtractionBase, Stats, int, ExecutorConfig, PairEmbedding | None], LLM]] = {
     "local": lambda llm, config, stats, seed, executor, pairs: llm,
     "ray": _ray_llm,
 }
@@ -158,7 +158,7 @@ def _replay_extractor(config: ReplayExtractionConfig, run_dir: Path, stats: Stat
 
 
 #: ``extraction.extractor`` -> its extractor
-EXTRACTORS: dict[str, Callable[[Any, Path, Stats, int, ExecutorConfig, Any], Extractor]] = {
+EXTRACTORS: dict[str, Callable[[Any, Path, Stats, int, ExecutorConfig, PairEmbedding | None], Extractor]] = {
     "local": _llm_extractor, "openai": _llm_extractor, "replay": _replay_extractor,
 }
 

@@ -159,9 +159,8 @@ def test_a_stopped_ray_batch_sends_none_of_its_queued_chunks(ray_address):
             future.cancel()  # what a Ctrl-C in the caller does
             with pytest.raises(CancelledError):
                 future.result(timeout=30)
-            sent = server.total_requests
-            time.sleep(2)
-            assert server.total_requests == sent <= 4  # the two chunks out at most; the other four never go
+            time.sleep(3)  # the two chunks already at the actors finish; a queued one would go in this time
+            assert server.total_requests <= 4  # the two chunks out at most; the other four never go
         finally:
             llm.close()
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -175,10 +176,8 @@ class RayLLM:
         self._sender: ThreadPoolExecutor | None = None
         self._batches: set[_StoppableFuture] = set()  # submitted and not finished: close() stops them
 
-    def _pool(self) -> Any:
+    def _workers(self) -> list[Any]:
         ray = connect(self.address)
-        from ray.util import ActorPool
-
         with self._actors_lock:  # close() kills what exists; after it, nothing new is started
             if self._closed.is_set():
                 raise CancelledError("the Ray LLM backend is closed")
@@ -187,7 +186,7 @@ class RayLLM:
                 embedder = (self.pairs.factory, self.max_pairs) if self.pairs is not None else (None, 0)
                 self._actors = [worker.options(scheduling_strategy="SPREAD").remote(self.factory, *embedder)
                                 for _ in range(self.workers)]
-            return ActorPool(self._actors)
+            return list(self._actors)
 
     def submit(self, requests: list[ChatRequest], on_result: OnResult | None = None) -> Future[list[Generation]]:
         """Send ``requests`` from a background thread and return at once; the future holds what
@@ -219,28 +218,33 @@ class RayLLM:
             return []
         import ray
 
-        pool = self._pool()
+        idle = self._workers()
+        waiting = deque((start, requests[start:start + self.chunk_size])
+                        for start in range(0, len(requests), self.chunk_size))
+        running: dict[Any, Any] = {}  # a chunk's result ref -> the actor working on it
         out: list[Generation | None] = [None] * len(requests)
-        for start in range(0, len(requests), self.chunk_size):
-            chunk = requests[start:start + self.chunk_size]
-            pool.submit(lambda actor, job: actor.generate.remote(*job), (start, chunk))  # queued until one is free
-        while pool.has_next():
+        while waiting or running:
+            # looked at before each chunk is handed out, so a stopped batch sends none of its waiting chunks
             if stopping.is_set() or self._closed.is_set():
-                raise CancelledError("the batch was stopped")  # its queued chunks are dropped with the pool
-            try:
-                done: _Chunk = pool.get_next_unordered(timeout=_POLL_S)
-            except TimeoutError:
-                continue
-            except ray.exceptions.RayTaskError as exc:
-                raise exc.as_instanceof_cause() from None  # e.g. ServerUnavailable, with its advice
-            self.stats.update(done.counters)
-            self.stats.inc(f"ray_llm_chunks_on_node:{done.node[:12]}")  # where the work ran, in stats.json
-            self.nodes.add(done.node)
-            self._keep_vectors(done)
-            for j, generation in enumerate(done.generations):
-                out[done.start + j] = generation
-                if on_result is not None:
-                    on_result(done.start + j, generation)
+                raise CancelledError("the batch was stopped")
+            while idle and waiting:
+                actor = idle.pop()
+                running[actor.generate.remote(*waiting.popleft())] = actor
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=_POLL_S)
+            for ref in ready:
+                idle.append(running.pop(ref))
+                try:
+                    done: _Chunk = ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:
+                    raise exc.as_instanceof_cause() from None  # e.g. ServerUnavailable, with its advice
+                self.stats.update(done.counters)
+                self.stats.inc(f"ray_llm_chunks_on_node:{done.node[:12]}")  # where the work ran, in stats.json
+                self.nodes.add(done.node)
+                self._keep_vectors(done)
+                for j, generation in enumerate(done.generations):
+                    out[done.start + j] = generation
+                    if on_result is not None:
+                        on_result(done.start + j, generation)
         return [g for g in out if g is not None]
 
     def _keep_vectors(self, done: _Chunk) -> None:

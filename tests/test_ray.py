@@ -178,6 +178,23 @@ def test_closing_before_the_batch_is_sent_sends_nothing_and_leaves_no_actor(ray_
         assert server.total_requests <= 4 and llm._actors == []
 
 
+def test_closing_while_a_batch_is_out_ends_it_cancelled(ray_address):
+    """close() kills the actors under the chunks they are working on: the batch ends cancelled, not as an
+    actor failure."""
+    from concurrent.futures import CancelledError
+
+    with FakeOpenAIServer(latency=2) as server:
+        llm = _slow_ray_llm(ray_address, server.base_url)
+        future = llm.submit(_requests(12))
+        deadline = time.monotonic() + 60
+        while server.total_requests < 4 and time.monotonic() < deadline:  # both actors hold a chunk
+            time.sleep(0.05)
+        llm.close()
+        with pytest.raises(CancelledError):
+            future.result(timeout=30)
+        assert server.total_requests == 4 and llm._actors == []
+
+
 def test_minilm_embeddings_on_ray_data_equal_local(ray_address):
     from functools import partial
 

@@ -237,6 +237,10 @@ class RayLLM:
                     done: _Chunk = ray.get(ref)
                 except ray.exceptions.RayTaskError as exc:
                     raise exc.as_instanceof_cause() from None  # e.g. ServerUnavailable, with its advice
+                except ray.exceptions.RayActorError:
+                    if stopping.is_set() or self._closed.is_set():  # close() killed the actor under the chunk
+                        raise CancelledError("the batch was stopped") from None
+                    raise
                 self.stats.update(done.counters)
                 self.stats.inc(f"ray_llm_chunks_on_node:{done.node[:12]}")  # where the work ran, in stats.json
                 self.nodes.add(done.node)

@@ -46,7 +46,7 @@ def _write_config(path: Path, corpus: Path, reference: Path, base_url: str, run_
         "clustering": {"k": 12},
         "budget": {"fraction": 0.3},
         "extraction": {"extractor": "openai", "model": "fake", "base_url": base_url, "concurrency": CONCURRENCY,
-                       "max_retries": 2, "timeout_s": 10},
+                       "max_retries": 2, "timeout_s": 120},  # long: the lock check stops the child
         "output": {"dir": str(run_dir)},
         "seed": 7,
     }
@@ -63,7 +63,8 @@ class _Child:
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.events: queue.Queue[dict] = queue.Queue()
         self.stages: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -89,6 +90,8 @@ class _Child:
         return False
 
     def drain(self) -> None:
+        """Take the events the process wrote before it ended."""
+        self._reader.join(timeout=5)
         while not self.events.empty():
             event = self.events.get()
             if event["event"] == "stage_start":
@@ -138,17 +141,22 @@ def test_sigkill_anywhere_then_resume_gives_the_uninterrupted_dataset(tmp_path):
             sent_before = Counter(server.requests)
             child = _Child(config)
             if child.wait_for_stage(target):
-                # a second run on the same directory must refuse to start; checked during the rounds, since
-                # the check takes a second or two in which the child goes on (a warm-up would finish)
+                # a second run on the same directory must refuse to start; the child is stopped meanwhile,
+                # so it still holds the lock however slow the second start is
                 if not locked_checked and target == _B:
-                    second = subprocess.run([sys.executable, "-m", "equal.cli.main", "run", str(config), "-q"],
-                                            capture_output=True, text=True, timeout=120)
+                    child.proc.send_signal(signal.SIGSTOP)
+                    try:
+                        second = subprocess.run([sys.executable, "-m", "equal.cli.main", "run", str(config), "-q"],
+                                                capture_output=True, text=True, timeout=120)
+                    finally:
+                        child.proc.send_signal(signal.SIGCONT)
                     assert second.returncode == 2 and "another equal process" in second.stderr
                     locked_checked = True
                 time.sleep(rng.uniform(0, TARGETS[target]))
             if child.proc.poll() is None:
                 child.proc.send_signal(signal.SIGKILL)
                 child.proc.wait()
+                server.settle()  # a request written just before the kill is counted before it is looked at
                 child.drain()
                 sent = {p for p, n in server.requests.items() if n > sent_before[p]}
                 in_flight = sent - _stored_prompts(run_dir)  # sent by this process, answer never stored
@@ -156,6 +164,7 @@ def test_sigkill_anywhere_then_resume_gives_the_uninterrupted_dataset(tmp_path):
                 kills.append((target, child.stages[-1] if child.stages else "starting", len(in_flight)))
             else:
                 child.proc.wait()
+                server.settle()
         assert locked_checked
         final = _Child(config)
         assert final.proc.wait(timeout=300) == 0, final.proc.stderr.read() if final.proc.stderr else ""

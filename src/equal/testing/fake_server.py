@@ -13,6 +13,7 @@ uses to measure how busy the server's request slots were.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import threading
 import time
@@ -72,6 +73,24 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256
     daemon_threads = True
 
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.handling = 0  # connections accepted and not yet handled to their end
+        self.handled = threading.Condition()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.handled:
+            self.handling += 1
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self.handled:
+                self.handling -= 1
+                self.handled.notify_all()
+
 
 Latency = Union[float, Callable[[], float]]
 """Seconds a normal answer waits: fixed, or drawn per request (a function called once per answer)."""
@@ -108,7 +127,7 @@ class FakeOpenAIServer:
         self.headers: list[dict[str, str]] = []
         self._lock = threading.Lock()
         self._stopped = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
 
     @property
     def base_url(self) -> str:
@@ -217,6 +236,27 @@ class FakeOpenAIServer:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+
+    def settle(self, timeout: float = 60) -> None:
+        """Wait until every connection opened so far is handled to its end.
+
+        A client killed just after writing a request is gone before the server
+        has read it; once this returns, that request is counted.
+        """
+        server = self._server
+        if server is None:
+            raise RuntimeError("server not started")
+        # connections are accepted in the order they were opened: once this one is answered,
+        # every earlier one has a handler, and the count below covers it
+        probe = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=timeout)
+        try:
+            probe.request("GET", "/settle")  # answered 501: only POST is served
+            probe.getresponse().read()
+        finally:
+            probe.close()
+        with server.handled:
+            if not server.handled.wait_for(lambda: server.handling == 0, timeout):
+                raise TimeoutError(f"the fake server still handles {server.handling} connections")
 
     @property
     def total_requests(self) -> int:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from equal.corpus.passages import split_passages
+from equal.corpus.seen_ids import SeenIds
 from equal.errors import InputError
 from equal.records import Document
 from equal.stats import Stats
@@ -492,72 +493,74 @@ def read_documents(
         fmt = detect_format(path)
     if fmt == "text" and id_field is None:
         id_field = "id"  # text files are named by their relative path
-    seen: set[str] = set()  # source ids
-    taken: set[str] = set()  # every Document.id yielded: record ids and passage ids alike
     found_field = False
     n_records = 0
-    for record in read_records(path, fmt, stats, max_record_bytes=max_record_bytes(max_document_chars)):
-        n_records += 1
-        if text_field not in record:
-            stats.inc("skipped_missing_field")
-            continue
-        found_field = True
-        text = record[text_field]
-        if not isinstance(text, str):
-            stats.inc("skipped_wrong_type")
-            continue
-        if len(text.strip()) < min_chars:
-            stats.inc("skipped_empty")
-            continue
-        if max_document_chars is not None and len(text) > max_document_chars:
-            stats.inc("skipped_too_long")
-            logger.warning("a document of %d characters is over corpus.max_document_chars=%d; skipped",
-                           len(text), max_document_chars)
-            continue
-        if looks_binary(text):
-            stats.inc("skipped_binary")
-            continue
-        text, repairs = sanitize(text)
-        if len(text.strip()) < min_chars:
-            stats.inc("skipped_empty")
-            continue
-        if id_field:
-            raw_id = record.get(id_field)
-            if raw_id is None or raw_id == "":
-                stats.inc("skipped_missing_id")
+    # taken: every Document.id given out, record and passage ids alike; split_sources: the ids of records
+    # split into passages, which are not Document ids themselves. An id in either is not given out again.
+    with SeenIds() as taken, SeenIds() as split_sources:
+        for record in read_records(path, fmt, stats, max_record_bytes=max_record_bytes(max_document_chars)):
+            n_records += 1
+            if text_field not in record:
+                stats.inc("skipped_missing_field")
                 continue
-            source_id, id_repairs = sanitize(str(raw_id))
-            repairs |= id_repairs
-            if not source_id:
-                stats.inc("skipped_missing_id")
+            found_field = True
+            text = record[text_field]
+            if not isinstance(text, str):
+                stats.inc("skipped_wrong_type")
                 continue
-        else:
-            source_id = content_id(text)
-        if source_id in seen or source_id in taken:
-            stats.inc("skipped_duplicate_id")
-            logger.warning("the id %r is already taken by an earlier record or passage; skipped", source_id)
-            continue
-        passages = [text.strip()] if max_passage_chars is None else split_passages(text, max_passage_chars)
-        ids = [source_id] if len(passages) == 1 else [f"{source_id}#p{i}" for i in range(len(passages))]
-        clash = next((pid for pid in ids if pid in taken), None)
-        if clash is not None:
-            stats.inc("skipped_duplicate_id")
-            logger.warning("the record %r is split into passages, and the passage id %r is already the id of "
-                           "an earlier record; skipped (give that record another id to keep both)",
-                           source_id, clash)
-            continue
-        seen.add(source_id)
-        taken.update(ids)
-        metadata: dict[str, Any] = {}
-        for key in keep_fields:
-            if key in record:
-                metadata[key], field_repairs = sanitize_value(record[key])
-                repairs |= field_repairs
-        _count(stats, repairs)
-        stats.inc("documents_read")
-        for pid, passage in zip(ids, passages):
-            stats.inc("passages")
-            yield Document(id=pid, text=passage, source_id=source_id, metadata=dict(metadata))
+            if len(text.strip()) < min_chars:
+                stats.inc("skipped_empty")
+                continue
+            if max_document_chars is not None and len(text) > max_document_chars:
+                stats.inc("skipped_too_long")
+                logger.warning("a document of %d characters is over corpus.max_document_chars=%d; skipped",
+                               len(text), max_document_chars)
+                continue
+            if looks_binary(text):
+                stats.inc("skipped_binary")
+                continue
+            text, repairs = sanitize(text)
+            if len(text.strip()) < min_chars:
+                stats.inc("skipped_empty")
+                continue
+            if id_field:
+                raw_id = record.get(id_field)
+                if raw_id is None or raw_id == "":
+                    stats.inc("skipped_missing_id")
+                    continue
+                source_id, id_repairs = sanitize(str(raw_id))
+                repairs |= id_repairs
+                if not source_id:
+                    stats.inc("skipped_missing_id")
+                    continue
+            else:
+                source_id = content_id(text)
+            if source_id in taken or source_id in split_sources:
+                stats.inc("skipped_duplicate_id")
+                logger.warning("the id %r is already taken by an earlier record or passage; skipped", source_id)
+                continue
+            passages = [text.strip()] if max_passage_chars is None else split_passages(text, max_passage_chars)
+            ids = [source_id] if len(passages) == 1 else [f"{source_id}#p{i}" for i in range(len(passages))]
+            clash = next((pid for pid in ids if pid in taken), None) if len(ids) > 1 else None  # one: checked above
+            if clash is not None:
+                stats.inc("skipped_duplicate_id")
+                logger.warning("the record %r is split into passages, and the passage id %r is already the id of "
+                               "an earlier record; skipped (give that record another id to keep both)",
+                               source_id, clash)
+                continue
+            taken.update(ids)
+            if len(ids) > 1:
+                split_sources.add(source_id)
+            metadata: dict[str, Any] = {}
+            for key in keep_fields:
+                if key in record:
+                    metadata[key], field_repairs = sanitize_value(record[key])
+                    repairs |= field_repairs
+            _count(stats, repairs)
+            stats.inc("documents_read")
+            for pid, passage in zip(ids, passages):
+                stats.inc("passages")
+                yield Document(id=pid, text=passage, source_id=source_id, metadata=dict(metadata))
     if n_records and not found_field:
         raise InputError(
             f"no record of {path} has the text field {text_field!r}; "

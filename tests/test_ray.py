@@ -178,6 +178,14 @@ def test_closing_before_the_batch_is_sent_sends_nothing_and_leaves_no_actor(ray_
         assert server.total_requests <= 4 and llm._actors == []
 
 
+@pytest.mark.parametrize("sizes", [{"workers": 0}, {"chunk_size": 0}])
+def test_a_ray_llm_without_workers_or_chunks_is_refused(sizes):
+    from equal.distributed import RayLLM
+
+    with pytest.raises(ValueError, match="at least one worker"):
+        RayLLM(lambda stats: None, "fake", **sizes)  # type: ignore[arg-type, return-value]
+
+
 def test_closing_while_a_batch_is_out_ends_it_cancelled(ray_address):
     """close() kills the actors under the chunks they are working on: the batch ends cancelled, not as an
     actor failure."""

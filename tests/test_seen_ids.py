@@ -7,6 +7,7 @@ import pytest
 
 from equal.corpus import read_documents, seen_ids
 from equal.corpus.seen_ids import SeenIds
+from equal.errors import StorageError
 from equal.stats import Stats
 
 
@@ -20,6 +21,20 @@ def test_ids_are_found_before_and_after_they_move_to_sqlite():
         seen.update(ids[:3])  # adding an id again changes nothing
         assert "doc-25" not in seen and "" not in seen
         assert all(id_ in seen for id_ in ids)
+
+
+def test_a_temporary_table_that_cannot_be_written_says_where_and_what_to_do(tmp_path, monkeypatch):
+    import sqlite3
+
+    read_only = tmp_path / "read-only.sqlite"
+    sqlite3.connect(read_only).close()
+    connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **kw: connect(f"file:{read_only}?mode=ro", uri=True,
+                                                                      isolation_level=None))
+    seen = SeenIds(in_memory=2)
+    seen.add("a")
+    with pytest.raises(StorageError, match="set TMPDIR to a folder on a disk with room"):
+        seen.add("b")
 
 
 def test_in_memory_must_hold_at_least_one_id():

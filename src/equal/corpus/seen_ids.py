@@ -4,21 +4,36 @@ A Python set of ten million id strings takes over a gigabyte, the one part of
 reading a corpus that would grow with it. :class:`SeenIds` keeps the newest
 ids in a set and, whenever that set is full, moves them into a private
 temporary SQLite database (deleted when it is closed, or when the process
-dies), whose pages beyond a small cache live on disk. A corpus of a few
-hundred thousand passages never touches SQLite.
+dies), whose pages beyond a small cache live on disk. A corpus of up to a
+million passages never touches SQLite.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from equal.errors import StorageError
 
 IN_MEMORY = 1_000_000  # ids held in the set before they move to SQLite (about 100 MB)
 _CACHE_KIB = 65_536  # SQLite's page cache: the rest of the table is read from its file
 
 
+@contextmanager
+def _advice() -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StorageError(
+            f"the corpus reader could not keep the ids it has read in a temporary SQLite file in "
+            f"{tempfile.gettempdir()} ({exc}); free space there, or set TMPDIR to a folder on a disk with room"
+        ) from exc
+
+
 class SeenIds:
-    """A set of strings that moves to a temporary SQLite table past ``in_memory`` of them.
+    """A set of strings (that UTF-8 can encode) that moves to a temporary SQLite table past ``in_memory`` of them.
 
     SQLite writes the table to a file in the system's temporary folder
     (``TMPDIR``); where that folder is in memory (a tmpfs), point ``TMPDIR``
@@ -38,7 +53,8 @@ class SeenIds:
             return True
         if self._db is None:
             return False
-        return self._db.execute("SELECT 1 FROM ids WHERE id = ?", (id_,)).fetchone() is not None
+        with _advice():
+            return self._db.execute("SELECT 1 FROM ids WHERE id = ?", (id_,)).fetchone() is not None
 
     def add(self, id_: str) -> None:
         self._recent.add(id_)
@@ -50,15 +66,21 @@ class SeenIds:
             self.add(id_)
 
     def _move_to_disk(self) -> None:
-        if self._db is None:
-            # "" is a private temporary database: SQLite removes its file itself
-            self._db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
-            self._db.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
-            self._db.execute("PRAGMA journal_mode = OFF")  # nothing to recover: the table dies with the read
-            self._db.execute("CREATE TABLE ids (id TEXT PRIMARY KEY) WITHOUT ROWID")
-        self._db.execute("BEGIN")  # one transaction for the whole batch, in key order for the B-tree
-        self._db.executemany("INSERT OR IGNORE INTO ids VALUES (?)", ((id_,) for id_ in sorted(self._recent)))
-        self._db.execute("COMMIT")
+        with _advice():
+            if self._db is None:
+                # "" is a private temporary database: SQLite removes its file itself
+                self._db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
+                self._db.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
+                self._db.execute("PRAGMA journal_mode = OFF")  # nothing to recover: the table dies with the read
+                self._db.execute("CREATE TABLE ids (id TEXT PRIMARY KEY) WITHOUT ROWID")
+            self._db.execute("BEGIN")  # one transaction for the whole batch, in key order for the B-tree
+            try:
+                self._db.executemany("INSERT OR IGNORE INTO ids VALUES (?)",
+                                     ((id_,) for id_ in sorted(self._recent)))
+            except BaseException:
+                self._db.execute("ROLLBACK")  # the ids stay in the set; a later move tries them again
+                raise
+            self._db.execute("COMMIT")
         self._recent.clear()
 
     def close(self) -> None:

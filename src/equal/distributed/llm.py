@@ -159,6 +159,9 @@ class RayLLM:
     def __init__(self, factory: LLMFactory, name: str, *, address: str | None = None, workers: int = 2,
                  chunk_size: int = 8, cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0,
                  pairs: PairEmbedding | None = None, max_pairs: int = 5, stats: Stats | None = None) -> None:
+        if workers < 1 or chunk_size < 1:
+            raise ValueError(f"RayLLM needs at least one worker and one request a chunk (workers={workers}, "
+                             f"chunk_size={chunk_size})")
         self.factory = factory
         self.name = name
         self.address = address

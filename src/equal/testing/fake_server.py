@@ -81,7 +81,13 @@ class _Server(ThreadingHTTPServer):
     def process_request(self, request: Any, client_address: Any) -> None:
         with self.handled:
             self.handling += 1
-        super().process_request(request, client_address)
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # no handler thread started: nothing will count this connection down
+            with self.handled:
+                self.handling -= 1
+                self.handled.notify_all()
+            raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
@@ -241,7 +247,9 @@ class FakeOpenAIServer:
         """Wait until every connection opened so far is handled to its end.
 
         A client killed just after writing a request is gone before the server
-        has read it; once this returns, that request is counted.
+        has read it; once this returns, that request is counted. A connection a
+        live client keeps open (``keep_alive``) is never handled to its end: close
+        the client first, or this raises ``TimeoutError``.
         """
         server = self._server
         if server is None:

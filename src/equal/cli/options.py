@@ -86,3 +86,30 @@ LogFormatOpt = Annotated[str, typer.Option("--log-format", help="rich: progress 
 # -- what a command reads ---------------------------------------------------------------------
 
 RunDirArg = Annotated[Path, typer.Argument(help="Directory of a finished run (holds stats.json); an unfinished one is refused.")]
+
+# -- the downstream measurement (`equal bench-downstream`); benchmarks/downstream_gpu.py takes the same recipe flags
+
+BenchDataArg = Annotated[Path, typer.Argument(help="Benchmark folder made by `equal make-bench` (holds manifest.json).")]
+BenchOutOpt = Annotated[Path, typer.Option("--out", help="The `equal bench` results folder: reads results.jsonl; writes downstream-cells.jsonl.gz (each cell's pairs), downstream.jsonl (resumable), the downstream section of results.md and downstream-nll.png.")]
+ExtractedOpt = Annotated[Optional[Path], typer.Option(help="The corpus with every document's pairs, as `equal bench` read it; default DATA_DIR/extracted.jsonl.")]
+ReferenceSetsOpt = Annotated[Optional[list[str]], typer.Option("--reference-set", help="Only these reference sets; repeat it (default: every one in results.jsonl).")]
+StrategiesOpt = Annotated[Optional[list[str]], typer.Option("--strategy", help="Only these strategies; repeat it.")]
+BudgetsOpt = Annotated[Optional[list[float]], typer.Option("--budget", help="Only these budgets; repeat it (the `all` strategy is kept whatever its budget).")]
+SeedsOpt = Annotated[Optional[list[int]], typer.Option("--seed", help="Only these seeds; repeat it.")]
+LMOpt = Annotated[Optional[Path], typer.Option("--model", help="A local HF model folder or a GGUF file (dequantized); default the packaged Qwen2.5-Coder-0.5B-Instruct GGUF.")]
+TokenizerOpt = Annotated[Optional[Path], typer.Option("--tokenizer", help="A saved tokenizer folder (default: the model's; the packaged GGUF's is converted once and kept beside it).")]
+EpochsOpt = Annotated[float, typer.Option(help="Epochs over each cell's pairs, the same for every cell.")]
+MaxStepsOpt = Annotated[int, typer.Option(help="Cap on the optimizer steps of every cell (> 0: a smoke run).")]
+LearningRateOpt = Annotated[float, typer.Option(help="AdamW learning rate (linear decay, 3% warm-up).")]
+BatchSizeOpt = Annotated[int, typer.Option(help="Examples per optimizer step (and per scoring batch).")]
+MaxLengthOpt = Annotated[int, typer.Option(help="Tokens per example (prompt and answer); longer ones are cut.")]
+LoraOpt = Annotated[int, typer.Option("--lora", help="> 0: train fresh LoRA adapters of this rank (alpha twice it) on every linear layer of the untouched base for every cell; 0: fine-tune every weight.")]
+DtypeOpt = Annotated[str, typer.Option(help="Weights: bf16, fp32, or auto (bf16 on a GPU or a CPU with native bf16, else fp32). Written into every row.")]
+TrainPairsOpt = Annotated[int, typer.Option(help="> 0: train on a seeded sample of at most this many of each cell's pairs, so strategies are compared at the same number of pairs.")]
+EvalSampleOpt = Annotated[int, typer.Option(help="> 0: score a fixed seeded sample of this many held-out examples per reference set (the same for every cell); 0: all.")]
+PassAt1Opt = Annotated[bool, typer.Option("--pass-at-1/--no-pass-at-1", help="Generate and run the held-out code tasks (HumanEval) for greedy pass@1.")]
+MaxNewTokensOpt = Annotated[int, typer.Option(help="The longest completion generated for pass@1.")]
+DeviceOpt = Annotated[Optional[str], typer.Option(help="torch device (default cuda when there is one, else cpu).")]
+PrepareOnlyOpt = Annotated[bool, typer.Option("--prepare-only", help="Only write each cell's pairs (downstream-cells.jsonl.gz), e.g. to fine-tune on another machine.")]
+HoursOpt = Annotated[Optional[float], typer.Option("--hours", help="Start no cell after this many hours (a rerun goes on from there).")]
+BenchEmbeddingOpt = Annotated[str, typer.Option("--embedding", help="The embedder `equal bench` ran with (the strategies are rerun to recover their pairs).")]

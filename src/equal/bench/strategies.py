@@ -6,6 +6,9 @@
   config overrides (the ablations);
 - ``avg-sim top-k`` (the paper's Avg-sim baseline) ranks documents by their
   mean cosine similarity to the reference examples and takes the top ones;
+  ``avg-sim top-k, deduplicated`` skips a document too close to one already taken;
+- ``round-robin similarity`` (RDS+'s selection rule): each reference example in
+  turn takes its nearest document not yet taken, so every part of the task is covered;
 - ``DSIR`` is the ``data-selection`` package run as it is: hashed n-gram
   importance resampling of the corpus towards the reference texts;
 - ``all`` extracts every document.
@@ -91,24 +94,99 @@ def _n_documents(ctx: Context, budget: float) -> int:
     return max(1, int(budget * len(ctx.rows)))
 
 
-def avg_sim_top_k(ctx: Context, budget: float, seed: int) -> Selection:
-    """The documents with the highest mean cosine similarity to the reference examples."""
+def _similarities(ctx: Context) -> np.ndarray:
+    """Cosine similarity of every document (rows) to every reward example (columns), in the bench's embedder."""
     from equal.config import EmbeddingConfig
     from equal.corpus import read_reference
     from equal.embedding import EmbeddingCache, embed_cached
     from equal.run.builders import build_embedder
 
-    started = time.perf_counter()
     embedder = build_embedder(EmbeddingConfig(model=ctx.embedding_model))
     cache = EmbeddingCache(ctx.cache_dir / "embeddings.sqlite")
-    docs = embed_cached(embedder, [r["text"] for r in ctx.rows], cache)
-    reference = embed_cached(embedder, [p.as_text() for p in read_reference(ctx.reward_reference, min_examples=1)],
-                             cache)
-    cache.close()
-    score = docs @ reference.mean(0)  # mean cosine similarity, vectors being unit length
-    order = np.argsort(-score, kind="stable")[:_n_documents(ctx, budget)]
+    try:
+        docs = embed_cached(embedder, [r["text"] for r in ctx.rows], cache)
+        reference = embed_cached(embedder, [p.as_text() for p in read_reference(ctx.reward_reference,
+                                                                                 min_examples=1)], cache)
+    finally:
+        cache.close()
+    return docs @ reference.T  # vectors are unit length
+
+
+def _documents(ctx: Context) -> np.ndarray:
+    from equal.config import EmbeddingConfig
+    from equal.embedding import EmbeddingCache, embed_cached
+    from equal.run.builders import build_embedder
+
+    cache = EmbeddingCache(ctx.cache_dir / "embeddings.sqlite")
+    try:
+        return embed_cached(build_embedder(EmbeddingConfig(model=ctx.embedding_model)),
+                            [r["text"] for r in ctx.rows], cache)
+    finally:
+        cache.close()
+
+
+def _selection(ctx: Context, order: list[int] | np.ndarray, started: float) -> Selection:
     ids = [ctx.rows[i]["id"] for i in order]
     return Selection(ids, ctx.pairs_of(ids), time.perf_counter() - started)
+
+
+def avg_sim_top_k(ctx: Context, budget: float, seed: int) -> Selection:
+    """The documents with the highest mean cosine similarity to the reference examples."""
+    started = time.perf_counter()
+    score = _similarities(ctx).mean(1)
+    return _selection(ctx, np.argsort(-score, kind="stable")[:_n_documents(ctx, budget)], started)
+
+
+#: cosine similarity in the bench's embedder above which two documents count as near duplicates
+NEAR_DUPLICATE = 0.9
+
+
+def avg_sim_top_k_deduplicated(ctx: Context, budget: float, seed: int) -> Selection:
+    """Avg-sim's ranking, skipping a document whose cosine to one already taken is ``NEAR_DUPLICATE`` or more.
+
+    Near duplicates of the reference's centre would otherwise fill the budget with the
+    same few topics. Falls back to the skipped ones, in rank order, if too few are left.
+    """
+    started = time.perf_counter()
+    docs = _documents(ctx)
+    ranked = np.argsort(-_similarities(ctx).mean(1), kind="stable")
+    n = _n_documents(ctx, budget)
+    taken: list[int] = []
+    skipped: list[int] = []
+    for i in ranked:
+        if len(taken) == n:
+            break
+        if taken and float((docs[taken] @ docs[i]).max()) >= NEAR_DUPLICATE:
+            skipped.append(int(i))
+        else:
+            taken.append(int(i))
+    return _selection(ctx, taken + skipped[:n - len(taken)], started)
+
+
+def round_robin_similarity(ctx: Context, budget: float, seed: int) -> Selection:
+    """RDS+'s rule: reference examples take turns, each taking its nearest document not taken yet.
+
+    Every reference example gets documents, not just the ones nearest the reference's
+    centre: the whole task stays covered. The examples' order is shuffled by ``seed``.
+    """
+    started = time.perf_counter()
+    similarity = _similarities(ctx)
+    ranks = np.argsort(-similarity, axis=0, kind="stable")  # column j: documents by closeness to example j
+    turns = np.random.default_rng(seed).permutation(similarity.shape[1])
+    n = _n_documents(ctx, budget)
+    cursor = np.zeros(similarity.shape[1], dtype=int)
+    taken: list[int] = []
+    seen: set[int] = set()
+    while len(taken) < n:
+        for j in turns:
+            while int(ranks[cursor[j], j]) in seen:
+                cursor[j] += 1
+            doc = int(ranks[cursor[j], j])
+            seen.add(doc)
+            taken.append(doc)
+            if len(taken) == n:
+                break
+    return _selection(ctx, taken, started)
 
 
 def dsir(ctx: Context, budget: float, seed: int) -> Selection:
@@ -148,6 +226,8 @@ STRATEGIES: dict[str, Strategy] = {
     "random documents": pipeline({"bandit.selection": "random"}),
     "random clusters": pipeline({"bandit.selection": "random-clusters"}),
     "avg-sim top-k": avg_sim_top_k,
+    "avg-sim top-k, deduplicated": avg_sim_top_k_deduplicated,
+    "round-robin similarity": round_robin_similarity,
     "DSIR": dsir,
     "all": all_documents,
 }

@@ -18,7 +18,8 @@ mkdir -p "$OUT"
 if [ -f "$SAVED" ] && [ ! -f "$OUT/downstream.jsonl" ]; then cp "$SAVED" "$OUT/downstream.jsonl"; fi
 RECIPE=(--lora 16 --dtype auto --learning-rate 1e-4 --epochs 1 --max-length 256 --train-pairs 256
         --eval-sample 64 --batch-size 8)
-ALL=(--strategy EQUAL --strategy "avg-sim top-k" --strategy "random documents" --strategy DSIR)
+ALL=(--strategy EQUAL --strategy "avg-sim top-k" --strategy "random documents" --strategy DSIR
+     --strategy "round-robin similarity")
 PAIR=(--strategy EQUAL --strategy "random documents")
 
 cells() {  # the bench cells (resumable: seconds once measured), then their downstream rows

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from equal.llm.base import ChatRequest
 from equal.records import Document, QAPair
@@ -51,6 +53,52 @@ Write question-answer pairs based on this document: problems with their worked s
 with their answers. Each question must be understandable without the document, and each answer must be \
 complete and taken from the document.
 Reply as JSON: {{"pairs": [{{"question": "...", "answer": "..."}}]}}"""
+
+# The task-shaped prompt: a few examples of the task (from the reward part of the reference set) show the
+# pairs' form; the questions must stand alone and the answers carry their reasoning. The packaged 0.5B model
+# returned nothing at all when the prompt invited an empty list, so the sentence that allows one names the
+# condition ("only ... if ...") rather than offering the empty list as a way out.
+TASK_USER_TEMPLATE = """Examples of the task the pairs are for:
+
+{examples}
+
+<document>
+{text}
+</document>
+
+Write question-answer pairs of the same kind as the examples, based on this document. Each question must \
+stand on its own: someone who never saw the document must understand it, so it states every fact it needs \
+and never mentions "the text", "the passage", "the document" or "above". Each answer must be complete, with \
+its reasoning or worked steps, like the examples' answers. Only write pairs the document supports.
+Reply as JSON: {{"pairs": [{{"question": "...", "answer": "..."}}]}}"""
+
+#: an example's question and answer are cut to this many characters in the prompt, so its length stays bounded
+EXAMPLE_CHARS = 700
+
+PromptKind = Literal["generic", "task"]
+
+
+def choose_examples(reference: Sequence[QAPair], k: int, seed: int) -> list[QAPair]:
+    """``k`` reference examples for the task-shaped prompt, the same for a given reference set and seed.
+
+    Examples are drawn from the distinct (question, answer) pairs in a sorted order, so
+    neither the file's order nor its duplicates change the draw.
+    """
+    distinct = sorted({(p.question, p.answer) for p in reference})
+    chosen = random.Random(seed).sample(distinct, min(k, len(distinct)))
+    return [QAPair(question=q, answer=a) for q, a in chosen]
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= EXAMPLE_CHARS else text[:EXAMPLE_CHARS].rstrip() + " ..."
+
+
+def format_examples(examples: Sequence[QAPair]) -> str:
+    """The examples block of the task-shaped prompt."""
+    return "\n\n".join(f"<example>\nQuestion: {quote_document(_clip(e.question))}\n"
+                        f"Answer: {quote_document(_clip(e.answer))}\n</example>"
+                        for e in examples)
+
 
 # A document that writes its own closing tag could end the data early and pose as instructions.
 _DOCUMENT_TAG = re.compile(r"<(/?)document>", re.IGNORECASE)
@@ -171,21 +219,31 @@ class ExtractionTask:
         max_pairs: most pairs kept per passage (also the schema's ``maxItems``): small
             models otherwise go on writing variations of the same pair until
             ``max_tokens`` runs out.
+        examples: reference examples that shape the pairs (the task-shaped prompt); none
+            gives the generic prompt.
     """
 
     def __init__(self, *, max_tokens: int = 768, temperature: float = 0.0, use_schema: bool = True,
-                 max_pairs: int = 5) -> None:
+                 max_pairs: int = 5, examples: Sequence[QAPair] = ()) -> None:
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.use_schema = use_schema
         self.max_pairs = max_pairs
+        self.examples = tuple(examples)
         self._schema = pairs_schema(max_pairs)
+        self._examples_block = format_examples(self.examples)
+
+    def user_message(self, document: Document) -> str:
+        text = quote_document(document.text)
+        if self.examples:
+            return TASK_USER_TEMPLATE.format(examples=self._examples_block, text=text)
+        return USER_TEMPLATE.format(text=text)
 
     def format_input(self, document: Document) -> ChatRequest:
         return ChatRequest(
             messages=(
                 {"role": "system", "content": SYSTEM_PROMPT},
-                {"role": "user", "content": USER_TEMPLATE.format(text=quote_document(document.text))},
+                {"role": "user", "content": self.user_message(document)},
             ),
             max_tokens=self.max_tokens,
             temperature=self.temperature,

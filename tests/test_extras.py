@@ -39,7 +39,8 @@ HIDE = textwrap.dedent('''
 
     sys.meta_path[:] = [Hide if f is importlib.machinery.PathFinder else f for f in sys.meta_path]
 ''')
-OPTIONAL = "matplotlib,jinja2,accelerate,datasets"
+# peft (the bench extra, for LoRA) is hidden too: sentence-transformers imports it when present, and it needs accelerate
+OPTIONAL = "matplotlib,jinja2,accelerate,datasets,peft"
 
 
 def test_a_run_needs_none_of_the_report_align_or_hf_extras(tmp_path, corpus_path, reference_path):

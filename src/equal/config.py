@@ -42,6 +42,7 @@ class CorpusConfig(Strict):
     min_chars: int = Field(20, ge=1, description="Documents shorter than this are skipped as empty.")
     max_document_chars: int = Field(2_000_000, gt=0, description="Documents longer than this (a dump, a log, a binary blob decoded as text) are skipped and counted as skipped_too_long.")
     limit: int | None = Field(None, gt=0, description="Read at most this many passages.")
+    verify: Literal["stat", "content"] = Field("stat", description="What a rerun trusts before it reuses the passages read earlier (the passage store in the cache directory). stat: a corpus file with the same path, size and modification time is taken as unchanged, without reading it; the store's checksums are checked when the store's own file changed since its last check. content: every corpus file is hashed on every run (reading all of it, about 2 s per GB), so an edit that keeps a file's size and modification time is seen, and every checksum of the store is checked on every reuse. Changing it reads the corpus once more.")
 
 
 class ReferenceConfig(Strict):

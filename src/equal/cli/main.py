@@ -527,10 +527,16 @@ def export_command(
     max_pairs_per_document: Annotated[Optional[int], typer.Option(help="Keep at most this many pairs per document.")] = None,
     near_duplicates: Annotated[float, typer.Option(help="Drop pairs this similar (MinHash Jaccard of word 3-grams) to a kept one; 1 drops exact duplicates only.")] = 0.8,
     no_provenance: Annotated[bool, typer.Option("--no-provenance", help="Leave out each record's provenance field.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it exists (for --format hf, a saved dataset only).")] = False,
 ) -> None:
-    """Export a run's pairs for a fine-tuning tool, with filters; prints what each filter removed."""
+    """Export a run's pairs for a fine-tuning tool, with filters; prints what each filter removed.
+
+    --out must lie outside every run directory and cache directory, and an existing file is replaced only with
+    --overwrite.
+    """
     from equal.output.export import EXPORT_FORMATS, ExportFilters, export_pairs, filter_pairs
     from equal.report import load_pairs
+    from equal.run.directory import check_export_output
 
     _setup_logging(False, True)
     if export_format not in EXPORT_FORMATS:
@@ -539,6 +545,7 @@ def export_command(
         from equal.extras import require
 
         require("datasets", "hf", "equal export --format hf")
+    check_export_output(out, export_format, run_dir, overwrite=overwrite)
     pairs = load_pairs(run_dir)  # the data set only: stats.json is not needed
     filters = ExportFilters(min_reward=min_reward, max_pairs_per_document=max_pairs_per_document,
                             near_duplicate_threshold=None if near_duplicates >= 1 else near_duplicates)

@@ -23,7 +23,9 @@ import logging
 import os
 import stat
 import unicodedata
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -49,6 +51,12 @@ _SUFFIX_FORMATS = {
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
 #: The files a folder or a glob pattern of shards of each format is made of.
 _SHARD_SUFFIXES = {"jsonl": (".jsonl", ".json", ".ndjson"), "parquet": (".parquet",), "csv": (".csv",)}
+#: The corpus format of a file inside a folder or pattern, by its suffix.
+_FILE_FORMATS = {**{s: fmt for fmt, suffixes in _SHARD_SUFFIXES.items() for s in suffixes},
+                 **dict.fromkeys(TEXT_SUFFIXES, "text")}
+#: A folder or pattern of data files (JSONL, Parquet, CSV, one format or several), each read by its suffix.
+SHARDS = "shards"
+_EXAMPLES = 3  # names kept per kind of file, to say what a folder holds
 
 #: The longest record read (a JSONL line, a CSV line or field, a text file) when no document limit is set.
 DEFAULT_MAX_RECORD_BYTES = 64 * 2**20
@@ -76,33 +84,130 @@ def is_pattern(path: str | Path) -> bool:
     return any(ch in str(path) for ch in "*?[")
 
 
-def detect_format(path: Path) -> str:
-    """Guess the format of ``path`` from its suffix or layout.
+def _file_format(path: Path) -> str | None:
+    """The corpus format of a file of a folder or pattern, from its suffix; None for any other file."""
+    return _FILE_FORMATS.get(path.suffix.lower())
 
-    A glob pattern takes the format of its suffix (or of its first match); a
-    folder is a saved dataset (``hf``), a folder of text files (``text``), or
-    else a folder of JSONL, Parquet or CSV shards.
+
+def _is_saved_dataset(folder: Path) -> bool:
+    """Whether ``folder`` holds a dataset saved with ``datasets.save_to_disk``."""
+    return (folder / "dataset_info.json").exists() or (folder / "dataset_dict.json").exists()
+
+
+@dataclass
+class FolderContents:
+    """What a folder or glob pattern holds: its files counted by format, with the first few names of each.
+
+    A file of no corpus format is counted under its suffix (``.gz``), or as
+    ``no suffix``; folders themselves are not counted.
     """
-    if is_pattern(path):
-        fmt = _SUFFIX_FORMATS.get(path.suffix.lower())
-        if fmt is None:
-            first = next(_glob(path), None)
-            fmt = _SUFFIX_FORMATS.get(first.suffix.lower()) if first is not None else None
-        if fmt is None or fmt == "text":
-            raise InputError(f"cannot tell the format of the files {path} names; end the pattern with .jsonl, "
-                             ".parquet or .csv, or set corpus.format")
-        return fmt
-    if path.is_dir():
-        if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
+
+    source: Path
+    counts: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def scan(cls, source: Path) -> FolderContents:
+        """List ``source`` (a folder, walked whole, or a pattern) by names only; nothing is read."""
+        contents = cls(source)
+        for path in _glob(source) if is_pattern(source) else _walk(source):
+            if path.is_dir():
+                continue
+            kind = _file_format(path) or path.suffix.lower() or "no suffix"
+            contents.counts[kind] += 1
+            names = contents.examples.setdefault(kind, [])
+            if len(names) < _EXAMPLES:
+                names.append(str(path.relative_to(source)) if source.is_dir() else str(path))
+        return contents
+
+    @property
+    def shard_formats(self) -> list[str]:
+        """The data formats (JSONL, Parquet, CSV) it has files of."""
+        return [fmt for fmt in _SHARD_SUFFIXES if self.counts[fmt]]
+
+    def describe(self, kinds: list[str] | None = None) -> str:
+        """``3 text files (README.md, CHANGELOG.md, LICENSE.md), 2 .gz files (a.gz, b.gz)``, for ``kinds`` or all."""
+        parts = []
+        for kind in kinds if kinds is not None else sorted(self.counts, key=lambda k: (-self.counts[k], k)):
+            n = self.counts[kind]
+            names = ", ".join(self.examples[kind]) + (", ..." if n > len(self.examples[kind]) else "")
+            files = "file" if n == 1 else "files"
+            label = f"{files} with no suffix" if kind == "no suffix" else f"{kind} {files}"
+            parts.append(f"{n} {label} ({names})")
+        return ", ".join(parts) or "nothing"
+
+    def others(self, read: set[str]) -> list[str]:
+        """The kinds of file that are not read when the formats ``read`` are."""
+        return sorted((kind for kind in self.counts if kind not in read), key=lambda k: (-self.counts[k], k))
+
+    def unreadable(self, fmt: str) -> InputError:
+        """The error for a folder or pattern that holds no file of ``fmt`` (``auto``: of any corpus format)."""
+        if fmt == "auto" and is_pattern(self.source):  # name the format of the pattern's own suffix
+            fmt = _FILE_FORMATS.get(self.source.suffix.lower(), fmt)
+        what = "file of a corpus format" if fmt == "auto" else f"{fmt} file"
+        where = f"is a folder with no {what} in it" if self.source.is_dir() else f"matches no {what}"
+        return InputError(
+            f"{self.source} {where} ({_suffixes(fmt)}); it holds {self.describe()}. Give data files in one of "
+            "those formats, set corpus.format to text (a folder of text files) or hf (a dataset saved with "
+            "datasets.save_to_disk), or point corpus.path at the files")
+
+
+def _suffixes(fmt: str) -> str:
+    fmts = [*_SHARD_SUFFIXES, "text"] if fmt in ("auto", SHARDS) else [fmt]
+    return ", ".join(s for f in fmts for s in (TEXT_SUFFIXES if f == "text" else _SHARD_SUFFIXES.get(f, ())))
+
+
+def _formats_read(contents: FolderContents, fmt: str) -> set[str]:
+    """The formats of the files read from a folder or pattern: ``fmt``, or for ``auto`` every data format it
+    holds, else text.
+
+    Raises:
+        InputError: it holds no file of those formats; the message says what it holds.
+    """
+    if fmt in ("auto", SHARDS):
+        chosen = set(contents.shard_formats) or ({"text"} if contents.counts["text"] else set())
+    else:
+        chosen = {fmt} if contents.counts[fmt] else set()
+    if not chosen:
+        raise contents.unreadable("auto" if fmt == SHARDS else fmt)
+    return chosen
+
+
+def _report_skipped(contents: FolderContents, read: set[str], fmt: str, stats: Stats) -> None:
+    """Count the files of a folder or pattern that are not read (``skipped_files``) and name them in a warning."""
+    others = contents.others(read)
+    if not others:
+        return
+    stats.inc("skipped_files", sum(contents.counts[kind] for kind in others))
+    if fmt not in ("auto", SHARDS):
+        why = f"corpus.format is {fmt}"
+    elif read == {"text"}:
+        why = "they are of no corpus format"
+    else:
+        formats = ", ".join(sorted(read))
+        why = (f"the {formats} files are the corpus; text files beside data files are taken for its documentation "
+               "(set corpus.format: text to read the text files instead)"
+               if "text" in others else f"the {formats} files are the corpus")
+    logger.warning("%s: %s not read, as %s", contents.source, contents.describe(others), why)
+
+
+def detect_format(path: Path) -> str:
+    """Guess the format of ``path`` from its suffix or what it holds.
+
+    A file takes the format of its suffix. A folder is a saved dataset
+    (``hf``); else a folder or glob pattern holding data files (JSONL,
+    Parquet or CSV) is :data:`SHARDS`, each of its data files read by its own
+    suffix, and one holding only text files (``.txt``, ``.md``, ...) is
+    ``text``. Every file is looked at, not the first found.
+
+    Raises:
+        InputError: a file of unknown suffix, or a folder or pattern holding
+            no file of a corpus format (the message says what it holds).
+    """
+    if is_pattern(path) or path.is_dir():
+        if path.is_dir() and _is_saved_dataset(path):
             return "hf"
-        shards = None
-        for p in _walk(path):
-            fmt = _SUFFIX_FORMATS.get(p.suffix.lower())
-            if p.suffix.lower() in TEXT_SUFFIXES:
-                return "text"
-            if fmt in _SHARD_SUFFIXES and shards is None:
-                shards = fmt
-        return shards or "text"
+        return SHARDS if _formats_read(FolderContents.scan(path), "auto") != {"text"} else "text"
     fmt = _SUFFIX_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise InputError(
@@ -131,21 +236,65 @@ def _glob(pattern: Path) -> Iterator[Path]:
     return (Path(p) for p in sorted(glob.iglob(str(pattern), recursive=True)))
 
 
+def _shard_files(source: Path, fmt: str, read: set[str]) -> Iterator[tuple[Path, str]]:
+    """Each file of a folder or pattern that is read, with its reader's format, in name order.
+
+    ``fmt`` set on a pattern reads every match with it; otherwise a file is
+    read when its suffix's format is one of ``read``.
+    """
+    if is_pattern(source):
+        for path in _glob(source):
+            own = _file_format(path)
+            if fmt not in ("auto", SHARDS) and not path.is_dir():
+                yield path, fmt
+            elif own in read:
+                yield path, own
+    else:
+        for path in _walk(source):
+            own = _file_format(path)
+            if own in read:
+                yield path, own
+
+
+def _plan(source: Path, fmt: str) -> tuple[FolderContents, set[str]]:
+    """What a folder or pattern read as ``fmt`` (not ``hf``) holds, and the formats of the files read from it.
+
+    A pattern with a format set reads every file it matches as that format.
+
+    Raises:
+        InputError: it holds no file to read, or it is a pattern of text files
+            (or of a saved dataset).
+    """
+    contents = FolderContents.scan(source)
+    if is_pattern(source) and fmt not in ("auto", SHARDS):  # the format set is every match's
+        if fmt not in _SHARD_SUFFIXES:
+            raise InputError(f"{source} names several files, which is for the formats "
+                             f"{', '.join(_SHARD_SUFFIXES)}, not {fmt}; give one file, or a folder for text or hf")
+        if not contents.counts:
+            raise contents.unreadable(fmt)
+        return contents, set(contents.counts)
+    read = _formats_read(contents, fmt)
+    if read == {"text"} and is_pattern(source):
+        raise InputError(f"cannot tell the format of the files {source} names; end the pattern with .jsonl, "
+                         ".parquet or .csv, give a folder of text files, or set corpus.format")
+    return contents, read
+
+
 def corpus_files(path: str | Path, fmt: str = "auto") -> Iterator[Path]:
     """The files a corpus is read from, in reading order: the file itself, or those of a folder or pattern.
 
     Only their names are listed (a folder one level at a time); nothing is read.
     """
     path = Path(path)
-    if is_pattern(path):
-        yield from (p for p in _glob(path) if p.is_file())
-    elif path.is_dir():
-        fmt = detect_format(path) if fmt == "auto" else fmt
-        suffixes = _SHARD_SUFFIXES.get(fmt, ())
-        yield from (p for p in _walk(path) if p.is_file() and (not suffixes or p.suffix.lower() in suffixes)
-                    and (fmt != "text" or p.suffix.lower() in TEXT_SUFFIXES))
-    else:
+    if not is_pattern(path) and not path.is_dir():
         yield path
+        return
+    fmt = detect_format(path) if fmt == "auto" else fmt
+    if fmt == "hf":
+        yield from (p for p in _walk(path) if p.is_file())
+        return
+    _, read = _plan(path, fmt)
+    yield from (p for p, _ in _shard_files(path, fmt, read) if p.is_file())
 
 
 def _file_kind(mode: int) -> str:
@@ -367,32 +516,44 @@ def read_records(path: str | Path, fmt: str = "auto", stats: Stats | None = None
 
     Args:
         path: a file (``.jsonl``, ``.parquet``, ``.csv``, ``.txt``), a folder
-            (text files, a dataset saved with ``datasets.save_to_disk``, or
-            JSONL, Parquet or CSV shards) or a glob pattern of shards
-            (``shards/*.jsonl``); shards are read one after another in name order.
-        fmt: one of ``auto``, ``jsonl``, ``parquet``, ``csv``, ``text``, ``hf``.
+            (a dataset saved with ``datasets.save_to_disk``, data files, or text
+            files) or a glob pattern of data files (``shards/*.jsonl``). Every
+            data file (JSONL, Parquet, CSV) of a folder or pattern is read, each
+            by its suffix, one after another in name order; a folder without any
+            is read as text files. The files of a folder or pattern that are not
+            read are counted as ``skipped_files`` and named in a warning.
+        fmt: one of ``auto``, ``jsonl``, ``parquet``, ``csv``, ``text``, ``hf``;
+            set on a folder, only its files of that format are read.
         stats: counters that receive skip reasons.
         max_record_bytes: a longer JSONL line, CSV line or field, or text file is
             skipped as ``skipped_too_long`` without being held in memory.
 
     Raises:
         InputError: the path does not exist, is standard input, a pipe, a device
-            or a socket, cannot be read or has an unknown format.
+            or a socket, cannot be read, has an unknown format, or is a folder or
+            pattern with no file of the format (the message says what it holds).
     """
     path = Path(path)
     stats = stats if stats is not None else Stats()
-    if is_pattern(path) and not path.exists():
-        fmt = detect_format(path) if fmt == "auto" else fmt
-        yield from _read_shards(path, _glob(path), fmt, stats, max_record_bytes)
+    pattern = is_pattern(path) and not path.exists()
+    if not pattern:
+        _check_kind(path)
+    if fmt == "auto" and path.is_dir() and _is_saved_dataset(path):
+        fmt = "hf"
+    if pattern or (path.is_dir() and fmt != "hf"):
+        contents, read = _plan(path, fmt)
+        _report_skipped(contents, read, fmt, stats)
+        if read == {"text"}:
+            try:
+                yield from _read_text_folder(path, stats, max_record_bytes)
+            except OSError as exc:
+                raise InputError(f"cannot read {path}: {exc}; check that the path is readable") from exc
+        else:
+            yield from _read_shards(path, _shard_files(path, fmt, read), stats, max_record_bytes)
         return
-    _check_kind(path)
     fmt = detect_format(path) if fmt == "auto" else fmt
     if fmt not in _READERS:
         raise InputError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-    if path.is_dir() and fmt in _SHARD_SUFFIXES:
-        yield from _read_shards(path, (p for p in _walk(path) if p.suffix.lower() in _SHARD_SUFFIXES[fmt]), fmt,
-                                stats, max_record_bytes)
-        return
     _check_path(path, fmt)
     try:
         yield from _READERS[fmt](path, stats, max_record_bytes)
@@ -400,14 +561,12 @@ def read_records(path: str | Path, fmt: str = "auto", stats: Stats | None = None
         raise InputError(f"cannot read {path}: {exc}; check that the path is readable") from exc
 
 
-def _read_shards(source: Path, files: Iterator[Path], fmt: str, stats: Stats,
+def _read_shards(source: Path, files: Iterator[tuple[Path, str]], stats: Stats,
                  max_bytes: int) -> Iterator[dict[str, Any]]:
-    """The records of each shard in turn: one file is open at a time, and the next is found only then."""
-    if fmt not in _SHARD_SUFFIXES:
-        raise InputError(f"{source} names several files, which is for the formats {', '.join(_SHARD_SUFFIXES)}, "
-                         f"not {fmt}; give one file, or a folder for text or hf")
+    """The records of each file in turn, each read as its format: one file is open at a time, and the next is
+    found only then."""
     found = False
-    for file in files:
+    for file, fmt in files:
         if not file.is_file():
             if not file.is_dir():  # a pipe, device or socket, or a broken link, named like a shard
                 stats.inc("skipped_not_a_file")
@@ -420,9 +579,22 @@ def _read_shards(source: Path, files: Iterator[Path], fmt: str, stats: Stats,
         except OSError as exc:
             raise InputError(f"cannot read {file}: {exc}; check that the path is readable") from exc
     if not found:
-        what = f"is a folder with no {fmt} file in it" if source.is_dir() else f"matches no {fmt} file"
-        raise InputError(f"{source} {what} ({', '.join(_SHARD_SUFFIXES[fmt])}); give the file or files, or set "
-                         "corpus.format to text (a folder of .txt/.md files) or hf (a saved dataset)")
+        raise InputError(f"{source} has no regular file to read (those named like data files are pipes, devices or "
+                         "broken links); give the file or files")
+
+
+def outline(path: str | Path, fmt: str = "auto") -> str:
+    """What a corpus folder or pattern was read as and what it holds, for an error message; ``""`` for a file."""
+    path = Path(path)
+    if not (is_pattern(path) or path.is_dir()) or (path.is_dir() and (fmt == "hf" or _is_saved_dataset(path))):
+        return ""
+    try:
+        contents = FolderContents.scan(path)
+        read = _formats_read(contents, fmt)
+    except InputError as exc:
+        return str(exc)
+    as_what = "text files, each file one document" if read == {"text"} else f"{', '.join(sorted(read))} files"
+    return f"{path} was read as {as_what}; it holds {contents.describe()}"
 
 
 def content_id(text: str) -> str:
@@ -487,6 +659,7 @@ def read_documents(
     """
     stats = stats if stats is not None else Stats()
     path = Path(path)
+    requested = fmt
     if fmt == "auto":
         if not is_pattern(path) or path.exists():
             _check_kind(path)  # a device or pipe is named as such, not as a file of unknown format
@@ -498,7 +671,7 @@ def read_documents(
     # taken: every Document.id given out, record and passage ids alike; split_sources: the ids of records
     # split into passages, which are not Document ids themselves. An id in either is not given out again.
     with SeenIds() as taken, SeenIds() as split_sources:
-        for record in read_records(path, fmt, stats, max_record_bytes=max_record_bytes(max_document_chars)):
+        for record in read_records(path, requested, stats, max_record_bytes=max_record_bytes(max_document_chars)):
             n_records += 1
             if text_field not in record:
                 stats.inc("skipped_missing_field")
@@ -562,6 +735,12 @@ def read_documents(
                 stats.inc("passages")
                 yield Document(id=pid, text=passage, source_id=source_id, metadata=dict(metadata))
     if n_records and not found_field:
+        if fmt == "text" and path.is_dir():  # the field names a field of data records, not of text files
+            raise InputError(
+                f"{outline(path, requested)}. corpus.text_field {text_field!r} names a field of data records, and "
+                "a text file's document is in the field 'text': point corpus.path at the data files (JSONL, "
+                "Parquet or CSV; convert others to one of those), or unset corpus.text_field to read the text files"
+            )
         raise InputError(
             f"no record of {path} has the text field {text_field!r}; "
             "set corpus.text_field (--text-field) to the field that holds the text"

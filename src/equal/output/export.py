@@ -17,13 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from equal.errors import InputError
+from equal.errors import ConfigError, InputError
 from equal.files import atomic_file, atomic_write_text
 from equal.filters.decontamination import words
 from equal.output.formats import arrow_table, to_record
 from equal.records import QAPair
 
 EXPORT_FORMATS = ("messages", "alpaca", "sharegpt", "parquet", "hf")
+#: LLaMA-Factory's list of datasets, which export keeps beside an alpaca or sharegpt file
+DATASET_INFO = "dataset_info.json"
 
 
 @dataclass
@@ -109,7 +111,7 @@ def _dataset_info(out: Path, fmt: str) -> tuple[Path, dict[str, Any]]:
         InputError: the file is not a JSON object, or it lists another dataset
             under this export's name.
     """
-    path = out.parent / "dataset_info.json"
+    path = out.parent / DATASET_INFO
     info: dict[str, Any] = {}
     if path.exists():
         try:
@@ -133,6 +135,17 @@ def _dataset_info(out: Path, fmt: str) -> tuple[Path, dict[str, Any]]:
     return path, info
 
 
+def check_export_name(out: Path) -> None:
+    """Refuse an ``out`` named like the file export keeps itself (``dataset_info.json``), or a link to one.
+
+    Raises:
+        ConfigError: writing ``out`` would replace LLaMA-Factory's list of datasets.
+    """
+    if DATASET_INFO in (out.name, out.resolve().name):
+        raise ConfigError(f"--out {out}: {DATASET_INFO} is the list of datasets that export keeps for LLaMA-Factory "
+                          "(it adds an entry there for alpaca and sharegpt); give --out another file name")
+
+
 def export_pairs(pairs: list[QAPair], out: Path, fmt: str = "messages", provenance: bool = True) -> Path:
     """Write ``pairs`` to ``out`` (a file, or a folder for ``hf``) and return the path written.
 
@@ -140,12 +153,17 @@ def export_pairs(pairs: list[QAPair], out: Path, fmt: str = "messages", provenan
     ``dataset_info.json`` beside ``out`` (written atomically), keeping every
     other dataset listed there.
 
+    ``out`` is replaced if it exists; ``equal export`` checks it first
+    (:func:`equal.run.directory.check_export_output`).
+
     Raises:
+        ConfigError: ``out`` is named ``dataset_info.json``.
         InputError: that ``dataset_info.json`` cannot be read or updated (checked
             before anything is written).
     """
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
+    check_export_name(out)
     info = _dataset_info(out, fmt) if fmt in ("alpaca", "sharegpt") else None
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "hf":

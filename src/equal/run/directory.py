@@ -42,6 +42,10 @@ CENTROIDS = "centroids.npy"
 PARSE_FAILURES = "parse_failures.jsonl"
 DECONTAMINATED = "decontaminated.jsonl"
 FINISHED = "stats.json"  # written last
+# what a cache directory holds (extraction.cache_dir, RUN_DIR/cache unless set): paid LLM answers, pair vectors,
+# the corpus's vectors and passages
+CACHE_FILES = ("responses.sqlite", "embeddings.sqlite")
+CACHE_PATTERNS = ("documents-*.npy", "passages-*.arrow")
 # equal's own lock files: a directory holding only these is as good as empty
 _LOCK_FILES = frozenset({".equal.lock", ".equal.pid"})
 # the sections every version of equal has saved in config.yaml
@@ -69,6 +73,17 @@ def _made_by_older_equal(path: Path) -> bool:
 def is_run_dir(path: Path) -> bool:
     """Whether ``path`` is a directory that ``equal run`` wrote (marked, or by an equal before the marker)."""
     return path.is_dir() and ((path / MARKER).is_file() or _made_by_older_equal(path))
+
+
+def is_cache_dir(path: Path) -> bool:
+    """Whether ``path`` is a directory holding one of equal's caches (``responses.sqlite``, a corpus store, ...)."""
+    if not path.is_dir():
+        return False
+    try:
+        return any((path / name).exists() for name in CACHE_FILES) or \
+            any(next(path.glob(pattern), None) is not None for pattern in CACHE_PATTERNS)
+    except OSError:  # a folder that cannot be listed holds nothing equal wrote there
+        return False
 
 
 def claim_run_dir(path: Path) -> None:
@@ -169,6 +184,54 @@ def check_extract_output(path: Path) -> None:
         raise ConfigError(f"--out {path}: {candidate} exists and is not an output of `equal extract` (a line per "
                           "passage with its qa_pairs), and finishing the extraction would replace it; give --out "
                           "a new file name")
+
+
+def check_export_output(out: Path, fmt: str, run_dir: Path, *, overwrite: bool = False) -> None:
+    """Check that ``equal export`` may write ``out`` (a file, or a folder for ``hf``) before it reads anything.
+
+    Export never writes into a run directory (the one exported or any other,
+    at any depth) or a cache directory, wherever a link leads, nor over the
+    file it keeps itself (``dataset_info.json``). An existing target is
+    replaced only with ``overwrite``, and for ``hf`` only if it is a saved
+    dataset.
+
+    Raises:
+        ConfigError: ``out`` is one of those, a directory where a file is
+            written (or a file where a folder is), or exists without ``overwrite``.
+    """
+    from equal.output.export import check_export_name
+
+    check_export_name(out)
+    target = out.resolve()
+    shown = str(out) if target == out.absolute() else f"{out} (which leads to {target})"
+    source = run_dir.resolve()
+    for folder in (target, *target.parents):
+        if folder == source or is_run_dir(folder):
+            raise ConfigError(f"--out {shown} is inside the run directory {folder}, whose files equal reads and "
+                              "rewrites (its data set, stats and paid answers); give --out a path outside every "
+                              "run directory")
+        if is_cache_dir(folder):
+            raise ConfigError(f"--out {shown} is inside the cache directory {folder}, which holds paid LLM answers "
+                              "and the corpus's stores; give --out a path outside it")
+    if fmt == "hf":
+        if target.exists() and not target.is_dir():
+            raise ConfigError(f"--out {shown} is a file; --format hf writes a folder: give --out a new folder name")
+        if target.is_dir() and any(target.iterdir()):
+            if not overwrite:
+                raise ConfigError(f"--out {shown} already exists; pass --overwrite to replace the dataset there, or "
+                                  "give --out a new folder name")
+            if not (target / "state.json").is_file():
+                raise ConfigError(f"--out {shown} is a folder that is not a saved dataset (no state.json), and "
+                                  "--format hf would mix its files with yours; give --out a new folder name")
+        return
+    if target.is_dir():
+        raise ConfigError(f"--out {shown} is a directory; give --out the name of the file to write")
+    if target.exists() or out.is_symlink():
+        if not overwrite:
+            raise ConfigError(f"--out {shown} already exists; pass --overwrite to replace it, or give --out a new "
+                              "file name")
+        if target.exists() and not target.is_file():  # a pipe or a device
+            raise ConfigError(f"--out {shown} is not a regular file; give --out the name of the file to write")
 
 
 def _extract_lines(path: Path) -> bool:

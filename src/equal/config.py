@@ -73,7 +73,7 @@ class ReferenceConfig(Strict):
 
     path: Path | None = Field(None, description="JSONL/Parquet/CSV of examples: question/answer, prompt/output or chat messages.")
     format: Literal["auto", "jsonl", "parquet", "csv"] = Field("auto", description="File format; auto guesses from the suffix.")
-    min_examples: Int = Field(10, ge=1, description="Refuse a reference set with fewer usable examples.")
+    min_examples: Int = Field(10, ge=1, description="Refuse a reference set with fewer distinct usable examples (repeats count once).")
     limit: Int | None = Field(None, gt=0, description="Use at most this many examples.")
 
 

@@ -496,3 +496,5 @@ def test_a_rerun_keeps_what_the_answers_cost_beside_its_own_figures(tmp_path):
     assert paid.seconds >= first.summary.wall_seconds
     shown = CliRunner().invoke(app, ["inspect", str(tmp_path / "run")], env={"COLUMNS": "200"})
     assert shown.exit_code == 0 and f"{sent} calls, {paid.tokens:,} tokens" in shown.output
+    # a run that was killed is not counted (its answers count as cache hits of the run that finished): say so
+    assert "paid, finished runs here" in shown.output

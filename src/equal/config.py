@@ -180,7 +180,7 @@ class ExtractionBase(Strict):
     """What every extractor takes."""
 
     extractor: str = Field("local", description=_EXTRACTOR_HELP)
-    cache_dir: Path | None = Field(None, description="Where LLM responses and embeddings are cached; unset: RUN_DIR/cache. Share it between runs to never pay twice.")
+    cache_dir: Path | None = Field(None, description="Where LLM responses and embeddings are cached; unset: RUN_DIR/cache. Share it between runs that run one after another to never pay twice (runs at the same time may both pay for an answer).")
 
 
 class LLMExtractionBase(ExtractionBase):

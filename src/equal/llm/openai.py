@@ -244,11 +244,10 @@ class OpenAICompatibleLLM:
             raise _malformed("not JSON", sample, cost) from exc
         usage = data.get("usage") if isinstance(data, dict) else None
         text = _answer_text(data)
+        repairs: set[str] = set()
         if text is not None:
             # a JSON escape such as \ud800 decodes to a lone surrogate, which no cache or file could store
             text, repairs = sanitize(text)
-            for repair in sorted(repairs):
-                self.stats.inc(repair)
         cost = _attempt_cost(request, usage, text, len(raw))
         if not isinstance(data, dict) or "choices" not in data:
             raise _malformed("no 'choices'", sample, cost)
@@ -284,6 +283,8 @@ class OpenAICompatibleLLM:
                                self.base_url, CHARS_PER_TOKEN)
         if choice.get("finish_reason") == "length":
             self.stats.inc("llm_truncated")
+        for repair in sorted(repairs):  # of the answer kept, not of an attempt that is retried
+            self.stats.inc(repair)
         return Generation(text=text, tokens_in=tokens_in, tokens_out=tokens_out, metadata=metadata)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:

@@ -165,7 +165,7 @@ def test_two_rounds_in_flight_send_the_next_round_before_this_one_is_rewarded():
     assert budget.documents == 9  # documents out but not yet charged count against the budget
 
 
-@pytest.mark.parametrize("in_flight", [1, 2, 8])
+@pytest.mark.parametrize("in_flight", [1, 2, 4, 8])
 def test_the_token_cap_is_passed_by_one_round_at_most_however_many_rounds_may_be_in_flight(in_flight):
     """Every answer 1,200 tokens, cap 30,000, 6 documents a round: more rounds in flight must not spend more."""
     extract = DeferredExtract()

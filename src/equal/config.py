@@ -45,7 +45,8 @@ Bool = Annotated[bool, pydantic.Strict()]
 Positive = Annotated[int, pydantic.Strict(), Field(ge=1)]
 #: a finite number of at least 0 (for a weight that can also be "auto")
 NonNegative = Annotated[float, pydantic.Strict(), AllowInfNan(False), Field(ge=0)]
-#: the most rounds whose requests are out at once: the token budget can overshoot by this many rounds
+#: the most rounds whose requests are out at once (the token cap counts the documents in flight, so it is
+#: passed by about one round whatever this is)
 MAX_ROUNDS_IN_FLIGHT = 4
 
 

@@ -51,7 +51,10 @@ def _extract(server, docs, stats, cache=None, **kw):
     Fault(body=HTML, content_type="text/html"),  # a proxy's error page with status 200
     Fault(body="{truncated"),
     Fault(body=json.dumps({"choices": []})),
-], ids=["html-200", "truncated-json", "empty-choices"])
+    Fault(body=json.dumps({"choices": [{"message": {"content": None}}]})),
+    Fault(body=json.dumps({"choices": [{"message": {"content": " \n"}}]})),
+    Fault(body=json.dumps({"choices": [{"message": {"content": [{"type": "refusal", "refusal": "no"}]}}]})),
+], ids=["html-200", "truncated-json", "empty-choices", "null-content", "blank-content", "no-text-part"])
 def test_a_failed_answer_is_not_cached_and_the_same_command_retries_exactly_it(tmp_path, caplog, fault):
     docs = _docs(3)
 
@@ -99,6 +102,25 @@ def test_a_failure_cached_by_an_older_version_is_sent_again(tmp_path):
     assert fresh is not None and fresh.text and fresh.tokens_in > 0
 
 
+def test_an_empty_answer_cached_by_an_older_version_is_sent_again(tmp_path):
+    """Older versions cached a `content: null` answer as text "": a rerun must not replay it as no pairs."""
+    docs = _docs(2)
+    task = ExtractionTask()
+    cache = ResponseCache(tmp_path / "responses.sqlite")
+    with FakeOpenAIServer() as server:
+        llm = _llm(server, Stats())
+        key = task.format_input(docs[0]).key(llm.name)
+        cache.put(key, Generation(text="", tokens_in=120, tokens_out=1))
+        stats = Stats()
+        out = LLMExtractor(llm, task, cache, stats).extract(docs)
+        sent = sorted(document_text(body["messages"]) for body in server.bodies)
+    stored = cache.get(key)
+    cache.close()
+    assert sent == [docs[0].text, docs[1].text]
+    assert all(e.pairs for e in out) and stats.get("llm_cache_entries_resent") == 1
+    assert stored is not None and stored.text
+
+
 def test_content_as_a_list_of_text_parts_is_read():
     stats = Stats()
     with FakeOpenAIServer(fault_for=lambda messages: Fault(content_parts=True)) as server:
@@ -122,6 +144,54 @@ def test_a_redirect_stops_at_once_and_says_which_url_to_use(location, advice):
     message = str(info.value)
     assert "redirects (HTTP 302)" in message and advice.format(port=port) in message
     assert "malformed" not in message
+
+
+def test_a_redirect_to_the_same_url_does_not_advise_the_url_already_set():
+    def to_itself(messages):
+        return Fault(status=307, location=server.base_url + "/chat/completions")
+
+    with FakeOpenAIServer(fault_for=to_itself) as server:
+        with pytest.raises(BackendError) as info:
+            _extract(server, _docs(1), Stats(), max_retries=3)
+        assert server.total_requests == 1
+    message = str(info.value)
+    assert "redirects (HTTP 307) to itself" in message
+    assert "set extraction.base_url to" not in message and server.base_url in message
+
+
+def test_the_same_model_behind_another_url_reuses_the_cached_answers(tmp_path):
+    """The cache key is the model, prompt and settings: moving the server does not pay every answer again."""
+    docs = _docs(3)
+    cache = ResponseCache(tmp_path / "responses.sqlite")
+    with FakeOpenAIServer() as first:
+        out = _extract(first, docs, Stats(), cache)
+    with FakeOpenAIServer() as moved:
+        stats = Stats()
+        again = _extract(moved, docs, stats, cache)
+        assert moved.total_requests == 0
+    cache.close()
+    assert [e.pairs for e in again] == [e.pairs for e in out] and stats.get("llm_cache_hits") == 3
+
+
+def test_answers_cached_under_the_older_key_with_the_url_are_still_read(tmp_path):
+    """Older versions put the server's URL in the key: their caches keep answering, and their rows move over."""
+    docs = _docs(2)
+    task = ExtractionTask()
+    cache = ResponseCache(tmp_path / "responses.sqlite")
+    with FakeOpenAIServer() as server:
+        llm = _llm(server, Stats())
+        for document in docs:
+            request = task.format_input(document)
+            older_key = request.key(f"openai:{server.base_url}:fake-model:schema")
+            cache.put(older_key, Generation(text=default_answer(list(request.messages)), tokens_in=50, tokens_out=9))
+        stats = Stats()
+        out = LLMExtractor(llm, task, cache, stats).extract(docs)
+        assert server.total_requests == 0
+        moved = [cache.get(task.format_input(d).key(llm.name)) for d in docs]
+    cache.close()
+    assert all(e.pairs for e in out) and stats.get("llm_cache_hits") == 2
+    assert [e.generation.tokens_in for e in out] == [50, 50]
+    assert all(g is not None and g.tokens_in == 50 for g in moved)  # found at once next time
 
 
 def _run_config(tmp_path, base_url, **overrides):
@@ -240,6 +310,67 @@ def test_a_token_budget_stops_a_run_whose_server_reports_no_usage(tmp_path):
     assert summary["tokens_spent"] == rounds[-1]["tokens_spent"] >= 8000  # it stopped at the token cap...
     assert len(rounds) >= 2 and rounds[-2]["tokens_spent"] < 8000  # ...in the first round that reached it
     assert calls == summary["documents_extracted"] < 100  # of 200 passages
+
+
+BAD_USAGE = {
+    "negative": Fault(usage='{"prompt_tokens": -12000000, "completion_tokens": -60}'),
+    "string": Fault(usage='"lots"'),
+    "not-an-object": Fault(usage='[1, 2]'),
+    "1e400": Fault(usage='{"prompt_tokens": 1e400, "completion_tokens": 1e400}'),
+    "1e30": Fault(usage='{"prompt_tokens": 1e30, "completion_tokens": ' + str(10**30) + "}"),
+}
+
+
+@pytest.mark.parametrize("fault", list(BAD_USAGE.values()), ids=list(BAD_USAGE))
+def test_every_attempt_with_unusable_usage_is_charged_an_estimate(fault):
+    """An answer that stays malformed is a failure, but the three attempts the server answered are not free."""
+    stats = Stats()
+    docs = _docs(1)
+    with FakeOpenAIServer(fault_for=lambda messages: fault) as server:
+        out = _extract(server, docs, stats, max_retries=2)
+        assert server.total_requests == 3
+    generation = out[0].generation
+    prompt = "".join(m["content"] for m in ExtractionTask().format_input(docs[0]).messages)
+    assert generation.failed and not out[0].pairs
+    assert generation.tokens_in == 3 * math.ceil(len(prompt) / 4)  # each attempt: the prompt's estimate
+    assert generation.tokens_out > 0
+    # charged tokens are counted like any other; the failure is not an answer, so not a call
+    assert stats.get("tokens_in") == generation.tokens_in and stats.get("tokens_out") == generation.tokens_out
+    assert stats.get("llm_calls") == 0 and stats.get("llm_failed_requests") == 1
+
+
+def test_an_answer_that_needed_retries_carries_the_cost_of_every_attempt(tmp_path):
+    """The tokens of the malformed attempts before it go with the answer, into the cache and the budget."""
+    docs = _docs(1)
+    cache = ResponseCache(tmp_path / "responses.sqlite")
+    with FakeOpenAIServer(faults=[BAD_USAGE["string"], Fault(oversized=50_000)]) as server:
+        out = _extract(server, docs, Stats(), cache, max_retries=2, max_response_bytes=20_000)
+        key = ExtractionTask().format_input(docs[0]).key(_llm(server, Stats()).name)
+    stored = cache.get(key)
+    cache.close()
+    request = ExtractionTask().format_input(docs[0])
+    prompt = "".join(m["content"] for m in request.messages)
+    words = sum(len(m["content"].split()) for m in request.messages)  # what the fake server reports
+    assert out[0].pairs
+    # the malformed answer and the oversized one are estimated, the good one counted as reported
+    assert out[0].generation.tokens_in == 2 * math.ceil(len(prompt) / 4) + words
+    assert out[0].generation.tokens_out > request.max_tokens  # the oversized answer: max_tokens at least
+    assert stored is not None and stored.tokens_in == out[0].generation.tokens_in
+
+
+@pytest.mark.parametrize("fault", [BAD_USAGE["string"], BAD_USAGE["1e400"], Fault(oversized=5_000_000)],
+                         ids=["usage-string", "usage-1e400", "body-5MB"])
+def test_a_token_budget_holds_against_a_server_whose_answers_stay_unusable(tmp_path, fault):
+    """Under budget.tokens, a server whose every answer is malformed is stopped like a good one."""
+    overrides = {"budget.fraction": None, "budget.tokens": 1000, "extraction.max_retries": 2}
+    with FakeOpenAIServer(fault_for=lambda messages: fault) as server:
+        result = run(_run_config(tmp_path, server.base_url, **overrides))
+        sent = server.total_requests
+    summary, counters = result.summary.to_json(), result.counters
+    assert counters["warmup_cut_by_budget"] == 1 and counters["llm_failed_requests"] == summary["warmup_documents"]
+    assert sent == 3 * summary["documents_extracted"] <= 3 * 8  # one warm-up batch, three attempts each
+    assert summary["tokens_spent"] >= 1000
+    assert summary["tokens_spent"] == counters["tokens_in"] + counters["tokens_out"]
 
 
 # -- 6. a total deadline per request ----------------------------------------------------------
@@ -365,3 +496,5 @@ def test_a_rerun_keeps_what_the_answers_cost_beside_its_own_figures(tmp_path):
     assert paid.seconds >= first.summary.wall_seconds
     shown = CliRunner().invoke(app, ["inspect", str(tmp_path / "run")], env={"COLUMNS": "200"})
     assert shown.exit_code == 0 and f"{sent} calls, {paid.tokens:,} tokens" in shown.output
+    # a run that was killed is not counted (its answers count as cache hits of the run that finished): say so
+    assert "paid, finished runs here" in shown.output

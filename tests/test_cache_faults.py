@@ -548,3 +548,122 @@ def test_vectors_stored_without_replacing_keep_the_ones_already_cached(tmp_path)
     cache.put_many(["b"], second[:1])  # the default replaces
     np.testing.assert_array_equal(cache.get_many(["b"])["b"], second[0])
     cache.close()
+
+
+# -- single damaged rows: a miss, paid (or embedded) again once, never used as data --------------
+
+
+DAMAGED_ROWS = {
+    "metadata-broken-json": "UPDATE responses SET metadata = '{broken' WHERE key = ?",
+    "metadata-a-list": "UPDATE responses SET metadata = '[1,2]' WHERE key = ?",
+    "text-a-blob": "UPDATE responses SET text = CAST(text AS BLOB) WHERE key = ?",
+    "text-null": "UPDATE responses SET text = NULL WHERE key = ?",
+    "tokens-null": "UPDATE responses SET tokens_in = NULL WHERE key = ?",
+    "tokens-text": "UPDATE responses SET tokens_out = 'many' WHERE key = ?",
+}
+
+
+def _damage_row(path: Path, statement: str, key: str) -> None:
+    db = sqlite3.connect(path)
+    with db:
+        assert db.execute(statement, (key,)).rowcount == 1
+    db.close()
+
+
+@pytest.mark.parametrize("statement", list(DAMAGED_ROWS.values()), ids=list(DAMAGED_ROWS))
+def test_a_damaged_response_row_is_asked_again_once_and_never_used_as_data(tmp_path, statement):
+    from equal.extraction import ExtractionTask, LLMExtractor
+    from equal.llm.openai import OpenAICompatibleLLM
+    from equal.records import Document
+    from equal.stats import Stats
+    from equal.testing import FakeOpenAIServer
+    from equal.testing.fake_server import document_text
+
+    docs = [Document(id=f"d{i}", text=f"Document {i} says the answer is {i}.") for i in range(3)]
+    path = tmp_path / "responses.sqlite"
+    task = ExtractionTask()
+    with FakeOpenAIServer() as server:
+        def extract(stats: Stats):
+            cache = ResponseCache(path)
+            try:
+                llm = OpenAICompatibleLLM(server.base_url, "fake-model", stats=stats)
+                return LLMExtractor(llm, task, cache, stats).extract(docs), llm.name
+            finally:
+                cache.close()
+
+        first, name = extract(Stats())
+        _damage_row(path, statement, task.format_input(docs[1]).key(name))
+        stats = Stats()
+        again, _ = extract(stats)
+        resent = [document_text(body["messages"]) for body in server.bodies[3:]]
+        third, _ = extract(Stats())
+        assert server.total_requests == 4  # the damaged row was paid again once, and is sound now
+    assert resent == [docs[1].text]
+    assert stats.get("llm_cache_entries_resent") == 1 and stats.get("llm_cache_hits") == 2
+    assert [e.pairs for e in again] == [e.pairs for e in first] == [e.pairs for e in third]
+
+
+def test_a_run_whose_cache_lost_one_answers_text_writes_the_same_data_set(tmp_path):
+    """A NULL text used to be read as an empty answer: other picks, fewer pairs, and a silent exit 0."""
+    from conftest import make_corpus, make_reference
+    from equal import run
+    from equal.config import load_config
+    from equal.testing import FakeOpenAIServer
+
+    settings = {
+        "corpus.path": str(make_corpus(tmp_path / "corpus.jsonl")),
+        "reference.path": str(make_reference(tmp_path / "reference.jsonl")), "corpus.id_field": "id",
+        "embedding.model": "hashing-256", "clustering.k": 8, "seed": 3, "budget.fraction": 0.15,
+        "extraction.extractor": "openai", "extraction.model": "fake", "extraction.max_retries": 0,
+        "extraction.cache_dir": str(tmp_path / "cache"), "output.dir": str(tmp_path / "run"),
+    }
+    with FakeOpenAIServer() as server:
+        config = load_config(None, {**settings, "extraction.base_url": server.base_url})
+        first = run(config)
+        expected = first.dataset_path.read_text()
+        sent = server.total_requests
+        path = tmp_path / "cache" / "responses.sqlite"
+        db = sqlite3.connect(path)
+        with db:
+            db.execute("UPDATE responses SET text = NULL WHERE rowid = (SELECT MIN(rowid) FROM responses)")
+        db.close()
+        second = run(config)
+        assert server.total_requests == sent + 1
+    assert second.dataset_path.read_text() == expected
+    assert second.counters["llm_cache_entries_resent"] == 1 and len(second.pairs) == len(first.pairs)
+
+
+DAMAGED_VECTORS = {
+    "12-bytes": lambda v: np.ones(3, dtype=np.float32).tobytes(),
+    "all-nan": lambda v: np.full_like(v, np.nan).tobytes(),
+    "not-unit": lambda v: (v * 3).tobytes(),
+    "odd-length": lambda v: v.tobytes()[:-1],
+    "text": lambda v: "not a vector",
+    "null": lambda v: None,
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGED_VECTORS.values()), ids=list(DAMAGED_VECTORS))
+def test_a_damaged_vector_row_is_embedded_again_once_and_never_used(tmp_path, caplog, damage):
+    from equal.embedding.cache import text_key
+
+    path = tmp_path / "embeddings.sqlite"
+    texts = _texts(20)
+    _embedding_cache(path, texts)
+    key = text_key("hashing-64", texts[7])
+    db = sqlite3.connect(path)
+    with db:
+        (blob,) = db.execute("SELECT vec FROM vectors WHERE key = ?", (key,)).fetchone()
+        db.execute("UPDATE vectors SET vec = ? WHERE key = ?", (damage(np.frombuffer(blob, np.float32)), key))
+    db.close()
+    cache = EmbeddingCache(path)
+    again = CountingEmbedder()
+    with caplog.at_level(logging.WARNING):
+        vectors = embed_cached(again, texts, cache)
+    assert again.encoded == 1 and cache.damaged_rows == 1
+    np.testing.assert_allclose(vectors, _expected(texts), atol=1e-6)
+    assert any(str(path) in r.getMessage() and "1 damaged" in r.getMessage() for r in caplog.records)
+    third = CountingEmbedder()
+    embed_cached(third, texts, cache)
+    assert third.encoded == 0  # the row was stored again, sound
+    cache.close()

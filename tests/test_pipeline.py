@@ -130,6 +130,21 @@ def test_too_small_reference_is_a_clear_error(replay_config, tmp_path):
         run(replay_config(**{"reference.path": str(path)}))
 
 
+def test_copies_of_one_reference_example_count_once_toward_the_minimum(replay_config, tmp_path):
+    from equal.corpus import read_reference
+    from equal.stats import Stats
+
+    path = tmp_path / "copies.jsonl"
+    path.write_text('{"question": "How do I sort a list?", "answer": "Use sorted()."}\n' * 20
+                    + '{"question": "How do I  sort a list? ", "answer": "Use sorted()."}\n')
+    with pytest.raises(InputError, match="1 distinct usable example") as info:
+        run(replay_config(**{"reference.path": str(path)}))
+    assert "20 repeat" in str(info.value) and "fewer than the 10 needed" in str(info.value)
+    stats = Stats()
+    pairs = read_reference(path, min_examples=1, stats=stats)
+    assert len(pairs) == 21 and stats.get("reference_duplicates") == 20  # kept as given, counted
+
+
 def test_round_shape():
     assert round_shape(73_000, 1000, "auto", "auto") == RoundShape(50, 10)  # the released setting at paper scale
     assert round_shape(40, 16, "auto", "auto") == RoundShape(1, 2)

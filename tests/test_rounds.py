@@ -165,6 +165,36 @@ def test_two_rounds_in_flight_send_the_next_round_before_this_one_is_rewarded():
     assert budget.documents == 9  # documents out but not yet charged count against the budget
 
 
+@pytest.mark.parametrize("in_flight", [1, 2, 4, 8])
+def test_the_token_cap_is_passed_by_one_round_at_most_however_many_rounds_may_be_in_flight(in_flight):
+    """Every answer 1,200 tokens, cap 30,000, 6 documents a round: more rounds in flight must not spend more."""
+    extract = DeferredExtract()
+    extract.tokens = 1200
+    pulls, budget = play_rounds(FakeArms([100, 100, 100]), ScriptedPolicy([[0, 1, 2]]), Budget(max_tokens=30_000),
+                                shape=RoundShape(3, 2), extract=extract, reward=reward,
+                                rng=np.random.default_rng(0), submit=extract.submit, rounds_in_flight=in_flight)
+    # 28,800 spent after four rounds, the fifth crosses the cap: what one round in flight spends
+    assert budget.tokens == 36_000 and len(pulls) == 15
+    assert sum(event.startswith("send") for event in extract.events) == 5  # and no round is sent for nothing
+
+
+def test_rounds_in_flight_under_a_token_cap_wait_for_the_cost_of_a_first_document():
+    """Before any document is charged nothing is known of their cost: one round goes out alone."""
+    extract = DeferredExtract()
+    play_rounds(FakeArms([4, 4]), ScriptedPolicy([[0], [1]]), Budget(max_tokens=100), shape=RoundShape(1, 2),
+                extract=extract, reward=reward, rng=np.random.default_rng(0), submit=extract.submit,
+                rounds_in_flight=2)
+    assert extract.events[:3] == ["send [0, 1]", "wait [0, 1]", "send [4, 5]"]
+
+
+def test_a_budget_counts_the_documents_in_flight_at_the_mean_cost_of_those_charged():
+    spent = Budget(max_tokens=1000).charged(4, 400)  # 100 tokens a document so far
+    assert not spent.exhausted() and not spent.exhausted(in_flight=5)
+    assert spent.exhausted(in_flight=6)  # 400 + 6 x 100 reaches the cap
+    assert Budget(max_tokens=1000).exhausted(in_flight=1)  # nothing charged yet: the cost is unknown
+    assert not Budget(max_documents=10).charged(4, 400).exhausted(in_flight=6)  # no token cap
+
+
 def test_one_round_in_flight_with_a_deferred_submit_plays_exactly_the_blocking_loop():
     def play(**kwargs):
         arms, extract = FakeArms([5, 3, 4]), DeferredExtract()

@@ -45,7 +45,8 @@ Bool = Annotated[bool, pydantic.Strict()]
 Positive = Annotated[int, pydantic.Strict(), Field(ge=1)]
 #: a finite number of at least 0 (for a weight that can also be "auto")
 NonNegative = Annotated[float, pydantic.Strict(), AllowInfNan(False), Field(ge=0)]
-#: the most rounds whose requests are out at once: the token budget can overshoot by this many rounds
+#: the most rounds whose requests are out at once (the token cap counts the documents in flight, so it is
+#: passed by about one round whatever this is)
 MAX_ROUNDS_IN_FLIGHT = 4
 
 
@@ -73,7 +74,7 @@ class ReferenceConfig(Strict):
 
     path: Path | None = Field(None, description="JSONL/Parquet/CSV of examples: question/answer, prompt/output or chat messages.")
     format: Literal["auto", "jsonl", "parquet", "csv"] = Field("auto", description="File format; auto guesses from the suffix.")
-    min_examples: Int = Field(10, ge=1, description="Refuse a reference set with fewer usable examples.")
+    min_examples: Int = Field(10, ge=1, description="Refuse a reference set with fewer distinct usable examples (repeats count once).")
     limit: Int | None = Field(None, gt=0, description="Use at most this many examples.")
 
 
@@ -180,7 +181,7 @@ class ExtractionBase(Strict):
     """What every extractor takes."""
 
     extractor: str = Field("local", description=_EXTRACTOR_HELP)
-    cache_dir: Path | None = Field(None, description="Where LLM responses and embeddings are cached; unset: RUN_DIR/cache. Share it between runs to never pay twice.")
+    cache_dir: Path | None = Field(None, description="Where LLM responses and embeddings are cached; unset: RUN_DIR/cache. Share it between runs that run one after another to never pay twice (runs at the same time may both pay for an answer).")
 
 
 class LLMExtractionBase(ExtractionBase):

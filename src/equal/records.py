@@ -104,7 +104,9 @@ class Generation:
     ``error`` is empty for an answer. A request that got no usable answer on
     any retry yields a generation with an empty ``text`` and the reason in
     ``error``: it is a failure, not an answer, and is never cached, so
-    running the same command again sends that request again.
+    running the same command again sends that request again. Its tokens are
+    what its attempts were charged (an unusable answer the server sent is
+    still paid for). An answer's tokens include those of the attempts before it.
     """
 
     text: str

@@ -68,7 +68,7 @@ ExtractorOpt = Annotated[Optional[str], typer.Option("--extractor", help=_overri
 ReplayFieldOpt = Annotated[Optional[str], typer.Option("--replay-field", help=_overrides("replay_field", "extraction.replay_field", "Field with stored {question, answer} pairs, for --extractor replay."))]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", help=_overrides("model", "extraction.model", "local: a GGUF file; openai: the served model name."))]
 BaseUrlOpt = Annotated[Optional[str], typer.Option("--base-url", help=_overrides("base_url", "extraction.base_url", "OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (openai)."))]
-CacheDirOpt = Annotated[Optional[Path], typer.Option("--cache-dir", help=_overrides("cache_dir", "extraction.cache_dir", "LLM response and embedding cache; share it between runs to never pay twice."))]
+CacheDirOpt = Annotated[Optional[Path], typer.Option("--cache-dir", help=_overrides("cache_dir", "extraction.cache_dir", "LLM response and embedding cache; share it between runs that run one after another to never pay twice."))]
 BudgetOpt = Annotated[Optional[float], typer.Option("--budget", help=_overrides("budget", "budget.fraction", "Fraction of the corpus to extract, in (0, 1]."))]
 ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help=_overrides("threads", "extraction.n_threads", "CPU threads of the local model (default: every core); on a machine other work shares, fewer threads keep it moving."))]
 SelectionOpt = Annotated[Optional[str], typer.Option("--selection", help=_overrides("selection", "bandit.selection", "What picks the documents: equal is the bandit, random the random-documents baseline."))]

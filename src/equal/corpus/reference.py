@@ -41,20 +41,27 @@ def read_reference(
 ) -> list[QAPair]:
     """Read the reference set of task examples.
 
+    Examples are kept as given, repeats included, but only distinct ones count
+    toward ``min_examples``: twenty copies of one example are one example of
+    the task. Two examples are the same when their question and answer are,
+    whitespace aside.
+
     Args:
         path: a JSONL/Parquet/CSV file of examples.
         fmt: file format or ``auto``.
-        min_examples: refuse a set with fewer usable examples than this.
+        min_examples: refuse a set with fewer distinct usable examples than this.
         limit: keep at most this many examples (in file order).
-        stats: receives ``reference_read``, ``reference_skipped`` and the repairs
-            of examples whose text held lone surrogates or NULs
+        stats: receives ``reference_read``, ``reference_skipped``,
+            ``reference_duplicates`` (repeats of an earlier example) and the
+            repairs of examples whose text held lone surrogates or NULs
             (``repaired_surrogates``, ``repaired_nul``; see :mod:`equal.text`).
 
     Raises:
-        InputError: the file is unreadable or holds fewer than ``min_examples`` pairs.
+        InputError: the file is unreadable or holds fewer than ``min_examples`` distinct pairs.
     """
     stats = stats if stats is not None else Stats()
     pairs: list[QAPair] = []
+    distinct: set[tuple[str, str]] = set()
     for i, raw in enumerate(read_records(path, fmt, stats)):
         record, repairs = sanitize_value(raw)
         pair = pair_from_record(record)
@@ -65,12 +72,17 @@ def read_reference(
             stats.inc(name)
         pair.document_id = str(record.get("id", i))
         pairs.append(pair)
+        distinct.add((" ".join(pair.question.split()), " ".join(pair.answer.split())))
         if limit is not None and len(pairs) >= limit:
             break
     stats.inc("reference_read", len(pairs))
-    if len(pairs) < min_examples:
+    if len(pairs) > len(distinct):
+        stats.inc("reference_duplicates", len(pairs) - len(distinct))
+    if len(distinct) < min_examples:
+        repeats = f" ({len(pairs) - len(distinct)} repeat earlier ones)" if len(pairs) > len(distinct) else ""
         raise InputError(
-            f"the reference set {path} has {len(pairs)} usable examples, fewer than the "
+            f"the reference set {path} has {len(distinct)} distinct usable "
+            f"{'example' if len(distinct) == 1 else 'examples'}{repeats}, fewer than the "
             f"{min_examples} needed; add examples with fields question/answer, prompt/output "
             "or chat messages (or lower reference.min_examples)"
         )

@@ -149,8 +149,8 @@ def _pair_texts(generation: Generation, max_pairs: int) -> list[str]:
 class RayLLM:
     """Sends a batch of requests to ``workers`` actors, ``chunk_size`` requests a task.
 
-    Its ``name`` is the local backend's, so answers cached by a local run are
-    reused by a Ray run and the other way round. With ``pairs``, the actors
+    Its ``name`` (and ``former_names``) are the local backend's, so answers cached
+    by a local run are reused by a Ray run and the other way round. With ``pairs``, the actors
     embed their answers' pairs (at most ``max_pairs`` each, as the extractor
     parses them) and the vectors are put in ``pairs.cache`` as each chunk
     arrives (counted as ``pair_vectors_from_workers``).
@@ -158,12 +158,14 @@ class RayLLM:
 
     def __init__(self, factory: LLMFactory, name: str, *, address: str | None = None, workers: int = 2,
                  chunk_size: int = 8, cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0,
-                 pairs: PairEmbedding | None = None, max_pairs: int = 5, stats: Stats | None = None) -> None:
+                 pairs: PairEmbedding | None = None, max_pairs: int = 5, stats: Stats | None = None,
+                 former_names: tuple[str, ...] = ()) -> None:
         if workers < 1 or chunk_size < 1:
             raise ValueError(f"RayLLM needs at least one worker and one request a chunk (workers={workers}, "
                              f"chunk_size={chunk_size})")
         self.factory = factory
         self.name = name
+        self.former_names = former_names
         self.address = address
         self.workers = workers
         self.chunk_size = chunk_size

@@ -5,7 +5,10 @@ stage that dies halfway resumes where it stopped. The file is checked when
 it is opened (``PRAGMA quick_check``); a damaged one, found then or by a
 later read or write, is renamed to ``NAME.damaged-<timestamp>`` (never
 deleted) with a warning, and an empty cache takes its place: vectors can
-always be computed again.
+always be computed again. A single row that is not a vector of the embedder
+(not bytes of float32, another dimension, NaN or infinite values, not of unit
+norm) is a miss: embedded again, stored over the damaged row, counted in
+:attr:`EmbeddingCache.damaged_rows` and warned about, never used.
 """
 
 from __future__ import annotations
@@ -38,12 +41,16 @@ class _Damaged(Exception):
 class EmbeddingCache:
     """Vectors stored by key in one SQLite file.
 
+    Attributes:
+        damaged_rows: rows read that were not a vector (and were embedded again), since the cache was opened.
+
     Raises:
         DiskFull: the disk filled up while vectors were being stored.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.damaged_rows = 0
         self._lock = threading.RLock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,7 +74,10 @@ class EmbeddingCache:
                     chunk = keys[start : start + 500]
                     marks = ",".join("?" * len(chunk))
                     for key, blob in self._db.execute(f"SELECT key, vec FROM vectors WHERE key IN ({marks})", chunk):
-                        found[key] = np.frombuffer(blob, dtype=np.float32)
+                        if isinstance(blob, bytes) and blob and len(blob) % 4 == 0:
+                            found[key] = np.frombuffer(blob, dtype=np.float32)
+                        else:  # NULL, text, or bytes that are no float32 array: embedded again by the caller
+                            self.damaged_rows += 1
             except sqlite3.DatabaseError as exc:
                 self._recover(exc)
                 return {}  # the cache is empty now: every vector is computed again
@@ -152,18 +162,59 @@ def embed_cached(
     """
     progress = progress or NullProgress()
     keys = [text_key(embedder.name, t) for t in texts]
-    known = cache.get_many(keys) if cache is not None else {}
+    damaged_before = cache.damaged_rows if cache is not None else 0
+    cached = cache.get_many(keys) if cache is not None else {}
+    known = dict(cached)
     missing = [i for i, k in enumerate(keys) if k not in known]
+    dim = None
     with progress.task(description, total=len(texts)) as task:
         task.advance(len(texts) - len(missing))
         for start in range(0, len(missing), chunk_size):
             idx = missing[start : start + chunk_size]
             with items_to(task, len(idx)):  # an embedder that reports its batches moves the bar per batch
                 vectors = embedder.encode([texts[i] for i in idx])
+            dim = vectors.shape[1]
             chunk_keys = [keys[i] for i in idx]
             if cache is not None:
                 cache.put_many(chunk_keys, vectors)
             known.update(zip(chunk_keys, vectors))
+    if cache is not None:
+        _replace_unsound(embedder, texts, keys, cached, known, cache, dim)
+        if cache.damaged_rows > damaged_before:
+            logger.warning("%d damaged rows in the embedding cache %s were not vectors of %s; they were embedded "
+                           "again and stored over the damaged ones", cache.damaged_rows - damaged_before, cache.path,
+                           embedder.name)
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
     return np.ascontiguousarray(np.stack([known[k] for k in keys]), dtype=np.float32)
+
+
+def _replace_unsound(embedder: Embedder, texts: list[str], keys: list[str], cached: dict[str, np.ndarray],
+                     known: dict[str, np.ndarray], cache: EmbeddingCache, dim: int | None) -> None:
+    """Embed again the cached vectors that are not vectors of ``embedder``, in ``known`` and in the cache.
+
+    A vector must have the dimension of the ones just computed (or, when none
+    was, the most common one among those read), finite values and unit norm.
+    """
+    if not cached:
+        return
+    if dim is None:
+        sizes, counts = np.unique([len(v) for v in cached.values()], return_counts=True)
+        dim = int(sizes[np.argmax(counts)])
+    unsound = {k for k, v in cached.items() if not _sound(v, dim)}
+    if not unsound:
+        return
+    cache.damaged_rows += len(unsound)
+    first = {k: i for i, k in reversed(list(enumerate(keys)))}  # a text repeated in ``texts`` is embedded once
+    redo = sorted(first[k] for k in unsound)
+    vectors = embedder.encode([texts[i] for i in redo])
+    redo_keys = [keys[i] for i in redo]
+    cache.put_many(redo_keys, vectors)
+    known.update(zip(redo_keys, vectors))
+
+
+def _sound(vector: np.ndarray, dim: int) -> bool:
+    """Whether a cached vector is one an embedder gives: ``dim`` finite values of unit norm."""
+    if len(vector) != dim or not np.isfinite(vector).all():
+        return False
+    return bool(abs(float(np.linalg.norm(vector)) - 1.0) <= 1e-3)

@@ -63,16 +63,19 @@ class LLMExtractor:
     A failed request (a generation with ``error`` set) gives its document an
     extraction without pairs, with ``parse_ok`` false and the reason in
     ``error``; it is not cached. A cached entry that is not a usable answer
-    (a failure stored by an older version, or token counts out of range) is
-    treated as a miss and sent again; these are counted as
-    ``llm_cache_entries_resent``. A cached answer that counts no prompt
-    tokens (stored by an older version from a server that reported no usage)
-    is charged the estimate the backend uses now.
+    (a failure or an empty answer stored by an older version, token counts out
+    of range, a damaged row) is treated as a miss and sent again; these are
+    counted as ``llm_cache_entries_resent``. A cached answer that counts no
+    prompt tokens (stored by an older version from a server that reported no
+    usage) is charged the estimate the backend uses now. A backend that names
+    ``former_names`` (the names older versions keyed its answers by) has its
+    answers found under those too, and moved to its name.
 
     Every answer the backend sends (not a failure, not a cache hit) is counted
     here, whichever backend sent it and wherever it ran (in process or on Ray
-    actors): ``llm_calls`` and its ``tokens_in`` and ``tokens_out``. Backends
-    count only their own faults and retries.
+    actors): ``llm_calls`` and its ``tokens_in`` and ``tokens_out``. A failure
+    adds the tokens its attempts were charged (an unusable answer is still
+    paid for), not a call. Backends count only their own faults and retries.
     """
 
     def __init__(self, llm: LLM, task: ExtractionTask, cache: ResponseCache | None = None,
@@ -84,7 +87,12 @@ class LLMExtractor:
         self.name = llm.name
 
     def _cached(self, key: str, request: ChatRequest) -> Generation | None:
-        cached = self.cache.get(key) if self.cache is not None else None
+        cache = self.cache
+        if cache is None:
+            return None
+        cached = cache.get(key)
+        if cached is None:
+            cached = self._under_former_name(cache, request, key)
         if cached is None:
             return None
         if not _usable(cached):
@@ -100,9 +108,22 @@ class LLMExtractor:
             cached.metadata["tokens_estimated"] = True
         return cached
 
+    def _under_former_name(self, cache: ResponseCache, request: ChatRequest, key: str) -> Generation | None:
+        """An answer an older version cached under one of the backend's former names, stored under ``key`` now."""
+        for name in getattr(self.llm, "former_names", ()):
+            found = cache.get(request.key(name))
+            if found is not None and _usable(found):
+                cache.put(key, found)
+                return found
+        return None
+
     def _count(self, generation: Generation) -> None:
-        """Count one answer the backend sent: the only place ``llm_calls`` and tokens are counted."""
-        self.stats.inc("llm_calls")
+        """Count what the backend sent: the only place ``llm_calls`` and tokens are counted.
+
+        An answer is a call; a failure is not, but the tokens its attempts were charged are counted all the same.
+        """
+        if not generation.failed:
+            self.stats.inc("llm_calls")
         self.stats.inc("tokens_in", generation.tokens_in)
         self.stats.inc("tokens_out", generation.tokens_out)
 
@@ -138,8 +159,7 @@ class LLMExtractor:
         report(sum(per_key[key] for key in generations))
 
         def keep(j: int, generation: Generation) -> None:
-            if not generation.failed:
-                self._count(generation)
+            self._count(generation)
             if self.cache is not None and _usable(generation):
                 # on the backend's thread as each answer arrives, while the caller waits or works
                 with self.stats.timed("extract/cache writes"):
@@ -212,8 +232,10 @@ class LLMExtractor:
 
 
 def _usable(generation: Generation) -> bool:
-    """Whether a generation is an answer that may be cached and reused (not a failure)."""
+    """Whether a generation is an answer that may be cached and reused (not a failure, not empty)."""
     if generation.error or generation.metadata.get("error"):  # older versions cached failures with metadata["error"]
+        return False
+    if not generation.text.strip():  # older versions cached a `content: null` answer as ""
         return False
     return valid_token_count(generation.tokens_in) and valid_token_count(generation.tokens_out)
 

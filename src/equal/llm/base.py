@@ -61,15 +61,17 @@ OnResult = Callable[[int, Generation], None]
 class LLM(Protocol):
     """A backend that answers chat requests.
 
-    ``name`` identifies model and decoding settings for the response cache.
-    ``generate`` returns one :class:`Generation` per request, in order, and
-    calls ``on_result`` as each one arrives so callers can persist it at once.
-    A request whose answer stays unusable while the server is up yields a
-    generation with ``error`` set (a failure: callers must not cache it); it
-    raises :class:`~equal.errors.BackendError` when the server itself keeps
-    failing after every retry. Every answer carries its token usage; a backend
-    counts its own faults and retries, not calls or tokens (the extractor
-    counts those once, for every backend).
+    ``name`` identifies model and decoding settings for the response cache
+    (a backend may also have ``former_names``, the names older versions keyed
+    its answers by, still read). ``generate`` returns one :class:`Generation`
+    per request, in order, and calls ``on_result`` as each one arrives so
+    callers can persist it at once. A request whose answer stays unusable
+    (or empty) while the server is up yields a generation with ``error`` set
+    (a failure: callers must not cache it), carrying the tokens its attempts
+    were charged; it raises :class:`~equal.errors.BackendError` when the server
+    itself keeps failing after every retry. Every answer carries its token
+    usage; a backend counts its own faults and retries, not calls or tokens
+    (the extractor counts those once, for every backend).
     """
 
     name: str

@@ -6,7 +6,7 @@ import json
 import sqlite3
 import threading
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from equal.errors import CacheDamaged
 from equal.files import disk_full, is_disk_full, sqlite_fault, sqlite_problems
@@ -53,6 +53,13 @@ class ResponseCache:
             raise
 
     def get(self, key: str) -> Generation | None:
+        """The answer stored under ``key``; ``None`` when there is none.
+
+        A row that cannot be read as an answer (text that is not text, metadata
+        that is not a JSON object: a row edited or damaged by hand) comes back
+        as a failed generation, with the reason in ``error``, so the caller asks
+        again instead of using it.
+        """
         with self._lock:
             try:
                 row = self._db.execute(
@@ -62,8 +69,7 @@ class ResponseCache:
                 self._fail(exc)
         if row is None:
             return None
-        return Generation(text=row[0], tokens_in=row[1], tokens_out=row[2], cached=True,
-                          metadata=json.loads(row[3] or "{}"))
+        return _generation(*row)
 
     def put(self, key: str, generation: Generation) -> None:
         with self._lock:
@@ -107,3 +113,21 @@ class ResponseCache:
         if fault == "damaged":
             raise self._damaged(str(exc)) from exc
         raise exc
+
+
+def _generation(text: object, tokens_in: Any, tokens_out: Any, metadata: object) -> Generation:
+    """A stored row as a generation, or a failed one saying why the row is not an answer."""
+    problem = None
+    decoded: object = {}
+    if metadata is not None:  # a row may have no metadata
+        try:
+            decoded = json.loads(metadata) if isinstance(metadata, (str, bytes)) else None
+        except (ValueError, RecursionError):
+            decoded = None
+    if not isinstance(decoded, dict):
+        decoded, problem = {}, f"its metadata {str(metadata)[:40]!r} is not a JSON object"
+    if not isinstance(text, str):
+        problem = f"its text is {type(text).__name__}, not text"
+    # token counts are the reader's to judge (an older version may have stored them out of range)
+    return Generation(text=text if isinstance(text, str) else "", tokens_in=tokens_in, tokens_out=tokens_out,
+                      cached=True, metadata=decoded, error=f"a damaged cache row: {problem}" if problem else "")

@@ -21,8 +21,12 @@ not an integer between 0 and :data:`MAX_TOKENS_PER_CALL`, makes the answer
 malformed (retried, counted). When the server reports no usage, tokens are
 estimated as ``ceil(characters / 4)`` of the prompt and of the answer
 (counted as ``llm_usage_missing``, with one warning), so ``budget.tokens``
-still holds. The API key is read from an environment variable and kept only
-in memory.
+still holds. Every attempt the server answered is charged, the unusable ones
+too (:func:`_attempt_cost`): a generation carries the tokens of all its
+attempts, so a server whose answers stay malformed cannot spend past the cap.
+An answer with no text (``content`` null or blank) is an empty answer, retried
+like empty ``choices`` and never cached. The API key is read from an
+environment variable and kept only in memory.
 """
 
 from __future__ import annotations
@@ -57,14 +61,23 @@ logger = logging.getLogger(__name__)
 
 # Faults in the answer's content rather than the server's health: after the last retry the
 # request gives up alone instead of stopping the run.
-CONTENT_FAULTS = ("malformed_responses", "empty_choices", "oversized_responses")
+CONTENT_FAULTS = ("malformed_responses", "empty_choices", "empty_content", "oversized_responses")
 
 
 class _Retryable(Exception):
-    def __init__(self, kind: str, detail: str, retry_after: float | None = None) -> None:
+    """An attempt that failed but may succeed again; ``tokens`` (in, out) is what it is charged.
+
+    Only an attempt the server answered is charged (a 2xx body that is not a
+    usable answer): a status it refused with, a timeout or a dropped connection
+    is not.
+    """
+
+    def __init__(self, kind: str, detail: str, retry_after: float | None = None,
+                 tokens: tuple[int, int] = (0, 0)) -> None:
         super().__init__(detail)
         self.kind = kind
         self.retry_after = retry_after
+        self.tokens = tokens
 
 
 def _retry_after_seconds(response: httpx.Response) -> float | None:
@@ -110,7 +123,10 @@ class OpenAICompatibleLLM:
         self.backoff_max_s = backoff_max_s
         self.max_response_bytes = max_response_bytes
         self.stats = stats if stats is not None else Stats()
-        self.name = f"openai:{self.base_url}:{model}:{json_mode}"
+        # the response cache's identity: the served model and how output is asked for, not where it is
+        # served, so a server that moves keeps its answers; older versions also keyed by the URL
+        self.name = f"openai:{model}:{json_mode}"
+        self.former_names = (f"openai:{self.base_url}:{model}:{json_mode}",)
         self._rng = random.Random(seed)
         self._warned_usage = False
         # started on the first request: the loop thread, and the client and limit that live on it
@@ -146,19 +162,23 @@ class OpenAICompatibleLLM:
             body["response_format"] = {"type": "json_object"}
         return body
 
-    async def _read_capped(self, response: httpx.Response) -> bytes:
+    async def _read_capped(self, request: ChatRequest, response: httpx.Response) -> bytes:
         """The body, refusing to hold more than ``max_response_bytes`` of it in memory."""
         chunks, size = [], 0
         async for chunk in response.aiter_bytes():
             size += len(chunk)
             if size > self.max_response_bytes:
-                raise _Retryable("oversized_responses", f"response body over {self.max_response_bytes} bytes")
+                # an answer this long was generated (if the server answered at all): charge the most it may have
+                # cost, which is also the most an answer that would have fitted may cost
+                cost = (_prompt_tokens(request), request.max_tokens) if response.is_success else (0, 0)
+                raise _Retryable("oversized_responses", f"response body over {self.max_response_bytes} bytes",
+                                 tokens=cost)
             chunks.append(chunk)
         return b"".join(chunks)
 
     async def _fetch(self, client: httpx.AsyncClient, request: ChatRequest) -> tuple[httpx.Response, bytes]:
         async with client.stream("POST", f"{self.base_url}/chat/completions", json=self._body(request)) as response:
-            raw = await self._read_capped(response)
+            raw = await self._read_capped(request, response)
         return response, raw
 
     async def _once(self, client: httpx.AsyncClient, request: ChatRequest) -> Generation:
@@ -201,48 +221,59 @@ class OpenAICompatibleLLM:
         except (httpx.InvalidURL, RuntimeError):
             target = location
         base = target.split("?", 1)[0].rstrip("/")
+        if base.endswith("/chat/completions") and base.removesuffix("/chat/completions") == self.base_url:
+            # advising the URL already set would send the user in a circle
+            return (f"{url} redirects (HTTP {response.status_code}) to itself ({target}), and "
+                    f"extraction.base_url is already {self.base_url}; equal does not follow redirects. The server, "
+                    "or a proxy in front of it, wants something equal does not send (a login, a cookie) or is "
+                    f"misconfigured: see what it answers with `curl -i -X POST {url}` and fix it there")
         suggestion = (base.removesuffix("/chat/completions") if base.endswith("/chat/completions")
                       else "the URL the API is served at (the part before /chat/completions)")
         return (f"{url} redirects (HTTP {response.status_code}) to {target}; equal does not follow "
                 f"redirects: set extraction.base_url to {suggestion}")
 
     def _parse(self, request: ChatRequest, response: httpx.Response, raw: bytes) -> Generation:
-        """The generation in a 2xx body, or :class:`_Retryable` saying what is wrong with it."""
+        """The generation in a 2xx body, or :class:`_Retryable` saying what is wrong with it (and its cost)."""
         sample = raw[:200].decode("utf-8", "replace")
         try:
             data = json.loads(raw)
         except (ValueError, RecursionError) as exc:  # RecursionError: a body nested thousands deep
+            cost = _attempt_cost(request, None, None, len(raw))
             if "html" in response.headers.get("content-type", "") or sample.lstrip().startswith("<"):
-                raise _malformed("HTML, not JSON: is extraction.base_url the API's URL?", sample) from exc
-            raise _malformed("not JSON", sample) from exc
+                raise _malformed("HTML, not JSON: is extraction.base_url the API's URL?", sample, cost) from exc
+            raise _malformed("not JSON", sample, cost) from exc
+        usage = data.get("usage") if isinstance(data, dict) else None
+        text = _answer_text(data)
+        repairs: set[str] = set()
+        if text is not None:
+            # a JSON escape such as \ud800 decodes to a lone surrogate, which no cache or file could store
+            text, repairs = sanitize(text)
+        cost = _attempt_cost(request, usage, text, len(raw))
         if not isinstance(data, dict) or "choices" not in data:
-            raise _malformed("no 'choices'", sample)
+            raise _malformed("no 'choices'", sample, cost)
         choices = data["choices"]
         if not choices:
-            raise _Retryable("empty_choices", "the response has no choices")
+            raise _Retryable("empty_choices", "the response has no choices", tokens=cost)
         choice = choices[0] if isinstance(choices, list) else None
         if not isinstance(choice, dict):
-            raise _malformed("choices[0] is not an object", sample)
+            raise _malformed("choices[0] is not an object", sample, cost)
         message = choice.get("message")
         if not isinstance(message, dict) or "content" not in message:
-            raise _malformed("no choices[0].message.content", sample)
-        text = _content_text(message["content"])
+            raise _malformed("no choices[0].message.content", sample, cost)
         if text is None:
-            raise _malformed("content is neither text nor a list of content parts", sample)
-        # a JSON escape such as \ud800 decodes to a lone surrogate, which no cache or file could store
-        text, repairs = sanitize(text)
-        for repair in sorted(repairs):
-            self.stats.inc(repair)
-        usage = data.get("usage")
+            raise _malformed("content is neither text nor a list of content parts", sample, cost)
+        if not text.strip():
+            # null content (a refusal, a tool call, a server fault) is no answer: cached, it would give its
+            # document no pairs on every rerun
+            raise _Retryable("empty_content", f"the answer has no text (content {message['content']!r:.40})",
+                             tokens=cost)
         if usage is not None and not isinstance(usage, dict):
-            raise _malformed("usage is not an object", sample)
-        tokens_in = _token_count(usage, "prompt_tokens", sample)
-        tokens_out = _token_count(usage, "completion_tokens", sample)
+            raise _malformed("usage is not an object", sample, cost)
+        tokens_in = _token_count(usage, "prompt_tokens", sample, cost)
+        tokens_out = _token_count(usage, "completion_tokens", sample, cost)
         metadata: dict[str, Any] = {"finish_reason": choice.get("finish_reason"), "response_id": data.get("id")}
         if tokens_in is None or tokens_out is None:
-            prompt = "".join(str(m.get("content", "")) for m in request.messages)
-            tokens_in = estimate_tokens(prompt) if tokens_in is None else tokens_in
-            tokens_out = estimate_tokens(text) if tokens_out is None else tokens_out
+            tokens_in, tokens_out = cost
             metadata["tokens_estimated"] = True
             self.stats.inc("llm_usage_missing")
             if not self._warned_usage:
@@ -252,6 +283,8 @@ class OpenAICompatibleLLM:
                                self.base_url, CHARS_PER_TOKEN)
         if choice.get("finish_reason") == "length":
             self.stats.inc("llm_truncated")
+        for repair in sorted(repairs):  # of the answer kept, not of an attempt that is retried
+            self.stats.inc(repair)
         return Generation(text=text, tokens_in=tokens_in, tokens_out=tokens_out, metadata=metadata)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
@@ -262,11 +295,13 @@ class OpenAICompatibleLLM:
 
     async def _with_retries(self, client: httpx.AsyncClient, request: ChatRequest) -> Generation:
         last = _Retryable("none", "no attempt made")
+        spent_in = spent_out = 0  # what the attempts the server answered unusably are charged
         for attempt in range(self.max_retries + 1):
             try:
                 generation = await self._once(client, request)
             except _Retryable as exc:
                 last = exc
+                spent_in, spent_out = spent_in + exc.tokens[0], spent_out + exc.tokens[1]
                 self.stats.inc(f"llm_{exc.kind}")
                 if attempt == self.max_retries:
                     break
@@ -275,13 +310,20 @@ class OpenAICompatibleLLM:
                 logger.warning("LLM request failed (%s); retry %d in %.1fs", exc, attempt + 1, delay)
                 await asyncio.sleep(delay)
                 continue
+            if spent_in or spent_out:
+                # the answer carries every attempt's cost, into the cache too: a rerun that replays it
+                # charges the budget what the first run was charged, and so decides the same
+                generation.tokens_in += spent_in
+                generation.tokens_out += spent_out
+                generation.metadata["tokens_estimated"] = True
             return generation
         if last.kind in CONTENT_FAULTS:
             # the server is up but this answer stays unusable: give up on this request only
             self.stats.inc("llm_failed_requests")
             logger.warning("giving up on one request after %d tries (%s); its document gets no pairs now and "
                            "is sent again when the same command runs again", self.max_retries + 1, last)
-            return Generation(text="", error=f"{last.kind}: {last}")
+            return Generation(text="", tokens_in=spent_in, tokens_out=spent_out, error=f"{last.kind}: {last}",
+                              metadata={"tokens_estimated": True})
         advice = (f"{self.base_url} failed {self.max_retries + 1} times in a row ({last}); "
                   "check that the server is up, then run the same command again: the run resumes "
                   "and every answer already received is kept")
@@ -367,21 +409,59 @@ class OpenAICompatibleLLM:
         self._loop = self._thread = self._client = self._slots = None
 
 
-def _malformed(what: str, sample: str) -> _Retryable:
-    return _Retryable("malformed_responses", f"malformed response body ({what}): {sample!r}")
+def _malformed(what: str, sample: str, tokens: tuple[int, int]) -> _Retryable:
+    return _Retryable("malformed_responses", f"malformed response body ({what}): {sample!r}", tokens=tokens)
 
 
-def _token_count(usage: dict[str, Any] | None, field: str, sample: str) -> int | None:
+def _checked_count(value: object) -> int | None:
+    """``value`` as a token count (``12.0`` is one; ``1e400``, ``1.5``, ``-1`` and ``"lots"`` are not)."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    return value if isinstance(value, int) and valid_token_count(value) else None
+
+
+def _token_count(usage: dict[str, Any] | None, field: str, sample: str, cost: tuple[int, int]) -> int | None:
     """``usage[field]`` as a checked token count; ``None`` when the server left it out."""
     value = (usage or {}).get(field)
     if value is None:
         return None
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        value = int(value)  # 12.0 is a count; 1e400 (inf), 1.5 and "lots" are not
-    if not valid_token_count(value):
+    count = _checked_count(value)
+    if count is None:
         shown = ("negative" if value < 0 else "over the limit") if isinstance(value, int) else repr(value)[:40]
-        raise _malformed(f"usage.{field} is {shown}, not a token count from 0 to {MAX_TOKENS_PER_CALL:,}", sample)
-    return int(value)
+        raise _malformed(f"usage.{field} is {shown}, not a token count from 0 to {MAX_TOKENS_PER_CALL:,}", sample,
+                         cost)
+    return count
+
+
+def _prompt_tokens(request: ChatRequest) -> int:
+    """The estimate of a request's prompt tokens."""
+    return estimate_tokens("".join(str(m.get("content", "")) for m in request.messages))
+
+
+def _attempt_cost(request: ChatRequest, usage: object, text: str | None, body_bytes: int) -> tuple[int, int]:
+    """What one answered attempt is charged: the server's counts where they are usable, else estimates.
+
+    The prompt is estimated from its characters; the answer from its text, or,
+    when there is none to read, from the body's bytes, at most the request's
+    ``max_tokens`` (the most the server was asked to generate).
+    """
+    counts = usage if isinstance(usage, dict) else {}
+    tokens_in = _checked_count(counts.get("prompt_tokens"))
+    tokens_out = _checked_count(counts.get("completion_tokens"))
+    if tokens_in is None:
+        tokens_in = _prompt_tokens(request)
+    if tokens_out is None:
+        tokens_out = (estimate_tokens(text) if text is not None
+                      else min(math.ceil(body_bytes / CHARS_PER_TOKEN), request.max_tokens))
+    return tokens_in, tokens_out
+
+
+def _answer_text(data: object) -> str | None:
+    """The text of ``choices[0].message.content`` if the body has one that can be read, else ``None``."""
+    choices = data.get("choices") if isinstance(data, dict) else None
+    choice = choices[0] if isinstance(choices, list) and choices else None
+    message = choice.get("message") if isinstance(choice, dict) else None
+    return _content_text(message.get("content")) if isinstance(message, dict) else None
 
 
 def _content_text(content: object) -> str | None:

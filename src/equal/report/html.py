@@ -44,8 +44,8 @@ def _cards(run: RunView) -> list[dict[str, str]]:
         {"label": "pairs per document", "value": f"{pairs / max(extracted, 1):.2f}"},
         {"label": "clusters", "value": _number(s.clusters)},
         {"label": "wall time, this run", "value": f"{s.wall_seconds:,.0f} s"},
-        {"label": "LLM calls paid, all runs here", "value": _number(run.stats.paid.llm_calls)},
-        {"label": "wall time, all runs here", "value": f"{run.stats.paid.seconds:,.0f} s"},
+        {"label": "LLM calls paid, finished runs here", "value": _number(run.stats.paid.llm_calls)},
+        {"label": "wall time, finished runs here", "value": f"{run.stats.paid.seconds:,.0f} s"},
     ]
 
 

@@ -22,7 +22,7 @@ def inspect_run(run: RunView, console: Console | None = None, pairs: int = 3) ->
         ("documents extracted", f"{extracted:,} of {passages:,} ({100 * extracted / passages:.1f}%)"),
         ("LLM calls sent / from cache", f"{c('llm_calls'):,} / {c('llm_cache_hits'):,}"),
         ("tokens in + out", f"{s.tokens_spent:,}"),
-        ("paid, all runs here", f"{paid.llm_calls:,} calls, {paid.tokens:,} tokens, {paid.seconds:,.0f} s"),
+        ("paid, finished runs here", f"{paid.llm_calls:,} calls, {paid.tokens:,} tokens, {paid.seconds:,.0f} s"),
         ("pairs written", f"{c('pairs_written'):,}"),
         ("clusters, rounds", f"{s.clusters}, {c('rounds')}"),
         ("wall time, this run", f"{s.wall_seconds:,.0f} s"),

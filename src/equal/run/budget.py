@@ -13,10 +13,13 @@ class Budget:
     Every extracted document costs one call, whether the answer came from the
     server or from the response cache, so a resumed run makes the same
     decisions as an uninterrupted one. The token cap is checked before each
-    round (and each warm-up batch), so the last round may overshoot it by at
-    most one round's tokens. Tokens are what the backend counted: the server's
-    ``usage``, checked to be a count from 0 to 10**9, or an estimate from
-    characters when the server reports none, so no answer is ever free.
+    round (and each warm-up batch), counting the documents still in flight at
+    the mean tokens of the documents charged so far, so the last round may
+    overshoot it by about one round's tokens however many rounds are out.
+    Tokens are what the backend counted: the server's ``usage``, checked to be
+    a count from 0 to 10**9, or an estimate from characters when the server
+    reports none or reports it unusably, for every attempt the server answered
+    (a request whose answer stayed unusable included), so no answer is ever free.
 
     Attributes:
         max_documents: documents (calls) allowed; ``None`` for no cap.
@@ -40,8 +43,21 @@ class Budget:
     def documents_left(self) -> float:
         return math.inf if self.max_documents is None else max(0, self.max_documents - self.documents)
 
-    def exhausted(self) -> bool:
-        return self.documents_left() <= 0 or (self.max_tokens is not None and self.tokens >= self.max_tokens)
+    def exhausted(self, in_flight: int = 0) -> bool:
+        """Whether nothing more may be sent, with ``in_flight`` documents sent and not yet charged.
+
+        The tokens of those documents are not known yet: each is counted at the
+        mean tokens of the documents charged so far; before any was charged, any
+        document in flight may already reach the token cap.
+        """
+        if self.documents_left() <= 0:
+            return True
+        if self.max_tokens is None:
+            return False
+        if in_flight and not self.documents:
+            return True
+        expected = self.tokens + (in_flight * self.tokens / self.documents if in_flight else 0)
+        return expected >= self.max_tokens
 
     def charged(self, documents: int, tokens: int) -> Budget:
         """This budget after spending ``documents`` calls and ``tokens`` tokens.

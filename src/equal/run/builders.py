@@ -131,7 +131,8 @@ def _ray_llm(llm: LLM, config: LLMExtractionBase, stats: Stats, seed: int, execu
     return RayLLM(partial(build_llm, config, seed=seed), llm.name, address=executor.address,
                   workers=executor.llm_workers, chunk_size=config.ray_chunk_size,
                   cpus_per_worker=executor.cpus_per_worker, gpus_per_worker=executor.gpus_per_worker,
-                  pairs=pairs, max_pairs=config.max_pairs, stats=stats)
+                  pairs=pairs, max_pairs=config.max_pairs, stats=stats,
+                  former_names=getattr(llm, "former_names", ()))
 
 
 #: ``executor.kind`` -> where the LLM runs: this process, or actors on the Ray cluster (which can also embed

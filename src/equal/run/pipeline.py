@@ -178,6 +178,8 @@ def _run(config: RunConfig, run_dir: Path, progress: Progress, embedder: Embedde
                                             reward=PullRewarder(distance, offset, warm_rewards, stats), rng=rng,
                                             on_round=partial(_record_round, log, task), timed=stats.timed)
         stats.inc("rounds", len({p.round for p in pulls}))
+        if cache.damaged_rows:  # single rows that were no vectors: embedded again (warned as they were found)
+            stats.inc("embedding_cache_damaged_rows", cache.damaged_rows)
 
         # the outputs
         every_pull = warm_pulls + pulls

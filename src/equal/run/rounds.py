@@ -80,7 +80,10 @@ def play_rounds(arms: Arms, policy: Policy, budget: Budget, *, shape: RoundShape
     is staleness: round r is chosen from the rewards of rounds up to r - k.
     The order of every choice, reward and draw from ``rng`` is fixed, so a run
     is as deterministic as with one round in flight; only when answers arrive
-    differs. Up to k rounds may overshoot the token cap.
+    differs. A round is sent only while the tokens spent plus an estimate for
+    the documents in flight (the mean tokens of a document charged so far; none
+    before the first is charged) stay under the token cap, so the cap is passed
+    by about one round, as with one round in flight, not by k.
 
     Args:
         arms: the clusters and the documents they have left, in pull order.
@@ -106,7 +109,7 @@ def play_rounds(arms: Arms, policy: Policy, budget: Budget, *, shape: RoundShape
     planned = 0  # documents sent but not yet charged
     next_round = 0
     while True:
-        while (len(in_flight) < rounds_in_flight and not budget.exhausted()
+        while (len(in_flight) < rounds_in_flight and not budget.exhausted(in_flight=planned)
                and budget.documents_left() > planned and arms.available().any()):
             with timed("rounds/select"):
                 plan = _plan(arms, policy, budget.documents_left() - planned, shape, rng)

@@ -165,17 +165,17 @@ def test_a_folder_or_glob_of_shards_is_read_in_name_order(tmp_path, fmt):
 
 
 def test_shards_are_opened_one_at_a_time(tmp_path, monkeypatch):
-    from equal.corpus import readers
+    from equal.corpus import formats
 
     _shards(tmp_path / "shards", "jsonl")
     opened = []
-    read_jsonl = readers._READERS["jsonl"]
+    read_jsonl = formats.READERS["jsonl"]
 
-    def spying(path, stats, max_bytes):
+    def spying(path, max_bytes):
         opened.append(path.name)
-        yield from read_jsonl(path, stats, max_bytes)
+        yield from read_jsonl(path, max_bytes)
 
-    monkeypatch.setitem(readers._READERS, "jsonl", spying)
+    monkeypatch.setitem(formats.READERS, "jsonl", spying)
     docs = read_documents(tmp_path / "shards" / "*.jsonl", id_field="id")
     assert next(docs).id == "s0-0" and opened == ["part-000.jsonl"]
     assert [d.id for d in docs][-1] == "s2-3" and opened == ["part-000.jsonl", "part-001.jsonl", "part-002.jsonl"]
@@ -201,12 +201,12 @@ def test_a_run_config_takes_a_glob_of_shards(tmp_path):
 
 
 def test_a_text_folder_is_walked_in_the_order_of_a_sorted_listing(tmp_path):
-    from equal.corpus.readers import _walk
+    from equal.corpus.shards import walk
 
     for name in ("a/x.txt", "a/b/c.md", "a-b.txt", "a.txt", "z/y/w.txt", "B.txt"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(f"the text of {name}")
-    assert list(_walk(tmp_path)) == sorted(tmp_path.rglob("*"))
+    assert list(walk(tmp_path)) == sorted(tmp_path.rglob("*"))
     assert [d.id for d in read_documents(tmp_path)] == ["B.txt", "a/b/c.md", "a/x.txt", "a-b.txt", "a.txt",
                                                          "z/y/w.txt"]
 
@@ -278,3 +278,59 @@ def test_a_format_that_is_set_reads_its_files_and_names_the_others(tmp_path, cap
         docs, stats = _docs(folder, id_field="id", fmt="jsonl")
     assert [d.id for d in docs] == ["b-0", "b-1", "b-2"] and stats.get("skipped_files") == 1
     assert "a.parquet" in caplog.text and "corpus.format is jsonl" in caplog.text
+
+
+# -- the record checks and the id assigner, one by one -----------------------------------------------------------
+
+
+def test_every_record_check_is_named_by_the_counter_it_bumps():
+    import re
+
+    from equal.corpus.checks import ReadOptions, record_checks
+    from equal.corpus.ids import IdAssigner
+
+    with IdAssigner() as ids:
+        checks = record_checks(ReadOptions(max_document_chars=10), ids)
+    names = [type(c).__name__ for c in checks]
+    assert names == ["MissingField", "WrongType", "Empty", "TooLong", "Binary", "Empty", "MissingId", "DuplicateId"]
+    for check in checks:
+        assert check.counter == "skipped_" + re.sub(r"(?<!^)(?=[A-Z])", "_", type(check).__name__).lower()
+
+
+@pytest.mark.parametrize(("fields", "counter"), [
+    ({"body": "no text field"}, "skipped_missing_field"),
+    ({"text": None, "id": None}, "skipped_wrong_type"),  # the first rule that refuses is the one counted
+    ({"text": " \n "}, "skipped_empty"),
+    ({"text": "x" * 11}, "skipped_too_long"),
+    ({"text": "\x01\x02\x03"}, "skipped_binary"),
+    ({"text": " " * 9 + "\x00", "id": "a"}, "skipped_empty"),  # empty only once its NUL is dropped
+    ({"text": "a text", "id": "\x00"}, "skipped_missing_id"),
+    ({"text": "a text", "id": "taken"}, "skipped_duplicate_id"),
+    ({"text": "a text", "id": "fine"}, None),
+])
+def test_the_first_check_that_refuses_a_record_names_its_skip(fields, counter):
+    from equal.corpus.checks import Draft, ReadOptions, first_skip, record_checks
+    from equal.corpus.ids import IdAssigner
+
+    options = ReadOptions(id_field="id", min_chars=1, max_document_chars=10)
+    with IdAssigner() as ids:
+        ids.give("taken", ["taken"])
+        skip = first_skip(record_checks(options, ids), Draft(fields, options))
+    assert (skip.counter if skip else None) == counter
+
+
+def test_record_and_passage_ids_share_one_namespace():
+    from equal.corpus.ids import IdAssigner, content_id, passage_ids, record_id
+
+    assert passage_ids("a", 1) == ["a"] and passage_ids("a", 2) == ["a#p0", "a#p1"]
+    assert record_id({"id": 7}, "id", "text") == ("7", set()) and record_id({"id": ""}, "id", "text")[0] == ""
+    assert record_id({}, None, "text") == (content_id("text"), set())
+    with IdAssigner() as ids:
+        ids.give("a", ["a#p0", "a#p1"])  # a split record: its own id is taken too
+        ids.give("b", ["b"])
+        assert ids.taken("a").counter == ids.taken("a#p1").counter == "skipped_duplicate_id"
+        assert ids.taken("b") is not None and ids.taken("c") is None
+        assert ids.passage_taken("b#p0", ["b#p0#p0", "b#p0#p1"]) is None
+        clash = ids.passage_taken("a#p", ["a#p0", "a#p1"])  # a later record whose passages would be a's
+        assert clash is not None and clash.args == ("a#p", "a#p0")
+        assert ids.passage_taken("a#p1", ["a#p1"]) is None  # one passage is the record's own id: taken() says

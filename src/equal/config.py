@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -25,6 +26,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from equal.errors import ConfigError, InputError
 from equal.files import atomic_write_text
@@ -117,7 +119,7 @@ class RewardConfig(Strict):
 class BanditConfig(Strict):
     """The UCB bandit over clusters (or a baseline selection at the same budget)."""
 
-    selection: Literal["equal", "paper", "random-clusters", "random"] = Field("equal", description="equal: the bandit over clusters as configured here and in warmup.*; paper: the paper's EQUAL (random warm-up, random order in clusters, no priors, alpha 0.001); random-clusters: the paper's settings with clusters drawn uniformly at random; random: random documents at the same budget (the baseline).")
+    selection: Literal["equal", "paper", "random-clusters", "random"] = Field("equal", description="equal: the bandit over clusters as configured here and in warmup.*; paper: the paper's EQUAL (warmup.selection: random, bandit.document_order: random, warmup.as_prior and bandit.similarity_prior false, bandit.alpha: 0.001); random-clusters: the paper's settings with bandit.policy: uniform; random: random documents at the same budget (the baseline: a random warm-up, one arm in random order, no priors, bandit.policy: uniform, alignment.enabled: false). paper and random-clusters set those keys themselves, so a config that sets one of them to another value is refused, naming the key (the run would not do what it says; bandit.selection: equal with the other values runs it); random only warns that they are not used, so a tuned EQUAL config runs its own baseline with --selection random. A key left out is never refused, and the run's config.yaml holds the values the selection used.")
     policy: Literal["ucb", "uniform"] = Field("ucb", description="ucb (EQUAL) or uniform (random clusters).")
     clusters_per_round: Positive | Literal["auto"] = Field("auto", description="B, clusters pulled per round, at least 1 (released: 50); auto scales with the budget.")
     docs_per_pull: Positive | Literal["auto"] = Field("auto", description="m, documents extracted per pull, at least 1 (released: 10); auto scales with the budget.")
@@ -135,6 +137,83 @@ class WarmupConfig(Strict):
     min_documents: Int = Field(8, ge=0, description="Warm-up at least this many documents (when the budget allows).")
     selection: Literal["random", "reference", "mixed"] = Field("mixed", description="Which documents the warm-up extracts: a seeded random sample (paper), the ones most similar to the reference centroid (zero LLM cost to rank), or half of each (the random half sets the reward offset).")
     as_prior: Bool = Field(True, description="Credit each cluster with the reward of its warm-up documents before round 0 (the paper starts every cluster at 0).")
+
+
+@dataclass(frozen=True)
+class SelectionSettings:
+    """The keys a ``bandit.selection`` sets itself, the values it sets them to, and what a config that sets one
+    of them to another value gets: refused (``refuse``), or a warning that it is not used (``warn``)."""
+
+    values: Mapping[str, Any]
+    conflict: Literal["refuse", "warn"]
+
+    def given(self, config: RunConfig) -> dict[str, Any]:
+        """The keys ``config`` sets itself (in its file, a flag or an argument) to another value, with its values.
+
+        A key left out is never given, whatever its default; a key set to the
+        default counts, since it was asked for (``warmup.as_prior: true`` with
+        ``paper``, which turns it off).
+        """
+        given = {}
+        for key, value in self.values.items():
+            section, name = key.split(".")
+            model = getattr(config, section)
+            if name in model.model_fields_set and getattr(model, name) != value:
+                given[key] = getattr(model, name)
+        return given
+
+    def errors(self, config: RunConfig) -> list[InitErrorDetails]:
+        """One error per key ``config`` sets to another value, at the key, saying how to run what was asked."""
+        given = self.given(config) if self.conflict == "refuse" else {}
+        rest = ", ".join(f"{key}: {_as_yaml(value)}" for key, value in self.values.items() if key not in given)
+        instead = f"bandit.selection: equal with {rest}" if rest else "bandit.selection: equal"
+        why = "bandit.selection {selection} sets it to {value} itself, so {given} would not be used; remove it, " \
+              "or set {instead}"
+        return [InitErrorDetails(
+            type=PydanticCustomError("set_by_selection", why, {
+                "selection": config.bandit.selection, "value": _as_yaml(self.values[key]),
+                "given": _as_yaml(value), "instead": instead}),
+            loc=tuple(key.split(".")), input=value) for key, value in given.items()]
+
+    def warning(self, config: RunConfig) -> str:
+        """The line that says which keys ``config`` sets that this selection does not use, or ``""``."""
+        given = self.given(config) if self.conflict == "warn" else {}
+        if not given:
+            return ""
+        return (f"bandit.selection {config.bandit.selection} takes "
+                f"{', '.join(f'{key}: {_as_yaml(self.values[key])}' for key in given)} itself; the config's "
+                f"{', '.join(f'{key}: {_as_yaml(value)}' for key, value in given.items())} "
+                f"{'is' if len(given) == 1 else 'are'} not used")
+
+    def apply(self, config: RunConfig) -> RunConfig:
+        """``config`` with these keys set to these values (unchecked: they are this selection's own)."""
+        sections: dict[str, dict[str, Any]] = {}
+        for key, value in self.values.items():
+            section, name = key.split(".")
+            sections.setdefault(section, {})[name] = value
+        return config.model_copy(update={section: getattr(config, section).model_copy(update=values)
+                                         for section, values in sections.items()})
+
+
+def _as_yaml(value: Any) -> str:
+    """A setting's value as YAML writes it (``false``, ``random``, ``0.001``)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+_PAPER_SETTINGS = {"warmup.selection": "random", "bandit.document_order": "random", "bandit.similarity_prior": False,
+                   "warmup.as_prior": False, "bandit.alpha": 0.001}
+#: What each bandit.selection other than equal sets itself; run/strategies.py builds each strategy from the config
+#: as :meth:`RunConfig.as_run` gives it, so a strategy cannot take a value it does not declare here. ``paper`` and
+#: ``random-clusters`` refuse a config that sets one of these keys otherwise; ``random`` only warns, because its
+#: documented use is the baseline of a tuned EQUAL config, run from the same file with ``--selection random``.
+SELECTION_SETTINGS: dict[str, SelectionSettings] = {
+    "paper": SelectionSettings(_PAPER_SETTINGS, "refuse"),
+    # the uniform policy never reads alpha; it is set to the paper's only so that what is reported is what ran
+    "random-clusters": SelectionSettings({**_PAPER_SETTINGS, "bandit.policy": "uniform"}, "refuse"),
+    "random": SelectionSettings({"warmup.selection": "random", "bandit.document_order": "random",
+                                 "bandit.similarity_prior": False, "warmup.as_prior": False,
+                                 "bandit.policy": "uniform", "alignment.enabled": False}, "warn"),
+}
 
 
 class AlignmentConfig(Strict):
@@ -345,6 +424,29 @@ class RunConfig(Strict):
         return [f"{name} {path} does not exist" for name, path in paths
                 if path is not None and not Path(path).exists() and not glob.glob(str(path), recursive=True)]
 
+    @model_validator(mode="after")
+    def _selection_settings(self) -> RunConfig:
+        """Refuse a key the selection sets itself, set here to another value (the error is at the key, so the flag
+        that set it is blamed), or warn that it is not used."""
+        settings = SELECTION_SETTINGS.get(self.bandit.selection)
+        if settings is None:
+            return self
+        warning, errors = settings.warning(self), settings.errors(self)
+        if warning:
+            logger.warning("%s", warning)
+        if errors:
+            raise ValidationError.from_exception_data("RunConfig", errors)
+        return self
+
+    def as_run(self) -> RunConfig:
+        """This config as its ``bandit.selection`` runs it: the keys the selection sets itself, set to its values.
+
+        It is what ``config.yaml`` saves, so the saved file says what ran and
+        loads again without a refusal.
+        """
+        settings = SELECTION_SETTINGS.get(self.bandit.selection)
+        return self if settings is None else settings.apply(self)
+
 
 def _loc(err: Any) -> list[str]:
     """Where a validation error is, as config keys: without the member of a union it came from (``int``,
@@ -543,5 +645,6 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
 
 
 def dump_config(config: RunConfig, path: Path) -> None:
-    """Write the resolved config as YAML (it never holds secrets: only env var names)."""
-    atomic_write_text(path, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    """Write the resolved config as YAML, as its selection runs it (:meth:`RunConfig.as_run`); it never holds
+    secrets, only env var names."""
+    atomic_write_text(path, yaml.safe_dump(config.as_run().model_dump(mode="json"), sort_keys=False))

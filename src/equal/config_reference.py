@@ -93,7 +93,7 @@ def reference_markdown() -> str:
         "the last one without a word). Numbers are taken as written: `true`/`yes` is no number, `5` no `true`, "
         "`\"5\"` and `5.0` no int, and `.nan`/`.inf` no float; each count has the bounds its row says. "
         "A CLI flag overrides its key (see `equal run --help`), and `equal validate CONFIG` prints a config "
-        "with every default filled in.",
+        "as a run uses it: every default filled in, and the keys `bandit.selection` sets itself at its values.",
         "",
     ]
     for name, field in RunConfig.model_fields.items():

@@ -263,14 +263,14 @@ def extract_command(
 
 @_command("validate")
 def validate_command(config: Annotated[Path, typer.Argument(help="YAML config file to check.")]) -> None:
-    """Check a config file (keys, values, and that its input files exist) and print it with every default filled in."""
+    """Check a config file (keys, values, and that its input files exist) and print it as a run uses it: every default filled in, and the keys bandit.selection sets itself set to its values."""
     cfg = load_config(config)
     absent = cfg.absent_inputs()
     if absent:
         raise InputError(f"{config}: " + "; ".join(absent))
     import yaml
 
-    typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    typer.echo(yaml.safe_dump(cfg.as_run().model_dump(mode="json"), sort_keys=False))
 
 
 @_command("prepare-model")

@@ -14,6 +14,12 @@ the order of documents in them), the priors, the round shape and the policy:
 - ``random``: random documents from the whole corpus: a random warm-up, then
   one arm that holds every document in seeded random order, one pull of m
   documents a round.
+
+The keys a strategy sets itself are declared beside ``bandit.selection`` in
+:data:`equal.config.SELECTION_SETTINGS`, where a config that sets one of them
+otherwise is refused (``paper``, ``random-clusters``) or warned about
+(``random``), and each strategy here is made from the config with those keys
+set (:func:`with_settings`): a strategy cannot take a value it does not declare.
 """
 
 from __future__ import annotations
@@ -36,14 +42,12 @@ from equal.bandit import (
     similarity_prior,
     warmup_prior,
 )
-from equal.config import BanditConfig, ClusteringConfig, RunConfig
+from equal.config import SELECTION_SETTINGS, BanditConfig, ClusteringConfig, RunConfig
 from equal.errors import ConfigError
 from equal.progress import Progress
 from equal.records import QAPair
 from equal.run.clusters import Clusters, cluster_documents
 from equal.stats import Stats
-
-PAPER_ALPHA = 0.001  # the released scripts' constant
 
 
 class SelectionStrategy(Protocol):
@@ -148,13 +152,15 @@ class RandomDocuments:
 
     One arm holds every document not in the warm-up, in seeded random order;
     a round is one pull of m documents (m as EQUAL's round shape gives it).
-    ``alpha`` is resolved as configured, only to be reported.
+    ``alpha`` is resolved as configured, only to be reported. Made from the
+    config with the keys ``random`` sets (:func:`with_settings`): a random
+    warm-up, no alignment, random order, the uniform policy.
     """
 
     alpha_setting: float | str
     bandit: BanditConfig
-    warmup: str = "random"
-    aligns: bool = False
+    warmup: str
+    aligns: bool
 
     def clusters(self, vectors: np.ndarray, progress: Progress, stats: Stats) -> Clusters:
         return Clusters.whole(vectors)
@@ -164,7 +170,8 @@ class RandomDocuments:
 
     def arms(self, clusters: Clusters, context: OrderContext, taken: Sequence[int],
              rng: np.random.Generator) -> ClusterArms:
-        return ClusterArms(cluster_members(clusters.labels, 1, taken, "random", context, rng), clusters.neighbours)
+        return ClusterArms(cluster_members(clusters.labels, 1, taken, self.bandit.document_order, context, rng),
+                           clusters.neighbours)
 
     def prime(self, arms: ClusterArms, clusters: Clusters, similarity: np.ndarray, warm_rewards: Sequence[float],
               warm_documents: Sequence[int], warm_pairs: Sequence[Sequence[QAPair]],
@@ -175,7 +182,12 @@ class RandomDocuments:
         return resolve_alpha(self.alpha_setting, warm_rewards)
 
     def policy(self, alpha: float) -> Policy:
-        return build_policy("uniform")  # one arm: every policy picks it
+        return build_policy(self.bandit.policy)  # uniform; with one arm, every policy picks it
+
+
+def with_settings(config: RunConfig, selection: str) -> RunConfig:
+    """``config`` with the keys ``selection`` sets itself set to its values (``SELECTION_SETTINGS``)."""
+    return SELECTION_SETTINGS[selection].apply(config)
 
 
 def _equal(config: RunConfig) -> SelectionStrategy:
@@ -185,17 +197,16 @@ def _equal(config: RunConfig) -> SelectionStrategy:
 
 
 def _paper(config: RunConfig) -> SelectionStrategy:
-    return ClusterBandit("random", config.alignment.enabled, "random", False, False, config.bandit.policy,
-                         PAPER_ALPHA, config.bandit, config.clustering, config.seed)
+    return _equal(with_settings(config, "paper"))
 
 
 def _random_clusters(config: RunConfig) -> SelectionStrategy:
-    return ClusterBandit("random", config.alignment.enabled, "random", False, False, "uniform",
-                         config.bandit.alpha, config.bandit, config.clustering, config.seed)
+    return _equal(with_settings(config, "random-clusters"))
 
 
 def _random_documents(config: RunConfig) -> SelectionStrategy:
-    return RandomDocuments(config.bandit.alpha, config.bandit)
+    config = with_settings(config, "random")
+    return RandomDocuments(config.bandit.alpha, config.bandit, config.warmup.selection, config.alignment.enabled)
 
 
 STRATEGIES: dict[str, Callable[[RunConfig], SelectionStrategy]] = {

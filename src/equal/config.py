@@ -118,7 +118,7 @@ class BanditConfig(Strict):
     """The UCB bandit over clusters (or a baseline selection at the same budget)."""
 
     selection: Literal["equal", "paper", "random-clusters", "random"] = Field("equal", description="equal: the bandit over clusters as configured here and in warmup.*; paper: the paper's EQUAL (random warm-up, random order in clusters, no priors, alpha 0.001); random-clusters: the paper's settings with clusters drawn uniformly at random; random: random documents at the same budget (the baseline).")
-    policy: Literal["ucb", "uniform"] = Field("ucb", description="ucb (EQUAL) or uniform (random clusters).")
+    policy: Literal["ucb", "uniform", "thompson"] = Field("ucb", description="ucb (EQUAL), uniform (random clusters) or thompson (Gaussian Thompson sampling; bandit.alpha is then the prior spread of a cluster's mean reward, auto: the warm-up rewards' spread).")
     clusters_per_round: Positive | Literal["auto"] = Field("auto", description="B, clusters pulled per round, at least 1 (released: 50); auto scales with the budget.")
     docs_per_pull: Positive | Literal["auto"] = Field("auto", description="m, documents extracted per pull, at least 1 (released: 10); auto scales with the budget.")
     alpha: NonNegative | Literal["auto"] = Field(0.001, description="UCB exploration weight, at least 0; auto = the spread (std) of the warm-up rewards, so the bonus is in reward units (released: 0.001).")

@@ -118,10 +118,11 @@ def test_every_llm_backend_answers_each_request_once_and_counts_no_calls_itself(
 def test_the_registries_cover_exactly_the_configs_literals():
     import typing
 
-    from equal.config import EXTRACTION_BACKENDS, ExecutorConfig, LLMExtractionBase
+    from equal.config import EXECUTOR_KINDS, EXTRACTION_BACKENDS, LLMExtractionBase
     from equal.run.builders import CORPUS_EMBEDDERS, EXTRACTORS, LLM_EXECUTORS, LLMS
 
     assert set(EXTRACTORS) == set(EXTRACTION_BACKENDS)
     assert set(LLMS) == {b for b, model in EXTRACTION_BACKENDS.items() if issubclass(model, LLMExtractionBase)}
-    kinds = set(typing.get_args(ExecutorConfig.model_fields["kind"].annotation))
+    kinds = {kind for model in EXECUTOR_KINDS.values()
+             for kind in typing.get_args(model.model_fields["kind"].annotation)}
     assert set(CORPUS_EMBEDDERS) == set(LLM_EXECUTORS) == kinds

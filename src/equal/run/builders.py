@@ -18,8 +18,10 @@ from equal.config import (
     ExtractionBase,
     ExtractionConfig,
     LLMExtractionBase,
+    LocalExecutorConfig,
     LocalExtractionConfig,
     OpenAIExtractionConfig,
+    RayExecutorConfig,
     ReplayExtractionConfig,
     RunConfig,
 )
@@ -58,7 +60,7 @@ def build_embedder(config: EmbeddingConfig) -> Embedder:
     return builder(config)
 
 
-def _ray_embedder(factory: Callable[[], Embedder], name: str, executor: ExecutorConfig) -> Embedder:
+def _ray_embedder(factory: Callable[[], Embedder], name: str, executor: RayExecutorConfig) -> Embedder:
     from equal.distributed import RayEmbedder
 
     return RayEmbedder(factory, name, address=executor.address, workers=executor.embed_workers,
@@ -67,7 +69,7 @@ def _ray_embedder(factory: Callable[[], Embedder], name: str, executor: Executor
 
 
 #: ``executor.kind`` -> what embeds the whole corpus
-CORPUS_EMBEDDERS: dict[str, Callable[[Callable[[], Embedder], str, ExecutorConfig], Embedder]] = {
+CORPUS_EMBEDDERS: dict[str, Callable[[Callable[[], Embedder], str, Any], Embedder]] = {
     "local": lambda factory, name, executor: factory(),
     "ray": _ray_embedder,
 }
@@ -79,14 +81,14 @@ def corpus_embedder(factory: Callable[[], Embedder], name: str, executor: Execut
     Only the corpus goes to this embedder; a pull's few pairs are embedded in the driver, or by the
     LLM actors that extracted them (``executor.embed_pairs``).
     """
-    executor = executor or ExecutorConfig()
+    executor = executor or LocalExecutorConfig()
     return CORPUS_EMBEDDERS[executor.kind](factory, name, executor)
 
 
 def pair_embedding(config: RunConfig, cache: EmbeddingCache) -> PairEmbedding | None:
     """With ``executor.embed_pairs``: the Ray LLM actors embed their answers' pairs with the configured embedder
     (the reward's, as alignment may not change it then) into ``cache``; else ``None``."""
-    if not config.executor.embed_pairs:
+    if not (isinstance(config.executor, RayExecutorConfig) and config.executor.embed_pairs):
         return None
     from equal.distributed import PairEmbedding
 
@@ -123,7 +125,7 @@ def build_llm(config: ExtractionBase, stats: Stats, seed: int) -> LLM:
     return LLMS[config.extractor](config, stats, seed)
 
 
-def _ray_llm(llm: LLM, config: LLMExtractionBase, stats: Stats, seed: int, executor: ExecutorConfig,
+def _ray_llm(llm: LLM, config: LLMExtractionBase, stats: Stats, seed: int, executor: RayExecutorConfig,
              pairs: PairEmbedding | None) -> LLM:
     from equal.distributed import RayLLM
 
@@ -137,7 +139,7 @@ def _ray_llm(llm: LLM, config: LLMExtractionBase, stats: Stats, seed: int, execu
 
 #: ``executor.kind`` -> where the LLM runs: this process, or actors on the Ray cluster (which can also embed
 #: their answers' pairs)
-LLM_EXECUTORS: dict[str, Callable[[LLM, LLMExtractionBase, Stats, int, ExecutorConfig, PairEmbedding | None], LLM]] = {
+LLM_EXECUTORS: dict[str, Callable[[LLM, LLMExtractionBase, Stats, int, Any, PairEmbedding | None], LLM]] = {
     "local": lambda llm, config, stats, seed, executor, pairs: llm,
     "ray": _ray_llm,
 }
@@ -170,4 +172,4 @@ def build_extractor(config: ExtractionConfig, run_dir: Path, stats: Stats, seed:
 
     ``pairs``: Ray actors also embed their answers' pairs into the run's embedding cache.
     """
-    return EXTRACTORS[config.extractor](config, run_dir, stats, seed, executor or ExecutorConfig(), pairs)
+    return EXTRACTORS[config.extractor](config, run_dir, stats, seed, executor or LocalExecutorConfig(), pairs)

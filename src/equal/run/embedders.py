@@ -79,7 +79,6 @@ def embed_corpus(embedder: Embedder, documents: Sequence[Document], cache_dir: P
     a chunk at a time, hashed block by block), never a list of every text.
     """
     texts: Sequence[str] = documents.texts if isinstance(documents, PassageStore) else [d.text for d in documents]
-    # a Ray job has a fixed start-up cost: give the cluster larger chunks
-    chunk = 65_536 if executor.kind == "ray" else 4_096
-    return embed_to_store(embedder, texts, store_path(cache_dir, embedder.name, texts), chunk_size=chunk,
+    return embed_to_store(embedder, texts, store_path(cache_dir, embedder.name, texts),
+                          chunk_size=executor.corpus_chunk_size,
                           progress=progress, description=description)

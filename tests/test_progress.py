@@ -19,7 +19,7 @@ from equal.embedding import EmbeddingCache, HashingEmbedder, embed_cached
 from equal.embedding.store import embed_to_store
 from equal.extraction.extractor import LLMExtractor, ReplayExtractor
 from equal.extraction.task import ExtractionTask
-from equal.llm.base import ChatRequest, OnResult
+from equal.llm.base import ChatRequest, GeneratesInPlace, OnResult
 from equal.records import Document, Generation
 from equal.run.budget import Budget
 from equal.run.warmup import run_warmup
@@ -63,7 +63,7 @@ def test_the_warm_up_bar_moves_per_document_not_per_batch():
     assert progress.steps["warm-up extraction"] == [1] * 20
 
 
-class SlowLLM:
+class SlowLLM(GeneratesInPlace):
     """Answers one request at a time, recording how far the bar had moved before each answer."""
 
     name = "slow"

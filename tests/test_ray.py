@@ -116,12 +116,13 @@ class _FailingEmbedder(HashingEmbedder):
 
 def test_an_actor_whose_embedder_fails_still_sends_back_its_paid_answers(ray_address):
     from equal.distributed.llm import _LLMWorker
+    from equal.extraction.answers import AnswerPairs
     from equal.llm.openai import OpenAICompatibleLLM
 
     requests = _requests(4)
     with FakeOpenAIServer() as server:
         worker = _LLMWorker(lambda stats: OpenAICompatibleLLM(server.base_url, "fake", max_retries=0, stats=stats),
-                            _FailingEmbedder, 5)
+                            AnswerPairs(_FailingEmbedder, 5))
         chunk = worker.generate(0, requests)
         assert server.total_requests == 4
     assert len(chunk.generations) == 4 and not any(g.failed for g in chunk.generations)

@@ -110,7 +110,7 @@ class LLMExtractor:
 
     def _under_former_name(self, cache: ResponseCache, request: ChatRequest, key: str) -> Generation | None:
         """An answer an older version cached under one of the backend's former names, stored under ``key`` now."""
-        for name in getattr(self.llm, "former_names", ()):
+        for name in self.llm.former_names:
             found = cache.get(request.key(name))
             if found is not None and _usable(found):
                 cache.put(key, found)
@@ -133,8 +133,8 @@ class LLMExtractor:
     def submit(self, documents: list[Document]) -> Pending[Extraction]:
         """Look the documents up in the cache, send the rest, and return their extractions as they arrive.
 
-        With a backend that can send without waiting (``submit``), this returns
-        while the requests are in flight; otherwise it returns once they are
+        With a backend that sends without waiting, this returns while the
+        requests are in flight; with one that generates in place, once they are
         answered. Answers are counted and cached as they arrive either way.
         Taking a slice of the batch waits for those documents' answers only
         (or for the batch to fail) and parses them on the thread that takes it.
@@ -170,14 +170,8 @@ class LLMExtractor:
                 generations[keys[to_send[j]]] = generation
                 arrived.notify_all()
 
-        batch = [requests[i] for i in to_send]
-        send = getattr(self.llm, "submit", None)
-        if send is not None:
-            answered: Future[list[Generation]] = send(batch, on_result=keep)
-        else:
-            answered = Future()
-            with self.stats.timed("extract/requests"):
-                answered.set_result(self.llm.generate(batch, on_result=keep))
+        with self.stats.timed("extract/requests"):  # a backend that generates in place answers here
+            answered = self.llm.submit([requests[i] for i in to_send], on_result=keep)
 
         def wake(_: Future[list[Generation]]) -> None:
             with arrived:

@@ -8,9 +8,10 @@ backend is one entry, not another branch.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from equal.config import (
     EmbeddingConfig,
@@ -32,9 +33,6 @@ from equal.extraction.extractor import Extractor
 from equal.llm.base import LLM
 from equal.llm.cache import ResponseCache
 from equal.stats import Stats
-
-if TYPE_CHECKING:
-    from equal.distributed.llm import PairEmbedding
 
 
 def _hashing_embedder(config: EmbeddingConfig) -> Embedder:
@@ -85,13 +83,25 @@ def corpus_embedder(factory: Callable[[], Embedder], name: str, executor: Execut
     return CORPUS_EMBEDDERS[executor.kind](factory, name, executor)
 
 
+@dataclass(frozen=True)
+class PairEmbedding:
+    """With ``executor.embed_pairs``: the embedder the Ray LLM actors embed their answers' pairs with, and the
+    driver's embedding cache, which the reward reads, where their vectors go.
+
+    Attributes:
+        embedder: builds the reward's embedder on an actor.
+        cache: the driver's embedding cache.
+    """
+
+    embedder: Callable[[], Embedder]
+    cache: EmbeddingCache
+
+
 def pair_embedding(config: RunConfig, cache: EmbeddingCache) -> PairEmbedding | None:
-    """With ``executor.embed_pairs``: the Ray LLM actors embed their answers' pairs with the configured embedder
-    (the reward's, as alignment may not change it then) into ``cache``; else ``None``."""
+    """With ``executor.embed_pairs``: the configured embedder (the reward's, as alignment may not change it then)
+    for the actors, their vectors going into ``cache``; else ``None``."""
     if not (isinstance(config.executor, RayExecutorConfig) and config.executor.embed_pairs):
         return None
-    from equal.distributed import PairEmbedding
-
     return PairEmbedding(partial(build_embedder, config.embedding), cache)
 
 
@@ -128,13 +138,15 @@ def build_llm(config: ExtractionBase, stats: Stats, seed: int) -> LLM:
 def _ray_llm(llm: LLM, config: LLMExtractionBase, stats: Stats, seed: int, executor: RayExecutorConfig,
              pairs: PairEmbedding | None) -> LLM:
     from equal.distributed import RayLLM
+    from equal.extraction.answers import AnswerPairs, PairVectorStore
 
     # the local backend only lends its name (nothing is loaded or connected here)
     return RayLLM(partial(build_llm, config, seed=seed), llm.name, address=executor.address,
                   workers=executor.llm_workers, chunk_size=config.ray_chunk_size,
                   cpus_per_worker=executor.cpus_per_worker, gpus_per_worker=executor.gpus_per_worker,
-                  pairs=pairs, max_pairs=config.max_pairs, stats=stats,
-                  former_names=getattr(llm, "former_names", ()))
+                  answers=AnswerPairs(pairs.embedder, config.max_pairs) if pairs is not None else None,
+                  on_answers=PairVectorStore(pairs.cache, stats) if pairs is not None else None, stats=stats,
+                  former_names=llm.former_names)
 
 
 #: ``executor.kind`` -> where the LLM runs: this process, or actors on the Ray cluster (which can also embed

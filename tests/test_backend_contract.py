@@ -130,6 +130,19 @@ def test_the_registries_cover_exactly_the_configs_literals():
     assert set(CORPUS_EMBEDDERS) == set(LLM_EXECUTORS) == kinds
 
 
+@pytest.mark.parametrize("name", BACKENDS)
+def test_every_backend_submits_a_batch_and_reports_each_document_once(name, tmp_path):
+    """``submit`` is part of every extractor: the same extractions as ``extract``, each document reported done."""
+    documents = _documents()
+    with _backend(name, tmp_path) as backend:
+        reported: list[int] = []
+        pending = backend.extractor.submit(documents, reported.append)
+        out = pending.take(1) + pending.rest()
+        assert [e.document_id for e in out] == [d.id for d in documents]
+        assert sum(reported) == len(documents)
+        assert [e.pairs for e in backend.extractor.extract(documents)] == [e.pairs for e in out]
+
+
 @pytest.mark.parametrize("name", ["openai", pytest.param("local", marks=pytest.mark.slow)])
 def test_every_llm_backend_submits_a_batch_and_its_future_holds_the_generations(name, tmp_path):
     """``submit`` is part of the LLM protocol: llama.cpp generates in place and returns a future already done."""

@@ -20,7 +20,7 @@ from typing import Any
 
 from equal.config import RunConfig
 from equal.files import atomic_file
-from equal.progress import NullProgress, Progress, items_to
+from equal.progress import NullProgress, Progress, counting
 from equal.records import Document, QAPair
 from equal.run.builders import build_extractor
 from equal.run.inputs import read_passages
@@ -65,8 +65,8 @@ def extract_all(config: RunConfig, out_path: Path, *, progress: Progress | None 
             task.advance(n_done)
             for batch in _batches((d for d in documents if d.id not in done), batch_size):
                 todo += len(batch)
-                with items_to(task, len(batch)):  # the bar moves per passage, as each answer arrives
-                    extractions = extractor.extract(batch)
+                with counting(task, len(batch)) as answered:  # the bar moves per passage, as each answer arrives
+                    extractions = extractor.submit(batch, answered).rest()
                 for doc, extraction in zip(batch, extractions):
                     if extraction.generation.failed:
                         # no line: the passage stays to do, so the same command again retries it

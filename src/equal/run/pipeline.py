@@ -31,7 +31,7 @@ from equal.embedding import Embedder, EmbeddingCache
 from equal.errors import InputError
 from equal.extraction.extractor import Extractor
 from equal.extraction.pending import Pending
-from equal.progress import ItemCount, NullProgress, Progress, Task, reporting_to
+from equal.progress import ItemCount, NullProgress, Progress, Task
 from equal.records import Extraction, Pull, QAPair
 from equal.run.alignment import align
 from equal.run.budget import Budget
@@ -212,8 +212,7 @@ def _run(config: RunConfig, run_dir: Path, progress: Progress, embedder: Embedde
 def _submit_moving(extract: ExtractStep, task: Task, indices: Sequence[int]) -> Pending[Extraction]:
     """Send a round's extraction; the rounds' bar moves by one document as each answer arrives."""
     count = ItemCount(task, len(indices))
-    with reporting_to(count.done):
-        pending = extract.submit(indices)
+    pending = extract.submit(indices, count.done)
 
     def finish(start: int, stop: int, extractions: list[Extraction]) -> list[Extraction]:
         if stop == len(indices):  # what was not reported (cache hits, an extractor that does not report)

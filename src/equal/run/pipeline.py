@@ -41,12 +41,12 @@ from equal.run.embedders import Embedders, EmbeddingSpace
 from equal.run.extract import ExtractStep, decontamination_index
 from equal.run.inputs import embed_inputs, read_corpus_and_reference
 from equal.run.lock import RunDirLock
-from equal.run.rounds import play_rounds
-from equal.run.schema import Paid, RoundLog, RoundRecord, RunStats, Summary, read_stats, round_log
+from equal.run.rounds import PlayedRound, play_rounds
+from equal.run.schema import Paid, RoundLog, RunStats, Summary, read_stats, round_log
 from equal.run.scoring import PairDistance, PullRewarder
 from equal.run.strategies import build_strategy
 from equal.run.warmup import rewards_of, run_warmup, warmup_pulls, warmup_size
-from equal.run.writer import cluster_records, document_records, with_provenance, write_run
+from equal.run.writer import cluster_records, document_records, round_record, with_provenance, write_run
 from equal.stats import Stats
 
 logger = logging.getLogger(__name__)
@@ -221,11 +221,11 @@ def _submit_moving(extract: ExtractStep, task: Task, indices: Sequence[int]) -> 
     return pending.then(finish)
 
 
-def _record_round(log: RoundLog, task: Task, record: RoundRecord, pulls: Sequence[Pull]) -> None:
+def _record_round(log: RoundLog, task: Task, played: PlayedRound, pulls: Sequence[Pull]) -> None:
     """After each round: its line in ``rounds.jsonl`` and a note under the progress bar."""
-    log.write(record)
-    task.note(f"round {record.round} | {record.documents_spent} calls, {record.tokens_spent:,} tokens, "
-              f"{sum(len(p.pairs) for p in pulls)} pairs | best clusters {record.best_clusters[:3]}")
+    log.write(round_record(played))
+    task.note(f"round {played.round} | {played.budget.documents} calls, {played.budget.tokens:,} tokens, "
+              f"{sum(len(p.pairs) for p in pulls)} pairs | best clusters {played.best_clusters[:3]}")
 
 
 def _by_label(stats: Stats) -> dict[str, int]:

@@ -25,6 +25,7 @@ from equal.extraction.extractor import Extractor
 from equal.llm.base import ChatRequest, GeneratesInPlace, OnResult
 from equal.records import Document, Generation
 from equal.run.builders import build_extractor
+from equal.run.context import CacheLayout
 from equal.stats import Stats
 from equal.testing import FakeOpenAIServer
 
@@ -51,15 +52,16 @@ class Backend:
 def _backend(name: str, tmp_path: Path) -> Iterator[Backend]:
     stats = Stats()
     if name == "replay":
-        extractor = build_extractor(ReplayExtractionConfig(), tmp_path, stats, seed=0)
+        extractor = build_extractor(ReplayExtractionConfig(), CacheLayout(tmp_path / "cache"), stats, seed=0)
         yield Backend(name, extractor, stats, False, lambda: 0)
     elif name == "openai":
         with FakeOpenAIServer() as server:
             config = OpenAIExtractionConfig(model="fake", base_url=server.base_url, concurrency=2)
-            extractor = build_extractor(config, tmp_path, stats, seed=0)
+            extractor = build_extractor(config, CacheLayout(tmp_path / "cache"), stats, seed=0)
             yield Backend(name, extractor, stats, True, lambda: server.total_requests)
     else:
-        extractor = build_extractor(LocalExtractionConfig(max_tokens=256, max_pairs=2), tmp_path, stats, seed=0)
+        extractor = build_extractor(LocalExtractionConfig(max_tokens=256, max_pairs=2), CacheLayout(tmp_path / "cache"),
+                                    stats, seed=0)
         yield Backend(name, extractor, stats, True, None)
     extractor.close()
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from equal.config import (
@@ -24,7 +23,6 @@ from equal.config import (
     OpenAIExtractionConfig,
     RayExecutorConfig,
     ReplayExtractionConfig,
-    RunConfig,
 )
 from equal.embedding import Embedder, EmbeddingCache, HashingEmbedder, SentenceTransformerEmbedder
 from equal.errors import ConfigError
@@ -32,6 +30,7 @@ from equal.extraction import ExtractionTask, LLMExtractor, ReplayExtractor
 from equal.extraction.extractor import Extractor
 from equal.llm.base import LLM
 from equal.llm.cache import ResponseCache
+from equal.run.context import CacheLayout
 from equal.stats import Stats
 
 
@@ -73,13 +72,12 @@ CORPUS_EMBEDDERS: dict[str, Callable[[Callable[[], Embedder], str, Any], Embedde
 }
 
 
-def corpus_embedder(factory: Callable[[], Embedder], name: str, executor: ExecutorConfig | None) -> Embedder:
+def corpus_embedder(factory: Callable[[], Embedder], name: str, executor: ExecutorConfig) -> Embedder:
     """What embeds the whole corpus: ``factory()`` here, or actors building it on the Ray cluster.
 
     Only the corpus goes to this embedder; a pull's few pairs are embedded in the driver, or by the
     LLM actors that extracted them (``executor.embed_pairs``).
     """
-    executor = executor or LocalExecutorConfig()
     return CORPUS_EMBEDDERS[executor.kind](factory, name, executor)
 
 
@@ -97,12 +95,12 @@ class PairEmbedding:
     cache: EmbeddingCache
 
 
-def pair_embedding(config: RunConfig, cache: EmbeddingCache) -> PairEmbedding | None:
+def pair_embedding(embedding: EmbeddingConfig, executor: ExecutorConfig, cache: EmbeddingCache) -> PairEmbedding | None:
     """With ``executor.embed_pairs``: the configured embedder (the reward's, as alignment may not change it then)
     for the actors, their vectors going into ``cache``; else ``None``."""
-    if not (isinstance(config.executor, RayExecutorConfig) and config.executor.embed_pairs):
+    if not (isinstance(executor, RayExecutorConfig) and executor.embed_pairs):
         return None
-    return PairEmbedding(partial(build_embedder, config.embedding), cache)
+    return PairEmbedding(partial(build_embedder, embedding), cache)
 
 
 def _local_llm(config: LocalExtractionConfig, stats: Stats, seed: int) -> LLM:
@@ -157,31 +155,31 @@ LLM_EXECUTORS: dict[str, Callable[[LLM, LLMExtractionBase, Stats, int, Any, Pair
 }
 
 
-def _llm_extractor(config: LLMExtractionBase, run_dir: Path, stats: Stats, seed: int,
+def _llm_extractor(config: LLMExtractionBase, caches: CacheLayout, stats: Stats, seed: int,
                    executor: ExecutorConfig, pairs: PairEmbedding | None) -> Extractor:
     structured = not isinstance(config, OpenAIExtractionConfig) or config.json_mode != "none"
     task = ExtractionTask(max_tokens=config.max_tokens, temperature=config.temperature, use_schema=structured,
                           max_pairs=config.max_pairs)
-    cache = ResponseCache((config.cache_dir or run_dir / "cache") / "responses.sqlite")
     llm = LLM_EXECUTORS[executor.kind](build_llm(config, stats, seed), config, stats, seed, executor, pairs)
-    return LLMExtractor(llm, task, cache, stats)
+    return LLMExtractor(llm, task, ResponseCache(caches.responses), stats)
 
 
-def _replay_extractor(config: ReplayExtractionConfig, run_dir: Path, stats: Stats, seed: int,
+def _replay_extractor(config: ReplayExtractionConfig, caches: CacheLayout, stats: Stats, seed: int,
                       executor: ExecutorConfig, pairs: PairEmbedding | None) -> Extractor:
     return ReplayExtractor(config.replay_field, stats=stats)
 
 
 #: ``extraction.extractor`` -> its extractor
-EXTRACTORS: dict[str, Callable[[Any, Path, Stats, int, ExecutorConfig, PairEmbedding | None], Extractor]] = {
+EXTRACTORS: dict[str, Callable[[Any, CacheLayout, Stats, int, ExecutorConfig, PairEmbedding | None], Extractor]] = {
     "local": _llm_extractor, "openai": _llm_extractor, "replay": _replay_extractor,
 }
 
 
-def build_extractor(config: ExtractionConfig, run_dir: Path, stats: Stats, seed: int,
+def build_extractor(config: ExtractionConfig, caches: CacheLayout, stats: Stats, seed: int,
                     executor: ExecutorConfig | None = None, pairs: PairEmbedding | None = None) -> Extractor:
-    """The extractor of ``extraction.extractor``, its LLM (if any) run where ``executor`` says.
+    """The extractor of ``extraction.extractor``, its LLM (if any) run where ``executor`` says (default: here),
+    its answers cached in ``caches``.
 
-    ``pairs``: Ray actors also embed their answers' pairs into the run's embedding cache.
+    ``pairs``: Ray actors also embed their answers' pairs, for the run's embedding cache.
     """
-    return EXTRACTORS[config.extractor](config, run_dir, stats, seed, executor or LocalExecutorConfig(), pairs)
+    return EXTRACTORS[config.extractor](config, caches, stats, seed, executor or LocalExecutorConfig(), pairs)

@@ -15,7 +15,6 @@ transport only moves them.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -31,7 +30,6 @@ from equal.records import Generation
 from equal.stats import Stats
 
 LLMFactory = Callable[[Stats], LLM]
-logger = logging.getLogger(__name__)
 _POLL_S = 0.5  # how often a batch waiting for its chunks looks whether it was stopped
 
 

@@ -116,3 +116,26 @@ def test_a_quality_adjusted_reward_ranks_self_contained_pairs_above_pairs_that_p
         return quality_adjusted(closeness, len(kept) / len(pairs))
 
     assert reward(standing) == 0.05 and reward(pointing) < reward(standing)
+
+
+@pytest.mark.parametrize("kind", ["quality", "coverage"])
+def test_a_run_rewards_its_pulls_by_the_kind_asked(replay_config, corpus_path, tmp_path, kind):
+    """Each reward kind runs a whole replayed run: the warm-up sets its offset, every pull gets a finite reward,
+    and the rewards are not the closeness rewards of the same run (a third of the corpus's stored questions
+    point at their passage, which the quality reward holds against them)."""
+    import json
+    import math
+
+    from equal import run
+
+    rows = [json.loads(line) for line in corpus_path.read_text().splitlines()]
+    for i, row in enumerate(rows[::3]):
+        row["qa_pairs"][0]["question"] = f"What does the passage say about item {i}?"
+    corpus_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    closeness = run(replay_config(**{"output.dir": str(tmp_path / "closeness")}))
+    other = run(replay_config(**{"output.dir": str(tmp_path / kind), "reward.kind": kind}))
+    rewards = [p.reward for p in other.pulls]
+    assert rewards and all(math.isfinite(r) for r in rewards)
+    assert len(other.selected_documents) == len(closeness.selected_documents)  # the same budget
+    assert rewards != [p.reward for p in closeness.pulls]
+    assert other.summary.reward_offset != closeness.summary.reward_offset  # calibrated on its own scores

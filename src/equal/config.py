@@ -111,7 +111,11 @@ class RewardConfig(Strict):
     cost: Literal["cosine", "euclidean"] = Field("cosine", description="Ground cost of OT: cosine distance (paper) or Euclidean (released).")
     solver: Literal["exact", "sinkhorn"] = Field("exact", description="Exact network simplex or entropic Sinkhorn.")
     sinkhorn_reg: Real = Field(0.05, gt=0, description="Entropic regularisation of the Sinkhorn solver.")
-    offset: Real | Literal["auto"] = Field("auto", description="r = 1 - W - offset; auto makes the mean warm-up reward 0 (released: 0.12).")
+    offset: Real | Literal["auto"] = Field("auto", description="r = 1 - W - offset (coverage: r = gain - offset); auto makes the mean reward of the warm-up's random pulls 0 (released: 0.12).")
+    kind: Literal["closeness", "quality", "coverage"] = Field("closeness", description="closeness: 1 - W of the pull's pairs (EQUAL); quality: the same over the pairs graded at least quality_grade, less quality_penalty times the share below; coverage: how much the pull's pairs lower the OT distance of a running sample of the selection (docs/reward.md).")
+    quality_grade: Int = Field(4, ge=1, le=5, description="kind quality: the least grade (1-5) of the cheap checks a pair needs to count.")
+    quality_penalty: Real = Field(0.1, ge=0, description="kind quality: the reward a pull loses when none of its pairs pass, in proportion to the share that fails.")
+    coverage_sample: Int = Field(64, ge=1, description="kind coverage: pairs in the running sample of the selection a pull's gain is measured against.")
 
 
 class BanditConfig(Strict):
@@ -190,6 +194,9 @@ class LLMExtractionBase(ExtractionBase):
     max_tokens: Int = Field(768, gt=0, description="Output tokens per extraction call.")
     max_pairs: Int = Field(5, gt=0, description="Most pairs kept per passage; also the schema's maxItems, which stops small models from looping.")
     temperature: Real = Field(0.0, ge=0, description="Sampling temperature; 0 makes extraction reproducible and cacheable.")
+    prompt: Literal["generic", "task"] = Field("generic", description="generic: the same extraction prompt whatever the task. task: the prompt names the task (task_description) and shows prompt_examples examples of the reward part of the reference set (never the held-out part; chosen by the seed), asks for self-contained questions and complete answers. The packaged 0.5B model copies shown examples (docs/benchmarks.md): give it a description and prompt_examples: 0, or use examples with a stronger model. Its prompt is longer: a local model may need n_ctx 4096.")
+    prompt_examples: Int = Field(3, ge=0, le=8, description="prompt task: reference examples shown in the prompt (each cut to 700 characters).")
+    task_description: str = Field("", description="prompt task: one sentence naming the task, e.g. 'competition math problems, each with a worked solution'.")
 
     @property
     def ray_chunk_size(self) -> int:

@@ -7,7 +7,7 @@ backend is one entry, not another branch.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -28,8 +28,10 @@ from equal.embedding import Embedder, EmbeddingCache, HashingEmbedder, SentenceT
 from equal.errors import ConfigError
 from equal.extraction import ExtractionTask, LLMExtractor, ReplayExtractor
 from equal.extraction.extractor import Extractor
+from equal.extraction.task import choose_examples
 from equal.llm.base import LLM
 from equal.llm.cache import ResponseCache
+from equal.records import QAPair
 from equal.run.context import CacheLayout
 from equal.stats import Stats
 
@@ -156,30 +158,37 @@ LLM_EXECUTORS: dict[str, Callable[[LLM, LLMExtractionBase, Stats, int, Any, Pair
 
 
 def _llm_extractor(config: LLMExtractionBase, caches: CacheLayout, stats: Stats, seed: int,
-                   executor: ExecutorConfig, pairs: PairEmbedding | None) -> Extractor:
+                   executor: ExecutorConfig, pairs: PairEmbedding | None, reference: Sequence[QAPair]) -> Extractor:
     structured = not isinstance(config, OpenAIExtractionConfig) or config.json_mode != "none"
+    task_shaped = config.prompt == "task"
+    examples = choose_examples(reference, config.prompt_examples, seed) if task_shaped else []
     task = ExtractionTask(max_tokens=config.max_tokens, temperature=config.temperature, use_schema=structured,
-                          max_pairs=config.max_pairs)
+                          max_pairs=config.max_pairs, examples=examples,
+                          description=config.task_description if task_shaped else "")
     llm = LLM_EXECUTORS[executor.kind](build_llm(config, stats, seed), config, stats, seed, executor, pairs)
     return LLMExtractor(llm, task, ResponseCache(caches.responses), stats)
 
 
 def _replay_extractor(config: ReplayExtractionConfig, caches: CacheLayout, stats: Stats, seed: int,
-                      executor: ExecutorConfig, pairs: PairEmbedding | None) -> Extractor:
+                      executor: ExecutorConfig, pairs: PairEmbedding | None, reference: Sequence[QAPair]) -> Extractor:
     return ReplayExtractor(config.replay_field, stats=stats)
 
 
 #: ``extraction.extractor`` -> its extractor
-EXTRACTORS: dict[str, Callable[[Any, CacheLayout, Stats, int, ExecutorConfig, PairEmbedding | None], Extractor]] = {
+EXTRACTORS: dict[str, Callable[[Any, CacheLayout, Stats, int, ExecutorConfig, PairEmbedding | None,
+                                Sequence[QAPair]], Extractor]] = {
     "local": _llm_extractor, "openai": _llm_extractor, "replay": _replay_extractor,
 }
 
 
 def build_extractor(config: ExtractionConfig, caches: CacheLayout, stats: Stats, seed: int,
-                    executor: ExecutorConfig | None = None, pairs: PairEmbedding | None = None) -> Extractor:
+                    executor: ExecutorConfig | None = None, pairs: PairEmbedding | None = None,
+                    reference: Sequence[QAPair] = ()) -> Extractor:
     """The extractor of ``extraction.extractor``, its LLM (if any) run where ``executor`` says (default: here),
     its answers cached in ``caches``.
 
     ``pairs``: Ray actors also embed their answers' pairs, for the run's embedding cache.
+    ``reference``: the reward part of the reference set, where ``extraction.prompt: task`` takes its examples.
     """
-    return EXTRACTORS[config.extractor](config, caches, stats, seed, executor or LocalExecutorConfig(), pairs)
+    return EXTRACTORS[config.extractor](config, caches, stats, seed, executor or LocalExecutorConfig(), pairs,
+                                        reference)

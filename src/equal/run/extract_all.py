@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from equal.config import RunConfig
+from equal.corpus import read_reference
+from equal.errors import ConfigError
 from equal.files import atomic_file
 from equal.progress import NullProgress, Progress, counting
 from equal.records import Document, QAPair
@@ -58,7 +60,7 @@ def extract_all(config: RunConfig, out_path: Path, *, progress: Progress | None 
     stats.inc("documents_already_extracted", n_done)
     if n_done == len(documents) and not partial.exists():
         return stats.as_dict()
-    extractor = build_extractor(cfg.extraction, caches, stats, cfg.seed, cfg.executor)
+    extractor = build_extractor(cfg.extraction, caches, stats, cfg.seed, cfg.executor, reference=_examples_from(cfg))
     todo = 0
     try:
         with partial.open("a", encoding="utf-8") as f, \
@@ -83,6 +85,20 @@ def extract_all(config: RunConfig, out_path: Path, *, progress: Progress | None 
         extractor.close()
     stats.inc("documents_extracted", todo - int(stats.get("documents_failed")))
     return stats.as_dict()
+
+
+def _examples_from(config: RunConfig) -> list[QAPair]:
+    """The reward reference set, where the task-shaped prompt takes its examples (none for the generic prompt).
+
+    Raises:
+        ConfigError: ``extraction.prompt: task`` without ``reference.path``.
+    """
+    if getattr(config.extraction, "prompt", "generic") != "task":
+        return []
+    if config.reference.path is None:
+        raise ConfigError("extraction.prompt: task shows examples of the reference set: set reference.path "
+                          "(--reference), or use extraction.prompt: generic")
+    return read_reference(Path(config.reference.path), fmt=config.reference.format, min_examples=1)
 
 
 def _batches(documents: Iterator[Document], size: int) -> Iterator[list[Document]]:

@@ -43,9 +43,10 @@ from equal.run.embedders import Embedders, EmbeddingSpace
 from equal.run.extract import ExtractStep, decontamination_index
 from equal.run.inputs import RunInputs, embed_inputs, read_corpus_and_reference
 from equal.run.lock import RunDirLock
+from equal.run.rewards import Reward, build_reward
 from equal.run.rounds import PlayedRound, play_rounds
 from equal.run.schema import Paid, RoundLog, RunStats, Summary, read_stats, round_log
-from equal.run.scoring import PairDistance, PullRewarder
+from equal.run.scoring import PairDistance
 from equal.run.strategies import SelectionStrategy, build_strategy
 from equal.run.warmup import Warmup, rewards_of, run_warmup, warmup_pulls, warmup_size
 from equal.run.writer import cluster_records, document_records, round_record, with_provenance, write_run
@@ -130,7 +131,7 @@ class _BanditStart:
     warm_pulls: list[Pull]
     offset: float
     alpha: float
-    reward: PullRewarder
+    reward: Reward
 
 
 def _run(ctx: RunContext, embedder: Embedder | None, extractor: Extractor | None, earlier: Paid | None) -> RunResult:
@@ -144,12 +145,11 @@ def _run(ctx: RunContext, embedder: Embedder | None, extractor: Extractor | None
         cache = EmbeddingCache(ctx.caches.embeddings)
         closing.callback(cache.close)
         embedders = Embedders.build(config.embedding, config.executor, embedder)
-        extractor = extractor or build_extractor(config.extraction, ctx.caches, stats, config.seed, config.executor,
-                                                 pair_embedding(config.embedding, config.executor, cache))
-        closing.callback(extractor.close)
-
         with stats.timed("read inputs"):
             documents, reference = read_corpus_and_reference(ctx)
+        extractor = extractor or build_extractor(config.extraction, ctx.caches, stats, config.seed, config.executor,
+                                                 pair_embedding(config.embedding, config.executor, cache), reference)
+        closing.callback(extractor.close)
         extract = ExtractStep(extractor, documents, decontamination_index(config.decontamination, reference), stats,
                               config.corpus.label_field)
         with stats.timed("embed inputs"):
@@ -189,16 +189,17 @@ def _bandit_start(ctx: RunContext, strategy: SelectionStrategy, space: Embedding
                   clusters: Clusters, warmup: Warmup, shape: RoundShape, cache: EmbeddingCache) -> _BanditStart:
     """The reward scale, the warm-up's rewards and the priors, before the first pull."""
     distance = PairDistance(space, cache, ctx.config.reward, ctx.progress, ctx.stats)
-    warm_pulls, offset = warmup_pulls(warmup, shape.docs_per_pull, distance, ctx.config.reward.offset)
+    reward = build_reward(ctx.config.reward, distance, inputs.reference, ctx.config.seed, ctx.stats)
+    warm_pulls, offset = warmup_pulls(warmup, shape.docs_per_pull, reward, ctx.config.reward.offset)
     warm_rewards = rewards_of(warm_pulls)
     alpha = strategy.alpha(warm_rewards)
     arms = strategy.arms(clusters, OrderContext(space.documents, clusters.centroids, inputs.similarity),
                          warmup.documents, ctx.rng)
     primed = strategy.prime(arms, clusters, inputs.similarity, warm_rewards, warmup.documents, warmup.pairs,
-                            distance.reward(offset))
+                            reward.prior)
     if primed:
         ctx.stats.inc("warmup_priors", primed)
-    return _BanditStart(arms, warm_pulls, offset, alpha, PullRewarder(distance, offset, warm_rewards, ctx.stats))
+    return _BanditStart(arms, warm_pulls, offset, alpha, reward)
 
 
 def _play(ctx: RunContext, strategy: SelectionStrategy, start: _BanditStart, shape: RoundShape,

@@ -17,8 +17,8 @@ import numpy as np
 from equal.config import WarmupConfig
 from equal.progress import ItemsDone, Progress, counting
 from equal.records import Extraction, Pull, QAPair
-from equal.reward import calibrate_offset, reward_from_distance
 from equal.run.budget import Budget
+from equal.run.rewards import Reward
 from equal.stats import Stats
 
 BATCH = 8  # documents extracted at a time under budget.tokens, so the cap can stop the warm-up early
@@ -100,7 +100,7 @@ def run_warmup(size: int, selection: str, similarity: np.ndarray, extract: Count
     return Warmup(chosen, extractions, min(n_similar, len(chosen))), budget
 
 
-def warmup_pulls(warmup: Warmup, docs_per_pull: int, distance: Callable[[list[QAPair]], float | None],
+def warmup_pulls(warmup: Warmup, docs_per_pull: int, reward: Reward,
                  offset_setting: float | str) -> tuple[list[Pull], float]:
     """Cut the warm-up into pseudo-pulls of ``docs_per_pull`` documents, calibrate the offset, reward them.
 
@@ -115,12 +115,10 @@ def warmup_pulls(warmup: Warmup, docs_per_pull: int, distance: Callable[[list[QA
     similar = _cut(warmup.extractions[:warmup.similar], docs_per_pull)
     chunks = similar + _cut(warmup.extractions[warmup.similar:], docs_per_pull)
     pairs = [[p for e in chunk for p in e.pairs] for chunk in chunks]
-    distances = [distance(p) for p in pairs]
-    offset = calibrate_offset(offset_setting, distances[len(similar):], distances[:len(similar)])
-    pulls = [Pull(-1, -1, [e.document_id for e in chunk], its_pairs, d,
-                  0.0 if d is None else reward_from_distance(d, offset))
-             for chunk, its_pairs, d in zip(chunks, pairs, distances)]
-    return pulls, offset
+    scores = reward.warm(pairs, len(similar), offset_setting)
+    pulls = [Pull(-1, -1, [e.document_id for e in chunk], its_pairs, d, r)
+             for chunk, its_pairs, d, r in zip(chunks, pairs, scores.distances, scores.rewards)]
+    return pulls, scores.offset
 
 
 def rewards_of(pulls: Sequence[Pull]) -> list[float]:

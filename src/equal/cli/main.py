@@ -307,6 +307,7 @@ def make_bench_command(
     sympy: Annotated[int, typer.Option(help="SymPy documentation passages (at most the 547 there are).")] = 1000,
     reward: Annotated[int, typer.Option(help="Examples of each reference set a run sees; the rest is held out.")] = 100,
     seed: Annotated[int, typer.Option(help="Seed of the sampling.")] = 0,
+    distractors: Annotated[int, typer.Option(help="The variant where similarity misleads: add, for each reference set, the N passages of index pages, tables of contents, release notes and formula lists of the installed docs nearest to it (embedded with MiniLM).")] = 0,
 ) -> None:
     """Build the benchmark corpus (Wikipedia, Python docs, SymPy docs) and three reference sets (Python FAQ, CHAMP, HumanEval).
 
@@ -314,8 +315,14 @@ def make_bench_command(
     """
     from equal.samples.benchmark import build as build_bench
 
+    embed = None
+    if distractors:
+        from equal.config import EmbeddingConfig
+        from equal.run.builders import build_embedder
+
+        embed = build_embedder(EmbeddingConfig()).encode
     manifest = build_bench(out_dir, n_wikipedia=wikipedia, n_python=python, n_sympy=sympy, n_reward=reward,
-                           seed=seed)
+                           seed=seed, n_distractors=distractors, embed=embed)
     typer.echo(json.dumps(manifest))
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from equal.embedding.base import Embedder
 from equal.errors import CacheDamaged
 from equal.files import disk_full, is_disk_full, set_aside, sqlite_companions, sqlite_fault, sqlite_problems
-from equal.progress import NullProgress, Progress, items_to
+from equal.progress import NullProgress, Progress, counting
 
 logger = logging.getLogger(__name__)
 
@@ -171,8 +171,8 @@ def embed_cached(
         task.advance(len(texts) - len(missing))
         for start in range(0, len(missing), chunk_size):
             idx = missing[start : start + chunk_size]
-            with items_to(task, len(idx)):  # an embedder that reports its batches moves the bar per batch
-                vectors = embedder.encode([texts[i] for i in idx])
+            with counting(task, len(idx)) as done:  # an embedder that reports its batches moves the bar per batch
+                vectors = embedder.encode_counting([texts[i] for i in idx], done)
             dim = vectors.shape[1]
             chunk_keys = [keys[i] for i in idx]
             if cache is not None:

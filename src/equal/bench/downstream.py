@@ -19,9 +19,9 @@ reference. This module measures what the proxy stands for, in two phases:
    appended to ``downstream.jsonl`` as it finishes; a rerun skips cells already there
    with the same model and recipe.
 
-At module level this file imports only the standard library and ``equal.bench.records``
-(itself standard library only), so a GPU machine with torch and transformers can load it
-from a checkout without installing equal (``benchmarks/downstream_gpu.py`` does).
+At module level this file imports only the standard library and ``equal.codec`` (itself
+standard library only), so a GPU machine with torch and transformers can load it from a
+checkout without installing equal (``benchmarks/downstream_gpu.py`` does).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from equal.bench.humaneval import CodeTask
-from equal.bench.records import from_json, to_json
+from equal.codec import from_json, to_json
 
 CELLS_FILE = "downstream-cells.jsonl.gz"
 RESULTS_FILE = "downstream.jsonl"

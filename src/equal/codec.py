@@ -121,7 +121,7 @@ def _value(hint: Any, value: Any, key: str, what: str | None) -> Any:
     try:
         return _decode(hint, value)
     except _Wrong:
-        raise ValueError(f"{key!r} is not {what or describe(hint)}: {value!r}") from None
+        raise ValueError(f"{key!r} is not {what or _describe(hint)}: {value!r}") from None
 
 
 class _Wrong(Exception):
@@ -174,13 +174,13 @@ _NAMES = {int: ("an integer", "integers"), float: ("a number", "numbers"), str: 
           bool: ("true or false", "booleans")}
 
 
-def describe(hint: Any, plural: bool = False) -> str:
+def _describe(hint: Any, plural: bool = False) -> str:
     """What a value of type ``hint`` is, in words: ``an integer``, ``a list of strings``, ``a number or null``."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint in _NAMES:
         return _NAMES[hint][plural]
     if origin in (typing.Union, types.UnionType):
-        text = " or ".join(describe(a, plural) for a in args if a is not type(None))
+        text = " or ".join(_describe(a, plural) for a in args if a is not type(None))
         return text + " or null" if type(None) in args else text
     if origin is typing.Literal:
         return f"one of {', '.join(map(str, args))}"
@@ -189,7 +189,7 @@ def describe(hint: Any, plural: bool = False) -> str:
         kind = ("lists", "a list") if origin in (list, tuple) else ("objects", "an object")
         if plural or item is Any or dataclasses.is_dataclass(item):
             return kind[0] if plural else kind[1]
-        return f"{kind[1]} of {describe(item, True)}"
+        return f"{kind[1]} of {_describe(item, True)}"
     if dataclasses.is_dataclass(hint):
         return "objects" if plural else "an object"
     return "values" if plural else "a value"

@@ -19,10 +19,13 @@ from pathlib import Path
 import pytest
 
 from equal.config import LocalExtractionConfig, OpenAIExtractionConfig, ReplayExtractionConfig
+from equal.errors import BackendError
 from equal.extraction import LLMExtractor
 from equal.extraction.extractor import Extractor
+from equal.llm.base import ChatRequest, GeneratesInPlace, OnResult
 from equal.records import Document, Generation
 from equal.run.builders import build_extractor
+from equal.run.context import CacheLayout
 from equal.stats import Stats
 from equal.testing import FakeOpenAIServer
 
@@ -49,15 +52,16 @@ class Backend:
 def _backend(name: str, tmp_path: Path) -> Iterator[Backend]:
     stats = Stats()
     if name == "replay":
-        extractor = build_extractor(ReplayExtractionConfig(), tmp_path, stats, seed=0)
+        extractor = build_extractor(ReplayExtractionConfig(), CacheLayout(tmp_path / "cache"), stats, seed=0)
         yield Backend(name, extractor, stats, False, lambda: 0)
     elif name == "openai":
         with FakeOpenAIServer() as server:
             config = OpenAIExtractionConfig(model="fake", base_url=server.base_url, concurrency=2)
-            extractor = build_extractor(config, tmp_path, stats, seed=0)
+            extractor = build_extractor(config, CacheLayout(tmp_path / "cache"), stats, seed=0)
             yield Backend(name, extractor, stats, True, lambda: server.total_requests)
     else:
-        extractor = build_extractor(LocalExtractionConfig(max_tokens=256, max_pairs=2), tmp_path, stats, seed=0)
+        extractor = build_extractor(LocalExtractionConfig(max_tokens=256, max_pairs=2), CacheLayout(tmp_path / "cache"),
+                                    stats, seed=0)
         yield Backend(name, extractor, stats, True, None)
     extractor.close()
 
@@ -118,10 +122,74 @@ def test_every_llm_backend_answers_each_request_once_and_counts_no_calls_itself(
 def test_the_registries_cover_exactly_the_configs_literals():
     import typing
 
-    from equal.config import EXTRACTION_BACKENDS, ExecutorConfig, LLMExtractionBase
+    from equal.config import EXECUTOR_KINDS, EXTRACTION_BACKENDS, LLMExtractionBase
     from equal.run.builders import CORPUS_EMBEDDERS, EXTRACTORS, LLM_EXECUTORS, LLMS
 
     assert set(EXTRACTORS) == set(EXTRACTION_BACKENDS)
     assert set(LLMS) == {b for b, model in EXTRACTION_BACKENDS.items() if issubclass(model, LLMExtractionBase)}
-    kinds = set(typing.get_args(ExecutorConfig.model_fields["kind"].annotation))
+    kinds = {kind for model in EXECUTOR_KINDS.values()
+             for kind in typing.get_args(model.model_fields["kind"].annotation)}
     assert set(CORPUS_EMBEDDERS) == set(LLM_EXECUTORS) == kinds
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_every_backend_submits_a_batch_and_reports_each_document_once(name, tmp_path):
+    """``submit`` is part of every extractor: the same extractions as ``extract``, each document reported done."""
+    documents = _documents()
+    with _backend(name, tmp_path) as backend:
+        reported: list[int] = []
+        pending = backend.extractor.submit(documents, reported.append)
+        out = pending.take(1) + pending.rest()
+        assert [e.document_id for e in out] == [d.id for d in documents]
+        assert sum(reported) == len(documents)
+        assert [e.pairs for e in backend.extractor.extract(documents)] == [e.pairs for e in out]
+
+
+@pytest.mark.parametrize("name", ["openai", pytest.param("local", marks=pytest.mark.slow)])
+def test_every_llm_backend_submits_a_batch_and_its_future_holds_the_generations(name, tmp_path):
+    """``submit`` is part of the LLM protocol: llama.cpp generates in place and returns a future already done."""
+    documents = _documents()
+    with _backend(name, tmp_path) as backend:
+        assert isinstance(backend.extractor, LLMExtractor)
+        llm, task = backend.extractor.llm, backend.extractor.task
+        arrived: list[int] = []
+        future = llm.submit([task.format_input(d) for d in documents], on_result=lambda i, g: arrived.append(i))
+        if name == "local":
+            assert future.done()
+        generations = future.result(timeout=60)
+        assert len(generations) == len(documents) and sorted(arrived) == list(range(len(documents)))
+        assert all(not g.failed for g in generations)
+
+
+class _InPlace(GeneratesInPlace):
+    """Generates in place; fails on a request that says so."""
+
+    name = "in-place"
+
+    def __init__(self) -> None:
+        self.generated: list[str] = []
+
+    def generate(self, requests: list[ChatRequest], on_result: OnResult | None = None) -> list[Generation]:
+        out = []
+        for i, request in enumerate(requests):
+            if request.messages[0]["content"] == "fail":
+                raise BackendError("the model refused")
+            self.generated.append(request.messages[0]["content"])
+            out.append(Generation(text="[]", tokens_in=1, tokens_out=1))
+            if on_result is not None:
+                on_result(i, out[-1])
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_backend_that_generates_in_place_submits_by_generating_and_raises_at_once():
+    llm = _InPlace()
+    requests = [ChatRequest(({"role": "user", "content": text},)) for text in ("a", "b")]
+    arrived: list[int] = []
+    future = llm.submit(requests, on_result=lambda i, g: arrived.append(i))
+    assert future.done() and len(future.result()) == 2 and arrived == [0, 1] and llm.generated == ["a", "b"]
+    assert llm.former_names == ()
+    with pytest.raises(BackendError, match="refused"):  # raised by submit itself: nothing is sent after it
+        llm.submit([ChatRequest(({"role": "user", "content": "fail"},))])

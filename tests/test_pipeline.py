@@ -193,3 +193,29 @@ def test_similarity_warmup_and_order_follow_similarity_but_the_random_baseline_s
     assert sorted(picked[:len(warm)]) != sorted(ranks[:len(warm)])  # neither warm-up nor draws follow similarity
     mean_rank = sum(ranks.index(d) for d in picked) / len(picked)
     assert mean_rank > 0.3 * len(ranks)  # top-similarity picks would average about 0.1 of the corpus
+
+
+def test_the_task_shaped_prompt_shows_reward_examples_and_never_a_heldout_one(replay_config, reference_path,
+                                                                               tmp_path):
+    """prompt: task shows examples of the reward reference (the same for every request, chosen by the seed) and
+    the task's description; the held-out part (an eval set the run decontaminates against) never reaches a prompt."""
+    import json
+
+    rows = [json.loads(line) for line in reference_path.read_text().splitlines() if line.strip()]
+    heldout = tmp_path / "heldout.jsonl"
+    heldout.write_text("".join(json.dumps({"question": f"Held-out question number {i} about tuples?",
+                                           "answer": f"Held-out answer {i} that no prompt may show."}) + "\n"
+                               for i in range(20)))
+    with FakeOpenAIServer() as server:
+        run(replay_config(**{"extraction.extractor": "openai", "extraction.model": "fake",
+                             "extraction.base_url": server.base_url, "extraction.prompt": "task",
+                             "extraction.prompt_examples": 2, "extraction.task_description": "Python FAQ answers",
+                             "decontamination.eval_sets": [str(heldout)]}))
+    prompts = [b["messages"][-1]["content"] for b in server.bodies]
+    assert len(prompts) == 40
+    task_blocks = {p.split("<document>")[0] for p in prompts}
+    assert len(task_blocks) == 1  # one prefix for every request (a server can cache it)
+    block = task_blocks.pop()
+    assert "Python FAQ answers" in block and block.count("<example>") == 2
+    assert sum(r["question"] in block for r in rows) == 2
+    assert not any("Held-out" in p for p in prompts)

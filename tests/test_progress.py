@@ -19,7 +19,8 @@ from equal.embedding import EmbeddingCache, HashingEmbedder, embed_cached
 from equal.embedding.store import embed_to_store
 from equal.extraction.extractor import LLMExtractor, ReplayExtractor
 from equal.extraction.task import ExtractionTask
-from equal.llm.base import ChatRequest, OnResult
+from equal.llm.base import ChatRequest, GeneratesInPlace, OnResult
+from equal.progress import ItemsDone
 from equal.records import Document, Generation
 from equal.run.budget import Budget
 from equal.run.warmup import run_warmup
@@ -57,13 +58,14 @@ def test_the_warm_up_bar_moves_per_document_not_per_batch():
     documents = _documents(40)
     extractor = ReplayExtractor()
     progress = Recorded()
-    warmup, _ = run_warmup(20, "random", np.zeros(40), lambda batch: extractor.extract([documents[i] for i in batch]),
+    warmup, _ = run_warmup(20, "random", np.zeros(40),
+                           lambda batch, done: extractor.submit([documents[i] for i in batch], done).rest(),
                            Budget(max_documents=20), np.random.default_rng(0), progress, Stats())
     assert len(warmup.documents) == 20
     assert progress.steps["warm-up extraction"] == [1] * 20
 
 
-class SlowLLM:
+class SlowLLM(GeneratesInPlace):
     """Answers one request at a time, recording how far the bar had moved before each answer."""
 
     name = "slow"
@@ -91,7 +93,8 @@ def test_an_llm_extractor_advances_the_bar_as_each_answer_arrives():
     progress = Recorded()
     llm = SlowLLM(progress)
     extractor = LLMExtractor(llm, ExtractionTask())
-    run_warmup(8, "random", np.zeros(40), lambda batch: extractor.extract([documents[i] for i in batch]),
+    run_warmup(8, "random", np.zeros(40),
+               lambda batch, done: extractor.submit([documents[i] for i in batch], done).rest(),
                Budget(max_documents=8), np.random.default_rng(0), progress, Stats())
     assert llm.seen == list(range(8))  # the bar had moved by one before each next answer
     assert progress.steps["warm-up extraction"] == [1] * 8
@@ -119,12 +122,9 @@ class BatchedEmbedder(HashingEmbedder):
         super().__init__(64)
         self.batch = batch
 
-    def encode(self, texts: list[str]) -> np.ndarray:
-        from equal.progress import item_reporter
-
-        report = item_reporter()
+    def encode_counting(self, texts: list[str], done: ItemsDone) -> np.ndarray:
         for start in range(0, len(texts), self.batch):
-            report(len(texts[start:start + self.batch]))
+            done(len(texts[start:start + self.batch]))
         return super().encode(texts)
 
 

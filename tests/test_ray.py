@@ -116,12 +116,13 @@ class _FailingEmbedder(HashingEmbedder):
 
 def test_an_actor_whose_embedder_fails_still_sends_back_its_paid_answers(ray_address):
     from equal.distributed.llm import _LLMWorker
+    from equal.extraction.answers import AnswerPairs
     from equal.llm.openai import OpenAICompatibleLLM
 
     requests = _requests(4)
     with FakeOpenAIServer() as server:
         worker = _LLMWorker(lambda stats: OpenAICompatibleLLM(server.base_url, "fake", max_retries=0, stats=stats),
-                            _FailingEmbedder, 5)
+                            AnswerPairs(_FailingEmbedder, 5))
         chunk = worker.generate(0, requests)
         assert server.total_requests == 4
     assert len(chunk.generations) == 4 and not any(g.failed for g in chunk.generations)
@@ -206,14 +207,14 @@ def test_closing_while_a_batch_is_out_ends_it_cancelled(ray_address):
 def test_minilm_embeddings_on_ray_data_equal_local(ray_address):
     from functools import partial
 
-    from equal.config import EmbeddingConfig, ExecutorConfig
+    from equal.config import EmbeddingConfig, RayExecutorConfig
     from equal.run.builders import build_embedder, corpus_embedder
 
     texts = [json.loads(line)["text"] for line in (FIXTURES / "mini_corpus.jsonl").read_text().splitlines()]
     config = EmbeddingConfig(model="minilm", device="cpu")
     local = build_embedder(config)
     remote = corpus_embedder(partial(build_embedder, config), local.name,
-                             ExecutorConfig(kind="ray", address=ray_address, embed_workers=2, embed_batch_size=4))
+                             RayExecutorConfig(address=ray_address, embed_workers=2, embed_batch_size=4))
     assert remote.name == local.name  # same vectors, so caches are shared
     np.testing.assert_allclose(remote.encode(texts), local.encode(texts), atol=1e-5)
 

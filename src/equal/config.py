@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import glob
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -111,14 +111,18 @@ class RewardConfig(Strict):
     cost: Literal["cosine", "euclidean"] = Field("cosine", description="Ground cost of OT: cosine distance (paper) or Euclidean (released).")
     solver: Literal["exact", "sinkhorn"] = Field("exact", description="Exact network simplex or entropic Sinkhorn.")
     sinkhorn_reg: Real = Field(0.05, gt=0, description="Entropic regularisation of the Sinkhorn solver.")
-    offset: Real | Literal["auto"] = Field("auto", description="r = 1 - W - offset; auto makes the mean warm-up reward 0 (released: 0.12).")
+    offset: Real | Literal["auto"] = Field("auto", description="r = 1 - W - offset (coverage: r = gain - offset); auto makes the mean reward of the warm-up's random pulls 0 (released: 0.12).")
+    kind: Literal["closeness", "quality", "coverage"] = Field("closeness", description="closeness: 1 - W of the pull's pairs (EQUAL); quality: the same over the pairs graded at least quality_grade, less quality_penalty times the share below; coverage: how much the pull's pairs lower the OT distance of a running sample of the selection (docs/reward.md).")
+    quality_grade: Int = Field(4, ge=1, le=5, description="kind quality: the least grade (1-5) of the cheap checks a pair needs to count.")
+    quality_penalty: Real = Field(0.1, ge=0, description="kind quality: the reward a pull loses when none of its pairs pass, in proportion to the share that fails.")
+    coverage_sample: Int = Field(64, ge=1, description="kind coverage: pairs in the running sample of the selection a pull's gain is measured against.")
 
 
 class BanditConfig(Strict):
     """The UCB bandit over clusters (or a baseline selection at the same budget)."""
 
     selection: Literal["equal", "paper", "random-clusters", "random"] = Field("equal", description="equal: the bandit over clusters as configured here and in warmup.*; paper: the paper's EQUAL (random warm-up, random order in clusters, no priors, alpha 0.001); random-clusters: the paper's settings with clusters drawn uniformly at random; random: random documents at the same budget (the baseline).")
-    policy: Literal["ucb", "uniform"] = Field("ucb", description="ucb (EQUAL) or uniform (random clusters).")
+    policy: Literal["ucb", "uniform", "thompson"] = Field("ucb", description="ucb (EQUAL), uniform (random clusters) or thompson (Gaussian Thompson sampling; bandit.alpha is then the prior spread of a cluster's mean reward, auto: the warm-up rewards' spread).")
     clusters_per_round: Positive | Literal["auto"] = Field("auto", description="B, clusters pulled per round, at least 1 (released: 50); auto scales with the budget.")
     docs_per_pull: Positive | Literal["auto"] = Field("auto", description="m, documents extracted per pull, at least 1 (released: 10); auto scales with the budget.")
     alpha: NonNegative | Literal["auto"] = Field(0.001, description="UCB exploration weight, at least 0; auto = the spread (std) of the warm-up rewards, so the bonus is in reward units (released: 0.001).")
@@ -190,6 +194,9 @@ class LLMExtractionBase(ExtractionBase):
     max_tokens: Int = Field(768, gt=0, description="Output tokens per extraction call.")
     max_pairs: Int = Field(5, gt=0, description="Most pairs kept per passage; also the schema's maxItems, which stops small models from looping.")
     temperature: Real = Field(0.0, ge=0, description="Sampling temperature; 0 makes extraction reproducible and cacheable.")
+    prompt: Literal["generic", "task"] = Field("generic", description="generic: the same extraction prompt whatever the task. task: the prompt names the task (task_description) and shows prompt_examples examples of the reward part of the reference set (never the held-out part; chosen by the seed), asks for self-contained questions and complete answers. The packaged 0.5B model copies shown examples (docs/benchmarks.md): give it a description and prompt_examples: 0, or use examples with a stronger model. Its prompt is longer: a local model may need n_ctx 4096.")
+    prompt_examples: Int = Field(3, ge=0, le=8, description="prompt task: reference examples shown in the prompt (each cut to 700 characters).")
+    task_description: str = Field("", description="prompt task: one sentence naming the task, e.g. 'competition math problems, each with a worked solution'.")
 
     @property
     def ray_chunk_size(self) -> int:
@@ -273,17 +280,63 @@ class DecontaminationConfig(Strict):
     eval_sets: list[Path] = Field(default_factory=list, description="Evaluation sets (same formats as the reference) whose examples must not leak into the output.")
 
 
-class ExecutorConfig(Strict):
-    """Where the heavy stages run: in this process, or on a Ray cluster. The bandit always stays in this process."""
+_EXECUTOR_HELP = ("local: embedding and extraction in this process; ray: on the Ray cluster at executor.address. "
+                  "Only ray takes the other keys; one of them under kind local is an error that names it.")
 
-    kind: Literal["local", "ray"] = Field("local", description="local: embedding and extraction in this process; ray: on the Ray cluster at executor.address.")
+
+class LocalExecutorConfig(Strict):
+    """Embedding and extraction in this process."""
+
+    kind: Literal["local"] = Field("local", description=_EXECUTOR_HELP)
+
+    @property
+    def corpus_chunk_size(self) -> int:
+        """Passages embedded (and stored) at a time."""
+        return 4_096
+
+
+class RayExecutorConfig(Strict):
+    """Embedding and extraction on actors of a Ray cluster; the bandit stays in this process."""
+
+    kind: Literal["ray"] = Field("ray", description=_EXECUTOR_HELP)
     address: str | None = Field(None, description="Ray cluster: host:port of the head node, ray://host:10001 (Ray Client) or auto; unset starts Ray on this machine.")
     embed_workers: Int = Field(2, gt=0, description="Embedder actors (Ray Data map_batches actor pool).")
     llm_workers: Int = Field(2, gt=0, description="LLM actors; each holds its own backend (an HTTP client with extraction.concurrency requests in flight, or a local model).")
     cpus_per_worker: Real = Field(1.0, gt=0, description="Ray CPUs reserved by each actor.")
     embed_batch_size: Int = Field(256, gt=0, description="Texts per Ray Data batch.")
     gpus_per_worker: Real = Field(0.0, ge=0, description="Ray GPUs reserved by each actor (embedder and LLM actors); an actor sees only the GPUs Ray gives it, so set this for embedding.device auto or cuda to find one.")
-    embed_pairs: Bool = Field(False, description="On Ray, each LLM actor embeds the pairs of its own answers with the reward's embedder and sends the vectors back with them, so the driver only looks them up (for fast servers, where embedding pairs on the driver's CPU is the limit; see docs/scale.md). Vectors computed in another batch differ from the driver's in the last bits (about 1e-7). Needs executor.kind: ray and alignment.reward_model: base.")
+    embed_pairs: Bool = Field(False, description="Each LLM actor embeds the pairs of its own answers with the reward's embedder and sends the vectors back with them, so the driver only looks them up (for fast servers, where embedding pairs on the driver's CPU is the limit; see docs/scale.md). Vectors computed in another batch differ from the driver's in the last bits (about 1e-7). Needs alignment.reward_model: base.")
+
+    @property
+    def corpus_chunk_size(self) -> int:
+        """Passages embedded (and stored) at a time: a Ray job has a fixed start-up cost, so the cluster gets larger
+        chunks."""
+        return 65_536
+
+
+#: each ``executor.kind`` and the section it selects
+EXECUTOR_KINDS: dict[str, type[LocalExecutorConfig | RayExecutorConfig]] = {
+    "local": LocalExecutorConfig, "ray": RayExecutorConfig,
+}
+
+
+def _kind_of(section: Any) -> str | None:
+    """The executor a section names (``local`` when it names none); None for a value that is no section."""
+    if isinstance(section, dict):
+        return section.get("kind", "local")
+    return getattr(section, "kind", None)
+
+
+#: ``executor``: one strict section per kind, chosen by ``executor.kind``
+ExecutorConfig = Annotated[
+    Union[Annotated[LocalExecutorConfig, Tag("local")], Annotated[RayExecutorConfig, Tag("ray")]],
+    Discriminator(_kind_of),
+]
+
+#: the sections that are unions: each section's choosing key, its members, and the member a section names
+_UNIONS: dict[str, tuple[str, Mapping[str, type[BaseModel]], Callable[[Any], str | None]]] = {
+    "extraction": ("extractor", EXTRACTION_BACKENDS, _extractor_of), "executor": ("kind", EXECUTOR_KINDS, _kind_of),
+}
 
 
 class OutputConfig(Strict):
@@ -307,16 +360,14 @@ class RunConfig(Strict):
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     extraction: ExtractionConfig = Field(default_factory=LocalExtractionConfig, description="The LLM that writes question-answer pairs from documents, and how it is called: one section per extraction.extractor.")
     decontamination: DecontaminationConfig = Field(default_factory=DecontaminationConfig)
-    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    executor: ExecutorConfig = Field(default_factory=LocalExecutorConfig, description="Where the heavy stages run: in this process, or on a Ray cluster; the bandit always stays in this process. One section per executor.kind.")
     output: OutputConfig = Field(default_factory=OutputConfig)
     seed: Int = Field(42, ge=0, le=MAX_SEED, description="Seeds every random choice of the run: an integer from 0 to 2147483647 (2**31 - 1), the range every consumer takes (faiss's k-means seed is a C int; numpy, random, torch, transformers and llama.cpp take more).")
 
     @model_validator(mode="after")
     def _pairs_embedded_where_rewarded(self) -> RunConfig:
-        if self.executor.embed_pairs and self.executor.kind != "ray":
-            raise ValueError("executor.embed_pairs needs executor.kind: ray (locally the pairs are embedded "
-                             "in this process anyway); set executor.kind: ray or executor.embed_pairs: false")
-        if self.executor.embed_pairs and self.alignment.enabled and self.alignment.reward_model == "aligned":
+        embeds_pairs = isinstance(self.executor, RayExecutorConfig) and self.executor.embed_pairs
+        if embeds_pairs and self.alignment.enabled and self.alignment.reward_model == "aligned":
             raise ValueError("executor.embed_pairs embeds pairs with the configured embedder, but "
                              "alignment.reward_model: aligned rewards them with the aligned one; set "
                              "alignment.reward_model: base or executor.embed_pairs: false")
@@ -357,21 +408,32 @@ def _is_union_member(part: str) -> bool:
     return part in ("int", "float", "bool", "str") or part.startswith(("literal[", "constrained-"))
 
 
+def _pop_member(loc: list[str]) -> str | None:
+    """Take the member of a union section (``openai`` in ``extraction.openai.model``) out of ``loc``; returns it."""
+    if len(loc) > 1 and loc[0] in _UNIONS and loc[1] in _UNIONS[loc[0]][1]:
+        return loc.pop(1)
+    return None
+
+
 def _error_key(err: Any) -> str:
-    """The dotted config key a validation error is about, as the user writes it (no extractor section)."""
+    """The dotted config key a validation error is about, as the user writes it (no member of a union section)."""
     loc = _loc(err)
-    if len(loc) > 1 and loc[0] == "extraction" and loc[1] in EXTRACTION_BACKENDS:
-        loc.pop(1)
+    _pop_member(loc)
     if err["type"] == "union_tag_invalid":
-        loc.append("extractor")
+        loc.append(_UNIONS[loc[0]][0])
     return ".".join(loc)
 
 
 def _format_error(err: Any) -> str:
     """One line of a validation error, naming the key, as the user writes it."""
     loc = _loc(err)
-    backend = loc.pop(1) if len(loc) > 1 and loc[0] == "extraction" and loc[1] in EXTRACTION_BACKENDS else None
+    member = _pop_member(loc)
+    backend = member if loc[:1] == ["extraction"] else None
     where = ".".join(loc) or "(top level)"
+    if err["type"] == "extra_forbidden" and loc[:1] == ["executor"] and member == "local" and len(loc) == 2 \
+            and loc[1] in RayExecutorConfig.model_fields:
+        return f"{where} needs executor.kind: ray (kind local runs in this process); set executor.kind: ray or " \
+               f"remove {where}"
     if err["type"] == "extra_forbidden":
         others = [b for b in backends_taking(loc[-1]) if b != backend] if backend and len(loc) == 2 else []
         if others:
@@ -384,7 +446,8 @@ def _format_error(err: Any) -> str:
             if field and field.description else ""
         return f"{where}: required{about}"
     if err["type"] == "union_tag_invalid":
-        return f"{where}.extractor: must be one of {', '.join(EXTRACTION_BACKENDS)}, not {err['ctx']['tag']!r}"
+        key, members, _ = _UNIONS[loc[0]]
+        return f"{where}.{key}: must be one of {', '.join(members)}, not {err['ctx']['tag']!r}"
     if err["type"] == "union_tag_not_found":
         return f"{where}: must be a section of keys, not {err['input']!r}"
     message = err["msg"].removeprefix("Value error, ")
@@ -529,17 +592,20 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
     """A ``config.yaml`` saved by an older equal, as this one saves it.
 
     Before ``extraction`` had one section per extractor, every run saved the keys
-    of all three (``base_url`` beside ``extractor: local``); those of the other
-    extractors are left out. Anything else, unknown keys included, is kept, so it
+    of all three (``base_url`` beside ``extractor: local``), and before ``executor``
+    had one section per kind, the Ray keys beside ``kind: local``; those of the
+    other members are left out. Anything else, unknown keys included, is kept, so it
     is still checked. For reading saved run directories, not configs users write.
     """
-    section = saved.get("extraction")
-    extractor = _extractor_of(section)
-    if not isinstance(section, dict) or extractor not in EXTRACTION_BACKENDS:
-        return saved
-    mine = EXTRACTION_BACKENDS[extractor].model_fields
-    others = {key for model in EXTRACTION_BACKENDS.values() for key in model.model_fields} - set(mine)
-    return {**saved, "extraction": {k: v for k, v in section.items() if k not in others}}
+    for name, (_, members, member_of) in _UNIONS.items():
+        section = saved.get(name)
+        member = member_of(section)
+        if not isinstance(section, dict) or member is None or member not in members:
+            continue
+        mine = members[member].model_fields
+        others = {key for model in members.values() for key in model.model_fields} - set(mine)
+        saved = {**saved, name: {k: v for k, v in section.items() if k not in others}}
+    return saved
 
 
 def dump_config(config: RunConfig, path: Path) -> None:

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from equal.config import EXTRACTION_BACKENDS, ExtractionBase, LLMExtractionBase, RunConfig, own_keys
+from equal.config import EXECUTOR_KINDS, EXTRACTION_BACKENDS, ExtractionBase, LLMExtractionBase, RunConfig, own_keys
 
 
 def _type_name(annotation: Any) -> str:
@@ -81,6 +81,18 @@ def _extraction(name: str, field: FieldInfo) -> list[str]:
     return lines
 
 
+def _executor(name: str, field: FieldInfo) -> list[str]:
+    """The executor section: the kind, then the keys of each kind."""
+    kinds = " \\| ".join(f"`{k}`" for k in EXECUTOR_KINDS)
+    lines = [f"## `{name}`", "", field.description or "", "", "| key | type | default | meaning |", "|---|---|---|---|",
+             _row(name, "kind", next(iter(EXECUTOR_KINDS.values())).model_fields["kind"], kinds), ""]
+    for kind, model in EXECUTOR_KINDS.items():
+        keys = [key for key in model.model_fields if key != "kind"]
+        lines += [f"### `{name}.kind: {kind}`", "", inspect.cleandoc(model.__dict__.get("__doc__") or ""), ""]
+        lines += _table(name, model, keys) if keys else ["It takes no other key.", ""]
+    return lines
+
+
 def reference_markdown() -> str:
     """The whole reference page as Markdown."""
     lines = [
@@ -100,6 +112,9 @@ def reference_markdown() -> str:
         model = field.annotation
         if name == "extraction":
             lines += _extraction(name, field)
+            continue
+        if name == "executor":
+            lines += _executor(name, field)
             continue
         if not (inspect.isclass(model) and issubclass(model, BaseModel)):
             lines += [f"## `{name}`", "", f"{field.description or ''} Type {_type_name(model)}, default "

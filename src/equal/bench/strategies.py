@@ -246,8 +246,18 @@ ABLATIONS: dict[str, Strategy] = {
     "EQUAL, paper + priors": pipeline({"warmup.selection": "random", "bandit.document_order": "random"}),
 }
 STRATEGIES.update(ABLATIONS)
+#: EQUAL with another reward or exploration (docs/reward.md): what only extraction reveals, coverage of the task,
+#: and exploration that is not accidental
+REWARDS: dict[str, Strategy] = {
+    "EQUAL, quality reward": pipeline({"reward.kind": "quality"}),
+    "EQUAL, coverage reward": pipeline({"reward.kind": "coverage"}),
+    "EQUAL, Thompson sampling": pipeline({"bandit.policy": "thompson", "bandit.alpha": "auto"}),
+    "EQUAL, coverage reward, Thompson sampling": pipeline({"reward.kind": "coverage", "bandit.policy": "thompson",
+                                                           "bandit.alpha": "auto"}),
+}
+STRATEGIES.update(REWARDS)
 #: what `equal bench` runs unless told otherwise (alignment fine-tunes MiniLM in every run: slow)
-DEFAULT = [s for s in STRATEGIES if s not in ABLATIONS and s != "EQUAL + alignment"]
+DEFAULT = [s for s in STRATEGIES if s not in ABLATIONS and s not in REWARDS and s != "EQUAL + alignment"]
 #: strategies whose result does not depend on the budget (run once per seed)
 BUDGET_FREE = {"all"}
 

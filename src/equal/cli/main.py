@@ -59,6 +59,7 @@ from equal.cli.options import (
     LMOpt,
     LogFormatOpt,
     LoraOpt,
+    MakeBenchDistractorsOpt,
     MakeBenchOutArg,
     MakeBenchPythonOpt,
     MakeBenchRewardOpt,
@@ -332,6 +333,7 @@ def make_sample_command(
 def make_bench_command(
     out_dir: MakeBenchOutArg, wikipedia: MakeBenchWikipediaOpt = 1500, python: MakeBenchPythonOpt = 1000,
     sympy: MakeBenchSympyOpt = 1000, reward: MakeBenchRewardOpt = 100, seed: SamplingSeedOpt = 0,
+    distractors: MakeBenchDistractorsOpt = 0,
 ) -> None:
     """Build the benchmark corpus (Wikipedia, Python docs, SymPy docs) and three reference sets (Python FAQ, CHAMP, HumanEval).
 
@@ -339,8 +341,14 @@ def make_bench_command(
     """
     from equal.samples.benchmark import build as build_bench
 
+    embed = None
+    if distractors:
+        from equal.config import EmbeddingConfig
+        from equal.run.builders import build_embedder
+
+        embed = build_embedder(EmbeddingConfig()).encode
     manifest = build_bench(out_dir, n_wikipedia=wikipedia, n_python=python, n_sympy=sympy, n_reward=reward,
-                           seed=seed)
+                           seed=seed, n_distractors=distractors, embed=embed)
     typer.echo(json.dumps(manifest))
 
 

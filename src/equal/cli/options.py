@@ -119,6 +119,7 @@ MakeBenchWikipediaOpt = Annotated[int, typer.Option(help="Wikipedia summaries, s
 MakeBenchPythonOpt = Annotated[int, typer.Option(help="Python documentation passages.")]
 MakeBenchSympyOpt = Annotated[int, typer.Option(help="SymPy documentation passages (at most the 547 there are).")]
 MakeBenchRewardOpt = Annotated[int, typer.Option(help="Examples of each reference set a run sees; the rest is held out.")]
+MakeBenchDistractorsOpt = Annotated[int, typer.Option(help="The variant where similarity misleads: add, for each reference set, the N passages of index pages, tables of contents, release notes and formula lists of the installed docs nearest to it (embedded with MiniLM).")]
 
 # -- `equal bench`
 

@@ -3,13 +3,13 @@
 ``executor: {kind: ray}`` swaps the embedder for :class:`RayEmbedder` (Ray Data
 ``map_batches`` over an actor pool) and the LLM backend for :class:`RayLLM`
 (one actor per worker, each holding its own backend and, with
-``executor.embed_pairs``, the reward's embedder for its answers' pairs). Everything else, the
+``executor.embed_pairs``, a post-processor that embeds its answers' pairs). Everything else, the
 caches included, stays on the driver, so a Ray run resumes like a local one
 and gives the same result for the same seed.
 """
 
 from equal.distributed.cluster import connect
 from equal.distributed.embedding import RayEmbedder
-from equal.distributed.llm import PairEmbedding, RayLLM
+from equal.distributed.llm import AnswerPostProcessor, PairVectors, RayLLM
 
-__all__ = ["PairEmbedding", "RayEmbedder", "RayLLM", "connect"]
+__all__ = ["AnswerPostProcessor", "PairVectors", "RayEmbedder", "RayLLM", "connect"]

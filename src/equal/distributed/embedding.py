@@ -9,6 +9,7 @@ import numpy as np
 
 from equal.distributed.cluster import connect
 from equal.embedding.base import Embedder
+from equal.progress import ItemsDone, ignore_items
 
 
 class _EmbedBatch:
@@ -41,6 +42,10 @@ class RayEmbedder:
         self.gpus_per_worker = gpus_per_worker
 
     def encode(self, texts: list[str]) -> np.ndarray:
+        return self.encode_counting(texts, ignore_items)
+
+    def encode_counting(self, texts: list[str], done: ItemsDone) -> np.ndarray:
+        """The vectors, each text reported to ``done`` as its row comes back from the cluster."""
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         ray = connect(self.address)
@@ -56,4 +61,5 @@ class RayEmbedder:
             if out.shape[1] == 0:
                 out = np.zeros((len(texts), len(vector)), dtype=np.float32)
             out[int(row["row"])] = vector
+            done(1)
         return out

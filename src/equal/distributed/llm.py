@@ -6,49 +6,64 @@ like a local one. Workers send their backend's counters (faults, retries)
 back with each chunk; calls and tokens are counted by the driver's extractor
 as each answer comes back.
 
-With :class:`PairEmbedding`, each actor also parses its answers and embeds
-their pairs with the reward's embedder (on its GPU when Ray gave it one); the
-vectors come back with the answers and go into the driver's embedding cache,
-where the reward finds them instead of embedding the pairs on the driver.
+With an :class:`AnswerPostProcessor` (``executor.embed_pairs``:
+:class:`equal.extraction.answers.AnswerPairs`), each actor also runs it on its
+answers as they arrive, and its results, the vectors of the answers' pairs,
+come back with the answers and go to the driver's ``on_answers``. The
+transport only moves them.
 """
 
 from __future__ import annotations
 
-import logging
-import queue
 import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from equal.distributed.cluster import connect
-from equal.embedding import Embedder, EmbeddingCache
-from equal.embedding.cache import text_key
 from equal.llm.base import LLM, ChatRequest, OnResult
 from equal.records import Generation
 from equal.stats import Stats
 
 LLMFactory = Callable[[Stats], LLM]
-logger = logging.getLogger(__name__)
 _POLL_S = 0.5  # how often a batch waiting for its chunks looks whether it was stopped
 
 
 @dataclass(frozen=True)
-class PairEmbedding:
-    """What the actors need to embed their answers' pairs, and where the driver keeps the vectors.
+class PairVectors:
+    """The vectors of pairs' texts, made where the answers arrived.
 
     Attributes:
-        factory: builds the reward's embedder on an actor (the vectors are
-            stored under the name of the embedder it builds).
-        cache: the driver's embedding cache, which the reward reads.
+        embedder: the name of the embedder that made them (the cache keys them by it).
+        texts: each pair's text as the reward embeds it, once each.
+        vectors: ``(len(texts), d)`` float32, row for row.
     """
 
-    factory: Callable[[], Embedder]
-    cache: EmbeddingCache
+    embedder: str
+    texts: tuple[str, ...]
+    vectors: np.ndarray
+
+
+class AnswerBatch(Protocol):
+    """What an :class:`AnswerPostProcessor` makes of one chunk's answers, given each as it arrives."""
+
+    def add(self, index: int, generation: Generation) -> None: ...
+
+    def finish(self) -> PairVectors | None:
+        """Wait for the last answers' results; ``None`` when there are none (or making them failed)."""
+        ...
+
+
+class AnswerPostProcessor(Protocol):
+    """Runs on an actor beside its backend; sent to it once, so it must pickle."""
+
+    def start(self, stats: Stats) -> AnswerBatch:
+        """A chunk's post-processing; its faults are counted in ``stats`` (the actor's, sent back with the chunk)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -63,102 +78,52 @@ class _Chunk:
     pair_texts: tuple[str, ...] = ()
     pair_vectors: np.ndarray | None = None
 
+    def vectors(self) -> PairVectors | None:
+        """The post-processor's results, as it made them."""
+        if self.pair_vectors is None:
+            return None
+        return PairVectors(self.embedder_name, self.pair_texts, self.pair_vectors)
+
 
 class _LLMWorker:
-    """A Ray actor holding one backend (an HTTP client, or a local model loaded once) and, optionally, an embedder."""
+    """A Ray actor holding one backend (an HTTP client, or a local model loaded once) and, optionally, a
+    post-processor of its answers."""
 
-    def __init__(self, factory: LLMFactory, embedder_factory: Callable[[], Embedder] | None = None,
-                 max_pairs: int = 0) -> None:
+    def __init__(self, factory: LLMFactory, answers: AnswerPostProcessor | None = None) -> None:
         self.stats = Stats()
         self.llm = factory(self.stats)
-        self.embedder = embedder_factory() if embedder_factory is not None else None
-        self.max_pairs = max_pairs
+        self.answers = answers
 
     def generate(self, start: int, requests: list[ChatRequest]) -> _Chunk:
         import ray
 
         before = self.stats.as_dict()
-        pairs = _PairEmbedder(self.embedder, self.max_pairs) if self.embedder is not None else None
-        try:  # the pairs of each answer are embedded while the chunk's later answers are awaited
-            generations = self.llm.generate(requests, on_result=pairs.add if pairs is not None else None)
+        batch = self.answers.start(self.stats) if self.answers is not None else None
+        try:  # each answer is post-processed while the chunk's later answers are awaited
+            generations = self.llm.generate(requests, on_result=batch.add if batch is not None else None)
         finally:
-            texts, vectors = pairs.finish() if pairs is not None else ((), None)
-        if pairs is not None and pairs.error is not None:
-            # the answers are paid for: they go back without vectors, and the driver embeds their pairs itself
-            logger.warning("a Ray actor could not embed its answers' pairs (%s); the driver embeds them", pairs.error)
-            self.stats.inc("pair_embedding_failures")
+            vectors = batch.finish() if batch is not None else None
         after = self.stats.as_dict()
         delta = {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
-        name = self.embedder.name if self.embedder is not None else ""
-        return _Chunk(start, generations, delta, ray.get_runtime_context().get_node_id(), name, texts, vectors)
-
-
-class _PairEmbedder:
-    """Embeds the pairs of answers as they arrive, on a thread of its own.
-
-    Each answer's pairs are one batch, whatever else has arrived, so a pair's
-    vector does not depend on when the answers came (padding in a batch moves
-    the last bits). Each text is embedded once. An embedder that fails stops
-    the embedding (``error``); the answers are not lost with it.
-    """
-
-    def __init__(self, embedder: Embedder, max_pairs: int) -> None:
-        self._embedder, self._max_pairs = embedder, max_pairs
-        self._arrived: queue.SimpleQueue[Generation | None] = queue.SimpleQueue()
-        self._texts: dict[str, None] = {}
-        self._vectors: list[np.ndarray] = []
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._embed, name="equal-pair-embedder", daemon=True)
-        self._thread.start()
-
-    def add(self, index: int, generation: Generation) -> None:
-        self._arrived.put(generation)
-
-    def _embed(self) -> None:
-        while (generation := self._arrived.get()) is not None:
-            new = list(dict.fromkeys(t for t in _pair_texts(generation, self._max_pairs) if t not in self._texts))
-            if not new or self.error is not None:
-                continue
-            try:
-                self._vectors.append(self._embedder.encode(new))
-            except Exception as exc:  # reported by the actor; the chunk's answers still go back
-                self.error = exc
-                continue
-            self._texts.update(dict.fromkeys(new))
-
-    def finish(self) -> tuple[tuple[str, ...], np.ndarray | None]:
-        """Wait for the last answers' pairs; the texts and their vectors, row for row (none after an error)."""
-        self._arrived.put(None)
-        self._thread.join()
-        if self.error is not None or not self._vectors:
-            return (), None
-        return tuple(self._texts), np.concatenate(self._vectors)
-
-
-def _pair_texts(generation: Generation, max_pairs: int) -> list[str]:
-    """The text the reward embeds for each pair of an answer, parsed as the driver's extractor parses it."""
-    from equal.extraction.task import parse_pairs
-    from equal.records import QAPair
-
-    if generation.failed:
-        return []
-    return [QAPair(question=q, answer=a, document_id="").as_text()
-            for q, a in parse_pairs(generation.text, max_pairs=max_pairs).pairs]
+        node = ray.get_runtime_context().get_node_id()
+        if vectors is None:
+            return _Chunk(start, generations, delta, node)
+        return _Chunk(start, generations, delta, node, vectors.embedder, vectors.texts, vectors.vectors)
 
 
 class RayLLM:
     """Sends a batch of requests to ``workers`` actors, ``chunk_size`` requests a task.
 
     Its ``name`` (and ``former_names``) are the local backend's, so answers cached
-    by a local run are reused by a Ray run and the other way round. With ``pairs``, the actors
-    embed their answers' pairs (at most ``max_pairs`` each, as the extractor
-    parses them) and the vectors are put in ``pairs.cache`` as each chunk
-    arrives (counted as ``pair_vectors_from_workers``).
+    by a local run are reused by a Ray run and the other way round. With ``answers``, the actors
+    run it on their answers as they arrive, and ``on_answers`` gets its results on the driver as each
+    chunk comes back, before the chunk's answers are reported.
     """
 
     def __init__(self, factory: LLMFactory, name: str, *, address: str | None = None, workers: int = 2,
                  chunk_size: int = 8, cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0,
-                 pairs: PairEmbedding | None = None, max_pairs: int = 5, stats: Stats | None = None,
+                 answers: AnswerPostProcessor | None = None,
+                 on_answers: Callable[[PairVectors], None] | None = None, stats: Stats | None = None,
                  former_names: tuple[str, ...] = ()) -> None:
         if workers < 1 or chunk_size < 1:
             raise ValueError(f"RayLLM needs at least one worker and one request a chunk (workers={workers}, "
@@ -171,8 +136,8 @@ class RayLLM:
         self.chunk_size = chunk_size
         self.cpus_per_worker = cpus_per_worker
         self.gpus_per_worker = gpus_per_worker
-        self.pairs = pairs
-        self.max_pairs = max_pairs
+        self.answers = answers
+        self.on_answers = on_answers
         self.stats = stats if stats is not None else Stats()
         self.nodes: set[str] = set()
         self._actors: list[Any] = []
@@ -188,8 +153,7 @@ class RayLLM:
                 raise CancelledError("the Ray LLM backend is closed")
             if not self._actors:
                 worker = ray.remote(num_cpus=self.cpus_per_worker, num_gpus=self.gpus_per_worker)(_LLMWorker)
-                embedder = (self.pairs.factory, self.max_pairs) if self.pairs is not None else (None, 0)
-                self._actors = [worker.options(scheduling_strategy="SPREAD").remote(self.factory, *embedder)
+                self._actors = [worker.options(scheduling_strategy="SPREAD").remote(self.factory, self.answers)
                                 for _ in range(self.workers)]
             return list(self._actors)
 
@@ -253,25 +217,18 @@ class RayLLM:
         return [g for g in out if g is not None]
 
     def _keep(self, done: _Chunk, out: list[Generation | None], on_result: OnResult | None) -> None:
-        """A chunk's counters, node, pair vectors and answers, each answer reported as it is put in ``out``."""
+        """A chunk's counters, node, post-processed results and answers, each answer reported as it is put in
+        ``out``."""
         self.stats.update(done.counters)
         self.stats.inc(f"ray_llm_chunks_on_node:{done.node[:12]}")  # where the work ran, in stats.json
         self.nodes.add(done.node)
-        self._keep_vectors(done)
+        vectors = done.vectors()
+        if vectors is not None and self.on_answers is not None:
+            self.on_answers(vectors)
         for j, generation in enumerate(done.generations):
             out[done.start + j] = generation
             if on_result is not None:
                 on_result(done.start + j, generation)
-
-    def _keep_vectors(self, done: _Chunk) -> None:
-        """Store the pair vectors an actor sent, under the keys the reward looks them up by."""
-        if self.pairs is None or done.pair_vectors is None:
-            return
-        keys = [text_key(done.embedder_name, text) for text in done.pair_texts]
-        with self.stats.timed("extract/store pair vectors"):
-            # a vector already cached (a reference example's, an earlier run's) is kept as it is
-            self.pairs.cache.put_many(keys, done.pair_vectors, replace=False)
-        self.stats.inc("pair_vectors_from_workers", len(keys))
 
     def close(self) -> None:
         """Stop every batch (chunks not yet sent are never sent) and kill the actors."""

@@ -6,6 +6,8 @@ from typing import Protocol
 
 import numpy as np
 
+from equal.progress import ItemsDone
+
 
 class Embedder(Protocol):
     """Maps texts to unit-normalised vectors.
@@ -18,6 +20,11 @@ class Embedder(Protocol):
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Embed ``texts``. Returns ``(len(texts), dim)`` float32, rows of unit norm."""
+        ...
+
+    def encode_counting(self, texts: list[str], done: ItemsDone) -> np.ndarray:
+        """The vectors of :meth:`encode`, calling ``done(n)`` as each ``n`` texts are embedded (all of them at the
+        end, for an embedder that cannot tell before), so a progress bar moves inside one call."""
         ...
 
 

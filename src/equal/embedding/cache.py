@@ -23,7 +23,7 @@ import numpy as np
 from equal.embedding.base import Embedder
 from equal.errors import CacheDamaged
 from equal.files import set_aside
-from equal.progress import NullProgress, Progress, items_to
+from equal.progress import NullProgress, Progress, counting
 from equal.sqlite import SQLiteFile, sqlite_companions, sqlite_fault
 
 logger = logging.getLogger(__name__)
@@ -134,8 +134,8 @@ def embed_cached(
         task.advance(len(texts) - len(missing))
         for start in range(0, len(missing), chunk_size):
             idx = missing[start : start + chunk_size]
-            with items_to(task, len(idx)):  # an embedder that reports its batches moves the bar per batch
-                vectors = embedder.encode([texts[i] for i in idx])
+            with counting(task, len(idx)) as done:  # an embedder that reports its batches moves the bar per batch
+                vectors = embedder.encode_counting([texts[i] for i in idx], done)
             dim = vectors.shape[1]
             chunk_keys = [keys[i] for i in idx]
             if cache is not None:

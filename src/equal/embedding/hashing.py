@@ -8,6 +8,7 @@ import re
 import numpy as np
 
 from equal.embedding.base import normalize
+from equal.progress import ItemsDone
 
 _TOKEN = re.compile(r"\w+")
 
@@ -35,3 +36,8 @@ class HashingEmbedder:
                 col, sign = self._bucket(token)
                 out[row, col] += sign
         return normalize(out)
+
+    def encode_counting(self, texts: list[str], done: ItemsDone) -> np.ndarray:
+        vectors = self.encode(texts)  # a subclass's encode, if it has one
+        done(len(texts))
+        return vectors

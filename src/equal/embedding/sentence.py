@@ -12,7 +12,7 @@ import numpy as np
 
 from equal.embedding.base import normalize
 from equal.errors import ConfigError
-from equal.progress import item_reporter
+from equal.progress import ItemsDone, ignore_items
 
 logger = logging.getLogger(__name__)
 
@@ -92,20 +92,22 @@ class SentenceTransformerEmbedder:
         return self._st
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """Embed ``texts`` in one call (sorted by length, padded per batch), reporting each batch as it is done.
+        """Embed ``texts`` in one call (sorted by length, padded per batch)."""
+        return self.encode_counting(texts, ignore_items)
 
-        Each forward pass reports its rows to :func:`equal.progress.item_reporter`; a hook
-        that only counts rows cannot change a vector.
+    def encode_counting(self, texts: list[str], done: ItemsDone) -> np.ndarray:
+        """Embed ``texts`` in one call, reporting each batch's rows to ``done`` as it is done.
+
+        A forward hook reports the rows of each pass; a hook that only counts rows cannot change a vector.
         """
         if not texts:
             return np.zeros((0, self.dimension()), dtype=np.float32)
         model = self.load()
-        report = item_reporter()
 
         def batch_done(module: Any, args: Any, output: Any) -> None:
             rows = output.get("sentence_embedding") if isinstance(output, Mapping) else None
             if rows is not None:
-                report(int(rows.shape[0]))
+                done(int(rows.shape[0]))
 
         hook = model.register_forward_hook(batch_done)
         try:

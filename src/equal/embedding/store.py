@@ -45,7 +45,7 @@ import numpy as np
 
 from equal.embedding.base import Embedder
 from equal.files import atomic_write_text, disk_full, is_disk_full, locked, set_aside
-from equal.progress import NullProgress, Progress, items_to
+from equal.progress import NullProgress, Progress, counting
 
 logger = logging.getLogger(__name__)
 
@@ -137,8 +137,8 @@ def _fill(embedder: Embedder, texts: Sequence[str], path: Path, chunk_size: int,
         try:
             for start in range(state.done, n, chunk_size):
                 chunk = list(texts[start:start + chunk_size])
-                with items_to(task, len(chunk)):  # an embedder that reports its batches moves the bar per batch
-                    vectors = np.ascontiguousarray(embedder.encode(chunk), dtype=np.float32)
+                with counting(task, len(chunk)) as done:  # an embedder that reports its batches moves the bar per batch
+                    vectors = np.ascontiguousarray(embedder.encode_counting(chunk, done), dtype=np.float32)
                 dim = int(vectors.shape[1])
                 if store is None:
                     if start == 0:

@@ -22,7 +22,7 @@ from equal.extraction.pending import Pending
 from equal.extraction.task import ExtractionTask, parse_pairs
 from equal.llm.base import LLM, ChatRequest, estimate_tokens, valid_token_count
 from equal.llm.cache import ResponseCache
-from equal.progress import item_reporter
+from equal.progress import ItemsDone, ignore_items
 from equal.records import Document, Extraction, Generation, QAPair
 from equal.stats import Stats
 
@@ -30,31 +30,21 @@ logger = logging.getLogger(__name__)
 
 
 class Extractor(Protocol):
+    """Turns documents into pairs.
+
+    ``submit`` starts a batch and returns its extractions, one per document in
+    order, to be taken as they arrive; it calls ``done(n)`` as each ``n``
+    documents are answered, so a progress bar can move inside the batch.
+    ``extract`` is ``submit`` taken whole, with nobody counting.
+    """
+
     name: str
 
-    def extract(self, documents: list[Document]) -> list[Extraction]:
-        """One :class:`Extraction` per document, in order.
+    def submit(self, documents: list[Document], done: ItemsDone | None = None) -> Pending[Extraction]: ...
 
-        May report each document as it is done to :func:`equal.progress.item_reporter`, so a
-        progress bar moves inside the call; one that does not is counted when it returns.
-        """
-        ...
+    def extract(self, documents: list[Document]) -> list[Extraction]: ...
 
     def close(self) -> None: ...
-
-
-def submit_extraction(extractor: Extractor, documents: list[Document]) -> Pending[Extraction]:
-    """Start extracting ``documents`` and return their extractions, to be taken in order as they arrive.
-
-    An extractor with a ``submit`` method (:class:`LLMExtractor`) sends the
-    requests and returns at once, so the caller can work (reward the first
-    documents, or submit the next batch) while the answers arrive; any other
-    extracts now.
-    """
-    submit = getattr(extractor, "submit", None)
-    if submit is not None:
-        return submit(documents)  # type: ignore[no-any-return]
-    return Pending.ready(extractor.extract(documents))
 
 
 class LLMExtractor:
@@ -110,7 +100,7 @@ class LLMExtractor:
 
     def _under_former_name(self, cache: ResponseCache, request: ChatRequest, key: str) -> Generation | None:
         """An answer an older version cached under one of the backend's former names, stored under ``key`` now."""
-        for name in getattr(self.llm, "former_names", ()):
+        for name in self.llm.former_names:
             found = cache.get(request.key(name))
             if found is not None and _usable(found):
                 cache.put(key, found)
@@ -130,16 +120,17 @@ class LLMExtractor:
     def extract(self, documents: list[Document]) -> list[Extraction]:
         return self.submit(documents).rest()
 
-    def submit(self, documents: list[Document]) -> Pending[Extraction]:
+    def submit(self, documents: list[Document], done: ItemsDone | None = None) -> Pending[Extraction]:
         """Look the documents up in the cache, send the rest, and return their extractions as they arrive.
 
-        With a backend that can send without waiting (``submit``), this returns
-        while the requests are in flight; otherwise it returns once they are
-        answered. Answers are counted and cached as they arrive either way.
-        Taking a slice of the batch waits for those documents' answers only
-        (or for the batch to fail) and parses them on the thread that takes it.
+        With a backend that sends without waiting, this returns while the
+        requests are in flight; with one that generates in place, once they are
+        answered. Answers are counted, cached and reported to ``done`` as they
+        arrive either way. Taking a slice of the batch waits for those
+        documents' answers only (or for the batch to fail) and parses them on
+        the thread that takes it.
         """
-        report = item_reporter()  # progress per document, as each answer arrives
+        report = done or ignore_items  # progress per document, as each answer arrives
         requests = [self.task.format_input(d) for d in documents]
         keys = [r.key(self.llm.name) for r in requests]
         per_key = Counter(keys)
@@ -170,14 +161,8 @@ class LLMExtractor:
                 generations[keys[to_send[j]]] = generation
                 arrived.notify_all()
 
-        batch = [requests[i] for i in to_send]
-        send = getattr(self.llm, "submit", None)
-        if send is not None:
-            answered: Future[list[Generation]] = send(batch, on_result=keep)
-        else:
-            answered = Future()
-            with self.stats.timed("extract/requests"):
-                answered.set_result(self.llm.generate(batch, on_result=keep))
+        with self.stats.timed("extract/requests"):  # a backend that generates in place answers here
+            answered = self.llm.submit([requests[i] for i in to_send], on_result=keep)
 
         def wake(_: Future[list[Generation]]) -> None:
             with arrived:
@@ -251,8 +236,14 @@ class ReplayExtractor:
         self.stats = stats if stats is not None else Stats()
         self.name = f"replay:{field}"
 
+    def submit(self, documents: list[Document], done: ItemsDone | None = None) -> Pending[Extraction]:
+        """The stored pairs of ``documents``, all there at once (each document reported to ``done``)."""
+        extractions = self.extract(documents)
+        for _ in extractions:
+            (done or ignore_items)(1)
+        return Pending.ready(extractions)
+
     def extract(self, documents: list[Document]) -> list[Extraction]:
-        report = item_reporter()
         out = []
         for document in documents:
             value = document.metadata.get(self.field)
@@ -266,7 +257,6 @@ class ReplayExtractor:
             pairs = [QAPair(question=q, answer=a, document_id=document.id) for q, a in parsed.pairs]
             out.append(Extraction(document.id, pairs, Generation(text=text, cached=True),
                                   parse_ok=parsed.ok, error=parsed.error))
-            report(1)
         return out
 
     def close(self) -> None:

@@ -7,7 +7,7 @@ import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from equal.llm.base import ChatRequest
 from equal.records import Document, QAPair
@@ -54,29 +54,25 @@ with their answers. Each question must be understandable without the document, a
 complete and taken from the document.
 Reply as JSON: {{"pairs": [{{"question": "...", "answer": "..."}}]}}"""
 
-# The task-shaped prompt: a few examples of the task (from the reward part of the reference set) show the
-# pairs' form; the questions must stand alone and the answers carry their reasoning. The packaged 0.5B model
-# returned nothing at all when the prompt invited an empty list, so the sentence that allows one names the
-# condition ("only ... if ...") rather than offering the empty list as a way out.
-TASK_USER_TEMPLATE = """Examples of the task the pairs are for:
-
-{examples}
+# The task-shaped prompt: a description of the task and/or a few examples of it (from the reward part of the
+# reference set) come first, so every passage's prompt shares them as a prefix (llama.cpp and vLLM reuse its
+# cache); the questions must stand alone and the answers carry their reasoning. Measured on the packaged
+# Qwen2.5-Coder-0.5B: it copies the examples instead of reading the document, and it returned nothing at all
+# when a prompt invited an empty list, so the sentence that allows none names the condition instead.
+TASK_USER_TEMPLATE = """{task}
 
 <document>
 {text}
 </document>
 
-Write question-answer pairs of the same kind as the examples, based on this document. Each question must \
-stand on its own: someone who never saw the document must understand it, so it states every fact it needs \
-and never mentions "the text", "the passage", "the document" or "above". Each answer must be complete, with \
-its reasoning or worked steps, like the examples' answers. Only write pairs the document supports.
+Write question-answer pairs of the same kind as the task's, based on this document; never copy the \
+examples. Each question must stand on its own: someone who never saw the document must understand it, so it \
+states every fact it needs and never mentions "the text", "the passage" or "the document". Each answer must \
+be complete, with its reasoning or worked steps. Only write pairs the document supports.
 Reply as JSON: {{"pairs": [{{"question": "...", "answer": "..."}}]}}"""
 
 #: an example's question and answer are cut to this many characters in the prompt, so its length stays bounded
 EXAMPLE_CHARS = 700
-
-PromptKind = Literal["generic", "task"]
-
 
 def choose_examples(reference: Sequence[QAPair], k: int, seed: int) -> list[QAPair]:
     """``k`` reference examples for the task-shaped prompt, the same for a given reference set and seed.
@@ -91,6 +87,14 @@ def choose_examples(reference: Sequence[QAPair], k: int, seed: int) -> list[QAPa
 
 def _clip(text: str) -> str:
     return text if len(text) <= EXAMPLE_CHARS else text[:EXAMPLE_CHARS].rstrip() + " ..."
+
+
+def task_block(description: str, examples: Sequence[QAPair]) -> str:
+    """What the task-shaped prompt says of the task: its description, then its examples."""
+    parts = [f"The pairs are training data for this task: {description.strip()}"] if description.strip() else []
+    if examples:
+        parts.append("Examples of the task:\n\n" + format_examples(examples))
+    return "\n\n".join(parts)
 
 
 def format_examples(examples: Sequence[QAPair]) -> str:
@@ -219,24 +223,25 @@ class ExtractionTask:
         max_pairs: most pairs kept per passage (also the schema's ``maxItems``): small
             models otherwise go on writing variations of the same pair until
             ``max_tokens`` runs out.
-        examples: reference examples that shape the pairs (the task-shaped prompt); none
-            gives the generic prompt.
+        examples: reference examples that shape the pairs (the task-shaped prompt).
+        description: a sentence that names the task (the task-shaped prompt). Without
+            examples and description the prompt is the generic one.
     """
 
     def __init__(self, *, max_tokens: int = 768, temperature: float = 0.0, use_schema: bool = True,
-                 max_pairs: int = 5, examples: Sequence[QAPair] = ()) -> None:
+                 max_pairs: int = 5, examples: Sequence[QAPair] = (), description: str = "") -> None:
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.use_schema = use_schema
         self.max_pairs = max_pairs
         self.examples = tuple(examples)
         self._schema = pairs_schema(max_pairs)
-        self._examples_block = format_examples(self.examples)
+        self._task = task_block(description, self.examples)
 
     def user_message(self, document: Document) -> str:
         text = quote_document(document.text)
-        if self.examples:
-            return TASK_USER_TEMPLATE.format(examples=self._examples_block, text=text)
+        if self._task:
+            return TASK_USER_TEMPLATE.format(task=self._task, text=text)
         return USER_TEMPLATE.format(text=text)
 
     def format_input(self, document: Document) -> ChatRequest:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -61,21 +62,47 @@ OnResult = Callable[[int, Generation], None]
 class LLM(Protocol):
     """A backend that answers chat requests.
 
-    ``name`` identifies model and decoding settings for the response cache
-    (a backend may also have ``former_names``, the names older versions keyed
-    its answers by, still read). ``generate`` returns one :class:`Generation`
-    per request, in order, and calls ``on_result`` as each one arrives so
-    callers can persist it at once. A request whose answer stays unusable
-    (or empty) while the server is up yields a generation with ``error`` set
-    (a failure: callers must not cache it), carrying the tokens its attempts
-    were charged; it raises :class:`~equal.errors.BackendError` when the server
-    itself keeps failing after every retry. Every answer carries its token
-    usage; a backend counts its own faults and retries, not calls or tokens
-    (the extractor counts those once, for every backend).
+    ``name`` identifies model and decoding settings for the response cache, and
+    ``former_names`` the names older versions keyed its answers by (still read;
+    empty for most backends). ``submit`` sends a batch and returns a future of
+    its generations: at once for a backend that can send without waiting (its
+    answers come on the backend's own thread), or once they are generated for
+    one that cannot (:class:`GeneratesInPlace`). ``generate`` waits for them.
+    Either returns one :class:`Generation` per request, in order, and calls
+    ``on_result`` as each one arrives so callers can persist it at once. A
+    request whose answer stays unusable (or empty) while the server is up
+    yields a generation with ``error`` set (a failure: callers must not cache
+    it), carrying the tokens its attempts were charged; the batch fails with
+    :class:`~equal.errors.BackendError` when the server itself keeps failing
+    after every retry. Every answer carries its token usage; a backend counts
+    its own faults and retries, not calls or tokens (the extractor counts those
+    once, for every backend).
     """
 
     name: str
+    former_names: tuple[str, ...]
+
+    def submit(self, requests: list[ChatRequest], on_result: OnResult | None = None) -> Future[list[Generation]]: ...
 
     def generate(self, requests: list[ChatRequest], on_result: OnResult | None = None) -> list[Generation]: ...
 
     def close(self) -> None: ...
+
+
+class GeneratesInPlace:
+    """The base of a backend that generates in the caller's thread, one request after another (llama.cpp).
+
+    Its ``submit`` generates the whole batch, then returns a future that is
+    already done; a backend failure is raised by ``submit`` itself, as by
+    ``generate``, so nothing else is sent after it.
+    """
+
+    former_names: tuple[str, ...] = ()
+
+    def generate(self, requests: list[ChatRequest], on_result: OnResult | None = None) -> list[Generation]:
+        raise NotImplementedError
+
+    def submit(self, requests: list[ChatRequest], on_result: OnResult | None = None) -> Future[list[Generation]]:
+        done: Future[list[Generation]] = Future()
+        done.set_result(self.generate(requests, on_result))
+        return done

@@ -8,15 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from equal.errors import BackendError, ConfigError
-from equal.llm.base import ChatRequest, OnResult
+from equal.llm.base import ChatRequest, GeneratesInPlace, OnResult
 from equal.records import Generation
 from equal.stats import Stats
 
 logger = logging.getLogger(__name__)
 
 
-class LlamaCppLLM:
-    """Chat completions from a local GGUF model, one request at a time.
+class LlamaCppLLM(GeneratesInPlace):
+    """Chat completions from a local GGUF model, one request at a time, in the caller's thread.
 
     Structured output uses llama.cpp's JSON-schema grammar; with it,
     ``temperature=0`` and ``repeat_penalty=1.15`` the small Qwen model always

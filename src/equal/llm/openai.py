@@ -126,7 +126,7 @@ class OpenAICompatibleLLM:
         # the response cache's identity: the served model and how output is asked for, not where it is
         # served, so a server that moves keeps its answers; older versions also keyed by the URL
         self.name = f"openai:{model}:{json_mode}"
-        self.former_names = (f"openai:{self.base_url}:{model}:{json_mode}",)
+        self.former_names: tuple[str, ...] = (f"openai:{self.base_url}:{model}:{json_mode}",)
         self._rng = random.Random(seed)
         self._warned_usage = False
         # started on the first request: the loop thread, and the client and limit that live on it

@@ -43,3 +43,14 @@ def calibrate_offset(setting: float | str, random_distances: Sequence[float | No
     if setting != "auto":
         return float(setting)
     return auto_offset([d for d in (random_distances or chosen_distances) if d is not None])
+
+
+def quality_adjusted(reward: float, kept_share: float, penalty: float = 0.1) -> float:
+    """A pull's reward, computed on its pairs that pass the quality grade, less ``penalty`` times the share that fails.
+
+    ``kept_share`` is the share of the pull's pairs graded at least the threshold. A pull
+    whose pairs are on the task but lean on their passage (or are empty, or copy the
+    question) scores below one whose pairs stand alone, by up to ``penalty`` (about one
+    tenth of the spread of closeness rewards between the task's clusters and the rest).
+    """
+    return reward - penalty * (1.0 - kept_share)

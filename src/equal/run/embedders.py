@@ -9,17 +9,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 
-from equal.config import ExecutorConfig, RunConfig
+from equal.config import EmbeddingConfig, ExecutorConfig
 from equal.corpus.store import PassageStore
 from equal.embedding import Embedder, EmbeddingCache, embed_cached
-from equal.embedding.store import embed_to_store, store_path
+from equal.embedding.store import embed_to_store
 from equal.progress import Progress
 from equal.records import Document
 from equal.run.builders import build_embedder, corpus_embedder
+from equal.run.context import CacheLayout
 
 # a bar only for large batches: a pull's few pairs would add one line per round
 _BAR_FROM = 257
@@ -34,19 +34,23 @@ class Embedders:
             and, for alignment, the warm-up pairs.
         corpus: embeds the whole corpus (``text`` itself, or actors building it on Ray).
         reward: embeds a pull's pairs for the OT reward (the reference is embedded alike).
+        corpus_chunk_size: passages ``corpus`` embeds (and the store keeps) at a time.
     """
 
     text: Embedder
     corpus: Embedder
     reward: Embedder
+    corpus_chunk_size: int
 
     @classmethod
-    def from_config(cls, config: RunConfig, embedder: Embedder | None = None) -> Embedders:
-        """The configured embedders, or ``embedder`` (already loaded) for everything."""
+    def build(cls, embedding: EmbeddingConfig, executor: ExecutorConfig, embedder: Embedder | None = None) -> Embedders:
+        """The configured embedders, the corpus's where ``executor`` says; or ``embedder`` (already loaded) for
+        everything."""
         if embedder is not None:
-            return cls(embedder, embedder, embedder)
-        text = build_embedder(config.embedding)
-        return cls(text, corpus_embedder(partial(build_embedder, config.embedding), text.name, config.executor), text)
+            return cls(embedder, embedder, embedder, executor.corpus_chunk_size)
+        text = build_embedder(embedding)
+        return cls(text, corpus_embedder(partial(build_embedder, embedding), text.name, executor), text,
+                   executor.corpus_chunk_size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,15 +75,15 @@ def embed_texts(embedder: Embedder, texts: list[str], cache: EmbeddingCache, pro
                         description=description)
 
 
-def embed_corpus(embedder: Embedder, documents: Sequence[Document], cache_dir: Path, executor: ExecutorConfig,
-                 progress: Progress, description: str) -> np.ndarray:
-    """The corpus's vectors, ``(n, d)`` float32, in a resumable memory-mapped store under ``cache_dir``.
+def embed_corpus(embedders: Embedders, documents: Sequence[Document], caches: CacheLayout, progress: Progress,
+                 description: str) -> np.ndarray:
+    """The corpus's vectors under ``embedders.corpus``, ``(n, d)`` float32, in a resumable memory-mapped store
+    among ``caches``.
 
     The texts are streamed: a passage store hands over its text column (read
     a chunk at a time, hashed block by block), never a list of every text.
     """
     texts: Sequence[str] = documents.texts if isinstance(documents, PassageStore) else [d.text for d in documents]
-    # a Ray job has a fixed start-up cost: give the cluster larger chunks
-    chunk = 65_536 if executor.kind == "ray" else 4_096
-    return embed_to_store(embedder, texts, store_path(cache_dir, embedder.name, texts), chunk_size=chunk,
-                          progress=progress, description=description)
+    embedder = embedders.corpus
+    return embed_to_store(embedder, texts, caches.corpus_vectors(embedder.name, texts),
+                          chunk_size=embedders.corpus_chunk_size, progress=progress, description=description)

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 
 from equal.config import DecontaminationConfig
 from equal.corpus import read_reference
-from equal.extraction.extractor import Extractor, submit_extraction
+from equal.extraction.extractor import Extractor
 from equal.extraction.pending import Pending
 from equal.filters import NgramIndex
+from equal.progress import ItemsDone
 from equal.records import Document, Extraction, QAPair
 from equal.run.schema import ParseFailure, RemovedPair
 from equal.stats import Stats
@@ -54,17 +55,18 @@ class ExtractStep:
         self.failures: list[ParseFailure] = []
         self.removed: list[RemovedPair] = []
 
-    def __call__(self, indices: Sequence[int]) -> list[Extraction]:
-        return self.submit(indices).rest()
+    def __call__(self, indices: Sequence[int], done: ItemsDone | None = None) -> list[Extraction]:
+        return self.submit(indices, done).rest()
 
-    def submit(self, indices: Sequence[int]) -> Pending[Extraction]:
+    def submit(self, indices: Sequence[int], done: ItemsDone | None = None) -> Pending[Extraction]:
         """Start extracting documents by index; their extractions are finished as they are taken.
 
-        Finishing (decontamination, failures, counts) happens on the thread
-        that takes a slice, so documents finish in the order they are taken.
+        Each document is reported to ``done`` as it is answered. Finishing
+        (decontamination, failures, counts) happens on the thread that takes a
+        slice, so documents finish in the order they are taken.
         """
         documents = [self._documents[i] for i in indices]
-        return submit_extraction(self._extractor, documents).then(
+        return self._extractor.submit(documents, done).then(
             lambda start, stop, extractions: self._finish(documents[start:stop], extractions))
 
     def _finish(self, documents: list[Document], extractions: list[Extraction]) -> list[Extraction]:

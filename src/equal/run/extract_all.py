@@ -19,11 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from equal.config import RunConfig
+from equal.corpus import read_reference
+from equal.errors import ConfigError
 from equal.extraction_file import ExtractedPassage, StoredPair
 from equal.files import atomic_file
-from equal.progress import NullProgress, Progress, items_to
+from equal.progress import NullProgress, Progress, counting
 from equal.records import Document, QAPair
 from equal.run.builders import build_extractor
+from equal.run.context import CacheLayout
 from equal.run.inputs import read_passages
 from equal.stats import Stats
 
@@ -45,10 +48,10 @@ def extract_all(config: RunConfig, out_path: Path, *, progress: Progress | None 
     cfg = config
     stats = Stats()
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    documents = read_passages(cfg, keep=tuple(f for f in (cfg.corpus.label_field,) if f),
-                              max_passage_chars=cfg.corpus.max_passage_chars,
-                              cache_dir=cfg.extraction.cache_dir or out_path.parent / "cache",
-                              progress=progress, stats=stats)
+    caches = CacheLayout.beside(out_path.parent, cfg.extraction.cache_dir)
+    documents = read_passages(cfg.corpus, keep=tuple(f for f in (cfg.corpus.label_field,) if f),
+                              max_passage_chars=cfg.corpus.max_passage_chars, caches=caches, progress=progress,
+                              stats=stats)
     partial = out_path.with_name(out_path.name + ".partial")
     # a finished output counts as done too: rerunning it (say on a fresh clone, without the response
     # cache) extracts only passages the corpus gained, instead of paying for every one again
@@ -58,7 +61,7 @@ def extract_all(config: RunConfig, out_path: Path, *, progress: Progress | None 
     stats.inc("documents_already_extracted", n_done)
     if n_done == len(documents) and not partial.exists():
         return stats.as_dict()
-    extractor = build_extractor(cfg.extraction, out_path.parent, stats, cfg.seed, cfg.executor)
+    extractor = build_extractor(cfg.extraction, caches, stats, cfg.seed, cfg.executor, reference=_examples_from(cfg))
     todo = 0
     try:
         with partial.open("a", encoding="utf-8") as f, \
@@ -66,8 +69,8 @@ def extract_all(config: RunConfig, out_path: Path, *, progress: Progress | None 
             task.advance(n_done)
             for batch in _batches((d for d in documents if d.id not in done), batch_size):
                 todo += len(batch)
-                with items_to(task, len(batch)):  # the bar moves per passage, as each answer arrives
-                    extractions = extractor.extract(batch)
+                with counting(task, len(batch)) as answered:  # the bar moves per passage, as each answer arrives
+                    extractions = extractor.submit(batch, answered).rest()
                 for doc, extraction in zip(batch, extractions):
                     if extraction.generation.failed:
                         # no line: the passage stays to do, so the same command again retries it
@@ -83,6 +86,20 @@ def extract_all(config: RunConfig, out_path: Path, *, progress: Progress | None 
         extractor.close()
     stats.inc("documents_extracted", todo - int(stats.get("documents_failed")))
     return stats.as_dict()
+
+
+def _examples_from(config: RunConfig) -> list[QAPair]:
+    """The reward reference set, where the task-shaped prompt takes its examples (none for the generic prompt).
+
+    Raises:
+        ConfigError: ``extraction.prompt: task`` without ``reference.path``.
+    """
+    if getattr(config.extraction, "prompt", "generic") != "task":
+        return []
+    if config.reference.path is None:
+        raise ConfigError("extraction.prompt: task shows examples of the reference set: set reference.path "
+                          "(--reference), or use extraction.prompt: generic")
+    return read_reference(Path(config.reference.path), fmt=config.reference.format, min_examples=1)
 
 
 def _batches(documents: Iterator[Document], size: int) -> Iterator[list[Document]]:

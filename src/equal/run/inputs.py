@@ -5,19 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from pathlib import Path
 
 import numpy as np
 
-from equal.config import ReplayExtractionConfig, RunConfig
+from equal.config import CorpusConfig, ReplayExtractionConfig
 from equal.corpus import read_documents, read_reference
 from equal.corpus.readers import corpus_files, outline
 from equal.corpus.store import PassageStore, open_or_build, store_key
-from equal.corpus.store import store_path as passage_store_path
 from equal.embedding import EmbeddingCache, normalize
 from equal.errors import InputError
 from equal.progress import Progress
 from equal.records import Document, QAPair
+from equal.run.context import CacheLayout, RunContext
 from equal.run.embedders import Embedders, embed_corpus, embed_texts
 from equal.stats import Stats
 
@@ -42,26 +41,24 @@ class RunInputs:
     similarity: np.ndarray
 
 
-def read_corpus_and_reference(config: RunConfig, progress: Progress, stats: Stats) -> tuple[PassageStore,
-                                                                                           list[QAPair]]:
-    """The corpus's passages (in their store) and the reference examples; skips are counted in ``stats`` by reason.
+def read_corpus_and_reference(ctx: RunContext) -> tuple[PassageStore, list[QAPair]]:
+    """The corpus's passages (in their store) and the reference examples; skips are counted in ``ctx.stats`` by
+    reason.
 
-    The passages are read once into a memory-mapped passage store under the
-    cache directory (:mod:`equal.corpus.store`); a later run of the same
-    corpus with the same reading settings reuses it, and gets the same
-    counters.
+    The passages are read once into a memory-mapped passage store among the
+    run's caches (:mod:`equal.corpus.store`); a later run of the same corpus
+    with the same reading settings reuses it, and gets the same counters.
 
     Raises:
         InputError: the corpus yields fewer than two usable documents, or the
             reference set is unusable or too small.
     """
-    cfg = config
+    cfg, stats = ctx.config, ctx.stats
     replay = cfg.extraction.replay_field if isinstance(cfg.extraction, ReplayExtractionConfig) else None
-    documents = read_passages(cfg, keep=tuple(f for f in (cfg.corpus.label_field, replay) if f),
+    documents = read_passages(cfg.corpus, keep=tuple(f for f in (cfg.corpus.label_field, replay) if f),
                               # stored pairs belong to the whole record, so replay never splits it
                               max_passage_chars=None if replay else cfg.corpus.max_passage_chars,
-                              cache_dir=cfg.extraction.cache_dir or Path(cfg.output.dir) / "cache",
-                              progress=progress, stats=stats)
+                              caches=ctx.caches, progress=ctx.progress, stats=stats)
     if len(documents) < 2:
         skips = {k: v for k, v in stats.as_dict().items() if k.startswith("skipped_")}
         held = outline(cfg.corpus.path, cfg.corpus.format)  # type: ignore[arg-type]
@@ -84,10 +81,9 @@ def read_corpus_and_reference(config: RunConfig, progress: Progress, stats: Stat
     return documents, reference
 
 
-def read_passages(config: RunConfig, *, keep: tuple[str, ...], max_passage_chars: int | None, cache_dir: Path,
-                  progress: Progress, stats: Stats) -> PassageStore:
-    """The corpus's passages (at most ``corpus.limit``) in their store under ``cache_dir``, read now or reused."""
-    corpus = config.corpus
+def read_passages(corpus: CorpusConfig, *, keep: tuple[str, ...], max_passage_chars: int | None,
+                  caches: CacheLayout, progress: Progress, stats: Stats) -> PassageStore:
+    """The corpus's passages (at most ``corpus.limit``) in their store among ``caches``, read now or reused."""
     settings = {"text_field": corpus.text_field, "id_field": corpus.id_field, "format": corpus.format,
                 "min_chars": corpus.min_chars, "max_document_chars": corpus.max_document_chars,
                 "max_passage_chars": max_passage_chars, "keep_fields": list(keep), "limit": corpus.limit}
@@ -104,15 +100,14 @@ def read_passages(config: RunConfig, *, keep: tuple[str, ...], max_passage_chars
                 yield doc
                 task.advance()
 
-    return open_or_build(passage_store_path(cache_dir, key), read, stats, verify=corpus.verify)
+    return open_or_build(caches.passages(key), read, stats, verify=corpus.verify)
 
 
-def embed_inputs(documents: Sequence[Document], reference: list[QAPair], embedders: Embedders, cache: EmbeddingCache,
-                 cache_dir: Path, config: RunConfig, progress: Progress) -> RunInputs:
+def embed_inputs(ctx: RunContext, documents: Sequence[Document], reference: list[QAPair], embedders: Embedders,
+                 cache: EmbeddingCache) -> RunInputs:
     """Embed the corpus (into its resumable store) and the reference set, and rank documents by similarity."""
-    document_vectors = embed_corpus(embedders.corpus, documents, cache_dir, config.executor, progress,
-                                    "embedding documents")
-    reference_vectors = embed_texts(embedders.text, [p.as_text() for p in reference], cache, progress,
+    document_vectors = embed_corpus(embedders, documents, ctx.caches, ctx.progress, "embedding documents")
+    reference_vectors = embed_texts(embedders.text, [p.as_text() for p in reference], cache, ctx.progress,
                                     "embedding reference")
     similarity = document_vectors @ normalize(reference_vectors.mean(0, keepdims=True))[0]
     return RunInputs(documents, reference, document_vectors, reference_vectors, similarity)

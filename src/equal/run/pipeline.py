@@ -4,8 +4,9 @@ read -> embed -> warm-up extraction -> (alignment) -> cluster -> reward the
 warm-up -> arms and priors -> bandit rounds (select, extract, reward, share)
 -> write the data set, documents, clusters, logs and stats.
 
-Each phase is a function of the values the phases before it returned; the
-selection strategy (``bandit.selection``, :mod:`equal.run.strategies`) is
+Each phase is a function of the run's :class:`~equal.run.context.RunContext`
+(config, directory, counters, progress, random generator, caches) and of the
+values the phases before it returned; the selection strategy (``bandit.selection``, :mod:`equal.run.strategies`) is
 where strategies differ. A run is deterministic for a given config and seed,
 every LLM answer is in the response cache and every embedding in the
 embedding cache, so running the same command again after a crash replays
@@ -19,34 +20,36 @@ import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from equal.alignment import require_alignment_extra
-from equal.bandit import OrderContext
+from equal.bandit import ClusterArms, OrderContext, RoundShape
 from equal.config import RunConfig, dump_config
 from equal.embedding import Embedder, EmbeddingCache
 from equal.errors import InputError
 from equal.extraction.extractor import Extractor
 from equal.extraction.pending import Pending
-from equal.progress import ItemCount, NullProgress, Progress, Task, reporting_to
+from equal.progress import ItemCount, NullProgress, Progress, Task
 from equal.records import Extraction, Pull, QAPair
 from equal.run.alignment import align
 from equal.run.budget import Budget
 from equal.run.builders import build_extractor, pair_embedding
+from equal.run.clusters import Clusters
+from equal.run.context import RunContext
 from equal.run.directory import CONFIG, claim_run_dir, is_finished, mark_unfinished
 from equal.run.embedders import Embedders, EmbeddingSpace
 from equal.run.extract import ExtractStep, decontamination_index
-from equal.run.inputs import embed_inputs, read_corpus_and_reference
+from equal.run.inputs import RunInputs, embed_inputs, read_corpus_and_reference
 from equal.run.lock import RunDirLock
-from equal.run.rounds import play_rounds
-from equal.run.schema import Paid, RoundLog, RoundRecord, RunStats, Summary, read_stats, round_log
-from equal.run.scoring import PairDistance, PullRewarder
-from equal.run.strategies import build_strategy
-from equal.run.warmup import rewards_of, run_warmup, warmup_pulls, warmup_size
-from equal.run.writer import cluster_records, document_records, with_provenance, write_run
+from equal.run.rewards import Reward, build_reward
+from equal.run.rounds import PlayedRound, play_rounds
+from equal.run.schema import Paid, RoundLog, RunStats, Summary, read_stats, round_log
+from equal.run.scoring import PairDistance
+from equal.run.strategies import SelectionStrategy, build_strategy
+from equal.run.warmup import Warmup, rewards_of, run_warmup, warmup_pulls, warmup_size
+from equal.run.writer import cluster_records, document_records, round_record, with_provenance, write_run
 from equal.stats import Stats
 
 logger = logging.getLogger(__name__)
@@ -92,13 +95,13 @@ def run(config: RunConfig, *, progress: Progress | None = None, embedder: Embedd
         RunLocked: another process runs in the same directory.
     """
     config.require_inputs()
-    run_dir = Path(config.output.dir)
-    claim_run_dir(run_dir)  # refuses a directory holding the user's own files
-    with RunDirLock(run_dir):
-        earlier = _paid_before(run_dir)  # what finished runs here paid, before their stats.json goes
+    ctx = RunContext.start(config, progress or NullProgress())
+    claim_run_dir(ctx.run_dir)  # refuses a directory holding the user's own files
+    with RunDirLock(ctx.run_dir):
+        earlier = _paid_before(ctx.run_dir)  # what finished runs here paid, before their stats.json goes
         # a rerun rewrites config.yaml and rounds.jsonl first: from here the directory reads as unfinished
-        mark_unfinished(run_dir)
-        return _run(config, run_dir, progress or NullProgress(), embedder, extractor, earlier)
+        mark_unfinished(ctx.run_dir)
+        return _run(ctx, embedder, extractor, earlier)
 
 
 def _paid_before(run_dir: Path) -> Paid | None:
@@ -112,108 +115,145 @@ def _paid_before(run_dir: Path) -> Paid | None:
         return None
 
 
-def _run(config: RunConfig, run_dir: Path, progress: Progress, embedder: Embedder | None,
-         extractor: Extractor | None, earlier: Paid | None) -> RunResult:
+@dataclass(frozen=True, slots=True)
+class _BanditStart:
+    """What the bandit knows before its first pull.
+
+    Attributes:
+        arms: the clusters and their documents in pull order, primed with what is known at no LLM cost.
+        warm_pulls: the warm-up cut into pseudo-pulls (round -1), rewarded.
+        offset: the calibrated reward offset.
+        alpha: the exploration weight.
+        reward: rewards each bandit pull, in order.
+    """
+
+    arms: ClusterArms
+    warm_pulls: list[Pull]
+    offset: float
+    alpha: float
+    reward: Reward
+
+
+def _run(ctx: RunContext, embedder: Embedder | None, extractor: Extractor | None, earlier: Paid | None) -> RunResult:
     started = time.monotonic()
-    dump_config(config, run_dir / CONFIG)
-    stats = Stats()
+    config, stats = ctx.config, ctx.stats
+    dump_config(config, ctx.run_dir / CONFIG)
     strategy = build_strategy(config)
     if strategy.aligns:  # before the warm-up is paid for, not after
         require_alignment_extra()
-    cache_dir = config.extraction.cache_dir or run_dir / "cache"
     with ExitStack() as closing:
-        cache = EmbeddingCache(cache_dir / "embeddings.sqlite")
+        cache = EmbeddingCache(ctx.caches.embeddings)
         closing.callback(cache.close)
-        embedders = Embedders.from_config(config, embedder)
-        extractor = extractor or build_extractor(config.extraction, run_dir, stats, config.seed, config.executor,
-                                                 pair_embedding(config, cache))
-        closing.callback(extractor.close)
-        rng = np.random.default_rng(config.seed)
-
-        # inputs, read and embedded once
+        embedders = Embedders.build(config.embedding, config.executor, embedder)
         with stats.timed("read inputs"):
-            documents, reference = read_corpus_and_reference(config, progress, stats)
+            documents, reference = read_corpus_and_reference(ctx)
+        extractor = extractor or build_extractor(config.extraction, ctx.caches, stats, config.seed, config.executor,
+                                                 pair_embedding(config.embedding, config.executor, cache), reference)
+        closing.callback(extractor.close)
         extract = ExtractStep(extractor, documents, decontamination_index(config.decontamination, reference), stats,
                               config.corpus.label_field)
         with stats.timed("embed inputs"):
-            inputs = embed_inputs(documents, reference, embedders, cache, cache_dir, config, progress)
+            inputs = embed_inputs(ctx, documents, reference, embedders, cache)
         budget = Budget.from_settings(len(documents), config.budget.fraction, config.budget.llm_calls,
                                       config.budget.tokens)
         document_budget = int(min(budget.documents_left(), len(documents)))
-
-        # the warm-up, then (optionally) the embedder aligned on it, then the arms
         with stats.timed("warm-up"):
             warmup, budget = run_warmup(warmup_size(document_budget, len(documents), config.warmup),
-                                        strategy.warmup, inputs.similarity, extract, budget, rng, progress, stats)
-        space = EmbeddingSpace(embedders, inputs.document_vectors, inputs.reference_vectors)
-        if strategy.aligns:
-            with stats.timed("align"):
-                space = align(space, inputs, warmup, config, run_dir, cache, cache_dir, progress, stats)
+                                        strategy.warmup, inputs.similarity, extract, budget, ctx.rng, ctx.progress,
+                                        stats)
+        space = _embedding_space(ctx, strategy, embedders, inputs, warmup, cache)
         with stats.timed("cluster"):
-            clusters = strategy.clusters(space.documents, progress, stats)
+            clusters = strategy.clusters(space.documents, ctx.progress, stats)
         shape = strategy.shape(document_budget - len(warmup.documents), clusters)
-
-        # what the bandit knows before its first pull: the reward scale, the warm-up, the priors
-        distance = PairDistance(space, cache, config.reward, progress, stats)
         with stats.timed("priors"):
-            warm_pulls, offset = warmup_pulls(warmup, shape.docs_per_pull, distance, config.reward.offset)
-            warm_rewards = rewards_of(warm_pulls)
-            alpha = strategy.alpha(warm_rewards)
-            arms = strategy.arms(clusters, OrderContext(space.documents, clusters.centroids, inputs.similarity),
-                                 warmup.documents, rng)
-            primed = strategy.prime(arms, clusters, inputs.similarity, warm_rewards, warmup.documents,
-                                    warmup.pairs, distance.reward(offset))
-        if primed:
-            stats.inc("warmup_priors", primed)
-
-        # the rounds
-        policy = strategy.policy(alpha)
-        left = budget.documents_left()
-        total = min(int(left) if np.isfinite(left) else arms.remaining(), arms.remaining())
-        with round_log(run_dir) as log, progress.task("bandit rounds (documents)", total=total) as task:
-            with stats.timed("rounds"):
-                pulls, budget = play_rounds(arms, policy, budget, shape=shape, extract=extract,
-                                            submit=partial(_submit_moving, extract, task),
-                                            rounds_in_flight=config.bandit.rounds_in_flight,
-                                            reward=PullRewarder(distance, offset, warm_rewards, stats), rng=rng,
-                                            on_round=partial(_record_round, log, task), timed=stats.timed)
-        stats.inc("rounds", len({p.round for p in pulls}))
+            start = _bandit_start(ctx, strategy, space, inputs, clusters, warmup, shape, cache)
+        pulls, budget = _play(ctx, strategy, start, shape, extract, budget)
         if cache.damaged_rows:  # single rows that were no vectors: embedded again (warned as they were found)
             stats.inc("embedding_cache_damaged_rows", cache.damaged_rows)
+        return _write_outputs(ctx, inputs, clusters, shape, warmup, start, start.warm_pulls + pulls, extract,
+                              budget, started, earlier)
 
-        # the outputs
-        every_pull = warm_pulls + pulls
-        label_field = config.corpus.label_field
-        pairs = with_provenance(every_pull, documents, clusters.labels, label_field)
-        stats.inc("pairs_written", len(pairs))
-        selected = [d for p in every_pull for d in p.document_ids]
-        wall_seconds = round(time.monotonic() - started, 2)
-        this_run = Paid.of_attempt(stats.as_dict(), wall_seconds)
-        summary = Summary(
-            corpus_passages=len(documents), reference_examples=len(reference), clusters=clusters.k,
-            clusters_per_round=shape.clusters_per_round, docs_per_pull=shape.docs_per_pull,
-            warmup_documents=len(warmup.documents), reward_offset=offset, alpha=alpha,
-            documents_extracted=len(selected), tokens_spent=budget.tokens, wall_seconds=wall_seconds,
-            # derived from the counters the extraction keeps, so the two can never disagree
-            extracted_by_label=_by_label(stats) if label_field else None,
-            paid=this_run if earlier is None else earlier + this_run, stage_seconds=stats.seconds(),
+
+def _embedding_space(ctx: RunContext, strategy: SelectionStrategy, embedders: Embedders, inputs: RunInputs,
+                     warmup: Warmup, cache: EmbeddingCache) -> EmbeddingSpace:
+    """The space the run clusters and rewards in: the inputs' own, or, for a strategy that aligns, the aligned
+    embedder's."""
+    space = EmbeddingSpace(embedders, inputs.document_vectors, inputs.reference_vectors)
+    if not strategy.aligns:
+        return space
+    with ctx.stats.timed("align"):
+        return align(ctx, space, inputs, warmup, cache)
+
+
+def _bandit_start(ctx: RunContext, strategy: SelectionStrategy, space: EmbeddingSpace, inputs: RunInputs,
+                  clusters: Clusters, warmup: Warmup, shape: RoundShape, cache: EmbeddingCache) -> _BanditStart:
+    """The reward scale, the warm-up's rewards and the priors, before the first pull."""
+    distance = PairDistance(space, cache, ctx.config.reward, ctx.progress, ctx.stats)
+    reward = build_reward(ctx.config.reward, distance, inputs.reference, ctx.config.seed, ctx.stats)
+    warm_pulls, offset = warmup_pulls(warmup, shape.docs_per_pull, reward, ctx.config.reward.offset)
+    warm_rewards = rewards_of(warm_pulls)
+    alpha = strategy.alpha(warm_rewards)
+    arms = strategy.arms(clusters, OrderContext(space.documents, clusters.centroids, inputs.similarity),
+                         warmup.documents, ctx.rng)
+    primed = strategy.prime(arms, clusters, inputs.similarity, warm_rewards, warmup.documents, warmup.pairs,
+                            reward.prior)
+    if primed:
+        ctx.stats.inc("warmup_priors", primed)
+    return _BanditStart(arms, warm_pulls, offset, alpha, reward)
+
+
+def _play(ctx: RunContext, strategy: SelectionStrategy, start: _BanditStart, shape: RoundShape,
+          extract: ExtractStep, budget: Budget) -> tuple[list[Pull], Budget]:
+    """The bandit rounds, each written to ``rounds.jsonl`` as it ends; the rounds' bar moves per document."""
+    left = budget.documents_left()
+    total = min(int(left) if np.isfinite(left) else start.arms.remaining(), start.arms.remaining())
+    with round_log(ctx.run_dir) as log, ctx.progress.task("bandit rounds (documents)", total=total) as task:
+        with ctx.stats.timed("rounds"):
+            pulls, budget = play_rounds(
+                start.arms, strategy.policy(start.alpha), budget, shape=shape, extract=extract,
+                submit=lambda indices: _submit_moving(extract, task, indices),
+                rounds_in_flight=ctx.config.bandit.rounds_in_flight, reward=start.reward, rng=ctx.rng,
+                on_round=lambda played, so_far: _record_round(log, task, played, so_far), timed=ctx.stats.timed)
+    ctx.stats.inc("rounds", len({p.round for p in pulls}))
+    return pulls, budget
+
+
+def _write_outputs(ctx: RunContext, inputs: RunInputs, clusters: Clusters, shape: RoundShape, warmup: Warmup,
+                   start: _BanditStart, every_pull: list[Pull], extract: ExtractStep, budget: Budget,
+                   started: float, earlier: Paid | None) -> RunResult:
+    """The data set, documents, centroids, logs and, last, ``stats.json`` (the wall time counted from
+    ``started``); what the run produced."""
+    stats, label_field = ctx.stats, ctx.config.corpus.label_field
+    documents = inputs.documents
+    pairs = with_provenance(every_pull, documents, clusters.labels, label_field)
+    stats.inc("pairs_written", len(pairs))
+    selected = [d for p in every_pull for d in p.document_ids]
+    wall_seconds = round(time.monotonic() - started, 2)
+    this_run = Paid.of_attempt(stats.as_dict(), wall_seconds)
+    summary = Summary(
+        corpus_passages=len(documents), reference_examples=len(inputs.reference), clusters=clusters.k,
+        clusters_per_round=shape.clusters_per_round, docs_per_pull=shape.docs_per_pull,
+        warmup_documents=len(warmup.documents), reward_offset=start.offset, alpha=start.alpha,
+        documents_extracted=len(selected), tokens_spent=budget.tokens, wall_seconds=wall_seconds,
+        # derived from the counters the extraction keeps, so the two can never disagree
+        extracted_by_label=_by_label(stats) if label_field else None,
+        paid=this_run if earlier is None else earlier + this_run, stage_seconds=stats.seconds(),
+    )
+    with ctx.progress.task("writing dataset and logs", total=None):
+        dataset_path = write_run(
+            ctx.run_dir, pairs=pairs, dataset_format=ctx.config.output.format,
+            documents=document_records(every_pull, documents, clusters.labels, label_field),
+            centroids=clusters.centroids, failures=extract.failures, removed=extract.removed,
+            clusters=cluster_records(start.arms), stats=RunStats(stats.as_dict(), summary),
         )
-        with progress.task("writing dataset and logs", total=None):
-            dataset_path = write_run(
-                run_dir, pairs=pairs, dataset_format=config.output.format,
-                documents=document_records(every_pull, documents, clusters.labels, label_field),
-                centroids=clusters.centroids, failures=extract.failures, removed=extract.removed,
-                clusters=cluster_records(arms), stats=RunStats(stats.as_dict(), summary),
-            )
-    logger.info("run finished: %d pairs from %d documents in %s", len(pairs), len(selected), run_dir)
-    return RunResult(run_dir, dataset_path, pairs, every_pull, stats.as_dict(), summary, selected)
+    logger.info("run finished: %d pairs from %d documents in %s", len(pairs), len(selected), ctx.run_dir)
+    return RunResult(ctx.run_dir, dataset_path, pairs, every_pull, stats.as_dict(), summary, selected)
 
 
 def _submit_moving(extract: ExtractStep, task: Task, indices: Sequence[int]) -> Pending[Extraction]:
     """Send a round's extraction; the rounds' bar moves by one document as each answer arrives."""
     count = ItemCount(task, len(indices))
-    with reporting_to(count.done):
-        pending = extract.submit(indices)
+    pending = extract.submit(indices, count.done)
 
     def finish(start: int, stop: int, extractions: list[Extraction]) -> list[Extraction]:
         if stop == len(indices):  # what was not reported (cache hits, an extractor that does not report)
@@ -222,11 +262,11 @@ def _submit_moving(extract: ExtractStep, task: Task, indices: Sequence[int]) -> 
     return pending.then(finish)
 
 
-def _record_round(log: RoundLog, task: Task, record: RoundRecord, pulls: Sequence[Pull]) -> None:
+def _record_round(log: RoundLog, task: Task, played: PlayedRound, pulls: Sequence[Pull]) -> None:
     """After each round: its line in ``rounds.jsonl`` and a note under the progress bar."""
-    log.write(record)
-    task.note(f"round {record.round} | {record.documents_spent} calls, {record.tokens_spent:,} tokens, "
-              f"{sum(len(p.pairs) for p in pulls)} pairs | best clusters {record.best_clusters[:3]}")
+    log.write(round_record(played))
+    task.note(f"round {played.round} | {played.budget.documents} calls, {played.budget.tokens:,} tokens, "
+              f"{sum(len(p.pairs) for p in pulls)} pairs | best clusters {played.best_clusters[:3]}")
 
 
 def _by_label(stats: Stats) -> dict[str, int]:

@@ -2,8 +2,8 @@
 
 :func:`play_rounds` knows nothing of files, models or configs: it takes the
 arms, a policy, the budget and three functions (extract, reward, and what to
-do after each round), so the run, the scale benchmark and the tests drive the
-same loop.
+do with each round played), so the run, the scale benchmark and the tests
+drive the same loop; the run writes each round's line of ``rounds.jsonl``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from equal.bandit import Arms, Policy, RoundShape
 from equal.extraction.pending import Pending
 from equal.records import Extraction, Pull, QAPair
 from equal.run.budget import Budget
-from equal.run.schema import PullRecord, RoundRecord
 
 BEST_CLUSTERS = 5  # clusters listed as the best after each round
 
@@ -32,14 +31,31 @@ class PullScore:
     reward: float
 
 
+@dataclass(frozen=True, slots=True)
+class PlayedRound:
+    """A round as it ends: its pulls, the budget spent so far, and the best clusters by mean reward.
+
+    Attributes:
+        round: its number, from 0.
+        pulls: its pulls, in the order they were chosen.
+        budget: the budget after its pulls were charged.
+        best_clusters: the :data:`BEST_CLUSTERS` clusters of highest mean reward after its rewards were shared.
+    """
+
+    round: int
+    pulls: list[Pull]
+    budget: Budget
+    best_clusters: list[int]
+
+
 Extract = Callable[[list[int]], Sequence[Extraction]]
 """Extracts documents by index: one :class:`Extraction` per document, in order (tokens in its generation)."""
 Submit = Callable[[list[int]], Pending[Extraction]]
 """Starts extracting documents by index; the extractions (as :data:`Extract` gives) are taken in order as they come."""
 Reward = Callable[[list[QAPair]], PullScore]
 """Scores the pairs of one pull; called once per pull, in the order of the round's pulls."""
-OnRound = Callable[[RoundRecord, Sequence[Pull]], None]
-"""Called after each round with its record and every pull so far."""
+OnRound = Callable[[PlayedRound, Sequence[Pull]], None]
+"""Called after each round with the round and every pull so far."""
 Timer = Callable[[str], AbstractContextManager[None]]
 """Times the block it opens under a stage name (:meth:`equal.stats.Stats.timed`)."""
 
@@ -93,7 +109,7 @@ def play_rounds(arms: Arms, policy: Policy, budget: Budget, *, shape: RoundShape
         extract: extracts documents by index.
         reward: the score of a pull's pairs.
         rng: the generator the policy draws from.
-        on_round: called after each round (writes the round log, reports progress).
+        on_round: called with each round played (the run writes its line in the round log and reports progress).
         timed: times each step of a round (``rounds/select``, ``rounds/extract``,
             ``rounds/reward``, ``rounds/share``, ``rounds/log``).
         submit: starts extracting documents by index without waiting (default:
@@ -141,9 +157,7 @@ def play_rounds(arms: Arms, policy: Policy, budget: Budget, *, shape: RoundShape
         if on_round is not None:
             with timed("rounds/log"):
                 best = [int(c) for c in np.argsort(-arms.mean_reward(), kind="stable")[:BEST_CLUSTERS]]
-                on_round(RoundRecord(current.round, [PullRecord(p.cluster, p.document_ids, len(p.pairs),
-                                                                p.distance, p.reward) for p in round_pulls],
-                                     budget.documents, budget.tokens, best), pulls)
+                on_round(PlayedRound(current.round, round_pulls, budget, best), pulls)
     return pulls, budget
 
 

@@ -15,14 +15,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from equal.config import WarmupConfig
-from equal.progress import Progress, items_to
+from equal.progress import ItemsDone, Progress, counting
 from equal.records import Extraction, Pull, QAPair
-from equal.reward import calibrate_offset, reward_from_distance
 from equal.run.budget import Budget
-from equal.run.rounds import Extract
+from equal.run.rewards import Reward
 from equal.stats import Stats
 
 BATCH = 8  # documents extracted at a time under budget.tokens, so the cap can stop the warm-up early
+
+CountedExtract = Callable[[list[int], ItemsDone], Sequence[Extraction]]
+"""Extracts documents by index, one :class:`Extraction` per document in order, reporting each as it is answered."""
 
 # warmup.selection -> how many of n warm-up documents are chosen by similarity (the rest at random)
 SIMILAR_SHARE: dict[str, Callable[[int], int]] = {
@@ -58,7 +60,7 @@ def warmup_size(document_budget: int, n_documents: int, config: WarmupConfig) ->
     return int(min(document_budget, n_documents - 1, wanted))
 
 
-def run_warmup(size: int, selection: str, similarity: np.ndarray, extract: Extract, budget: Budget,
+def run_warmup(size: int, selection: str, similarity: np.ndarray, extract: CountedExtract, budget: Budget,
                rng: np.random.Generator, progress: Progress, stats: Stats) -> tuple[Warmup, Budget]:
     """Choose ``size`` documents by ``selection`` and extract them, in batches, while the budget lasts.
 
@@ -69,7 +71,7 @@ def run_warmup(size: int, selection: str, similarity: np.ndarray, extract: Extra
         size: documents to extract.
         selection: a key of :data:`SIMILAR_SHARE`.
         similarity: ``(n,)`` each document's similarity to the reference centroid.
-        extract: extracts documents by index.
+        extract: extracts documents by index, reporting each as it is answered (the bar moves per document).
         budget: the budget before the warm-up.
         rng: draws the random part.
 
@@ -89,16 +91,16 @@ def run_warmup(size: int, selection: str, similarity: np.ndarray, extract: Extra
                 stats.inc("warmup_cut_by_budget")
                 break
             batch = chosen[start:start + batch_size]
-            with items_to(task, len(batch)):  # the bar moves per document, as each answer arrives
-                done = list(extract(batch))
-            for extraction in done:
+            with counting(task, len(batch)) as answered:
+                extracted = list(extract(batch, answered))
+            for extraction in extracted:
                 budget = budget.charged(1, extraction.generation.tokens_in + extraction.generation.tokens_out)
-            extractions += done
+            extractions += extracted
     chosen = chosen[:len(extractions)]
     return Warmup(chosen, extractions, min(n_similar, len(chosen))), budget
 
 
-def warmup_pulls(warmup: Warmup, docs_per_pull: int, distance: Callable[[list[QAPair]], float | None],
+def warmup_pulls(warmup: Warmup, docs_per_pull: int, reward: Reward,
                  offset_setting: float | str) -> tuple[list[Pull], float]:
     """Cut the warm-up into pseudo-pulls of ``docs_per_pull`` documents, calibrate the offset, reward them.
 
@@ -113,12 +115,10 @@ def warmup_pulls(warmup: Warmup, docs_per_pull: int, distance: Callable[[list[QA
     similar = _cut(warmup.extractions[:warmup.similar], docs_per_pull)
     chunks = similar + _cut(warmup.extractions[warmup.similar:], docs_per_pull)
     pairs = [[p for e in chunk for p in e.pairs] for chunk in chunks]
-    distances = [distance(p) for p in pairs]
-    offset = calibrate_offset(offset_setting, distances[len(similar):], distances[:len(similar)])
-    pulls = [Pull(-1, -1, [e.document_id for e in chunk], its_pairs, d,
-                  0.0 if d is None else reward_from_distance(d, offset))
-             for chunk, its_pairs, d in zip(chunks, pairs, distances)]
-    return pulls, offset
+    scores = reward.warm(pairs, len(similar), offset_setting)
+    pulls = [Pull(-1, -1, [e.document_id for e in chunk], its_pairs, d, r)
+             for chunk, its_pairs, d, r in zip(chunks, pairs, scores.distances, scores.rewards)]
+    return pulls, scores.offset
 
 
 def rewards_of(pulls: Sequence[Pull]) -> list[float]:

@@ -18,11 +18,14 @@ from equal.files import atomic_file
 from equal.output import write_dataset
 from equal.records import Document, Provenance, Pull, QAPair
 from equal.run.directory import CENTROIDS
+from equal.run.rounds import PlayedRound
 from equal.run.schema import (
     ClusterRecord,
     DocumentRecord,
     ParseFailure,
+    PullRecord,
     RemovedPair,
+    RoundRecord,
     RunStats,
     write_clusters,
     write_documents,
@@ -70,6 +73,13 @@ def positions(documents: Sequence[Document], ids: Iterable[str]) -> dict[str, in
         return documents.positions(ids)
     wanted = set(ids)
     return {d.id: i for i, d in enumerate(documents) if d.id in wanted}
+
+
+def round_record(played: PlayedRound) -> RoundRecord:
+    """A round's line in ``rounds.jsonl``."""
+    return RoundRecord(played.round, [PullRecord(p.cluster, p.document_ids, len(p.pairs), p.distance, p.reward)
+                                      for p in played.pulls],
+                       played.budget.documents, played.budget.tokens, played.best_clusters)
 
 
 def cluster_records(arms: ClusterArms) -> list[ClusterRecord]:

@@ -29,10 +29,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from equal.errors import InputError
+from equal.samples.distractors import distractor_passages, nearest_distractors
 from equal.samples.python_docs import pack_paragraphs, python_doc_passages, python_faq, wikipedia_summaries
 
 SYMPY_DOCS = Path("/usr/share/doc/python-sympy-doc/html/_sources")
@@ -97,8 +101,15 @@ def _write(path: Path, rows: list[dict]) -> None:
 
 
 def build(out_dir: Path, *, n_wikipedia: int = 1500, n_python: int = 1000, n_sympy: int = 1000,
-          n_reward: int = 100, seed: int = 0) -> dict:
-    """Write the corpus, the reference sets and ``manifest.json`` into ``out_dir``; returns the manifest."""
+          n_reward: int = 100, seed: int = 0, n_distractors: int = 0,
+          embed: Callable[[list[str]], np.ndarray] | None = None) -> dict:
+    """Write the corpus, the reference sets and ``manifest.json`` into ``out_dir``; returns the manifest.
+
+    ``n_distractors`` > 0 makes the variant where similarity misleads: for each reference set,
+    the ``n_distractors`` distractor passages (:mod:`equal.samples.distractors`) nearest its
+    reward part by ``embed`` are added after the corpus (which is otherwise unchanged), with
+    ``source`` ``distractor``.
+    """
     rng = random.Random(seed)
     wiki = _stratified(wikipedia_summaries(), n_wikipedia, "topic", rng)
     python = rng.sample(python_doc_passages(), min(n_python, len(python_doc_passages())))
@@ -121,5 +132,22 @@ def build(out_dir: Path, *, n_wikipedia: int = 1500, n_python: int = 1000, n_sym
         manifest["reference_sets"][name] = {"reward": f"{name}/reward.jsonl", "heldout": f"{name}/heldout.jsonl",
                                             "reward_examples": n_reward, "heldout_examples": len(examples) - n_reward,
                                             "relevant_sources": REFERENCE_SETS[name]}
+    if n_distractors:
+        if embed is None:
+            raise ValueError("distractors are chosen by similarity: pass the embedder")
+        candidates = distractor_passages()
+        vectors = embed([r["text"] for r in candidates])
+        chosen: dict[str, dict] = {}
+        for name in manifest["reference_sets"]:
+            reward = [json.loads(line) for line in (out_dir / name / "reward.jsonl").read_text().splitlines()]
+            reference = embed([f"Question: {r['question']}\nAnswer: {r['answer']}" for r in reward])
+            for row in nearest_distractors(candidates, vectors, reference, n_distractors):
+                chosen.setdefault(row["id"], {**row, "near": []})["near"].append(name)
+        extra = list(chosen.values())
+        _write(out_dir / "corpus.jsonl", corpus + extra)
+        manifest["passages"] += len(extra)
+        manifest["sources"]["distractor"] = len(extra)
+        manifest["distractors"] = {"per_reference_set": n_distractors,
+                                   "kinds": dict(Counter(r["kind"] for r in extra))}
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return manifest

@@ -165,7 +165,7 @@ def merge(args: argparse.Namespace) -> None:
                 rows.append(json.dumps(cpu[doc.id], ensure_ascii=False))
             continue
         text = vocab.detokenize(out["output_ids"]).decode("utf-8", errors="replace")
-        row = passage_row(doc, task.format_output(doc, text)[0], out["tokens_in"] + len(out["output_ids"]))
+        row = passage_row(doc, task.format_output(doc, text)[0], out["tokens_in"] + len(out["output_ids"])).to_json()
         if doc.id in cpu:
             before, pairs = cpu[doc.id]["qa_pairs"], row["qa_pairs"]
             agreement.append((len(before), len(pairs), before == pairs,

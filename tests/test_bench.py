@@ -127,11 +127,13 @@ def test_bench_falls_back_to_the_partial_extraction(tmp_path):
 
 def test_the_bar_is_the_callers_claim_not_the_librarys():
     from equal.bench import Bar
+    from equal.bench.schema import BenchResult
     from equal.bench.tables import verdict
 
     def rows(strategy, budget, relevant, ot, calls):
-        return {"reference_set": "s", "strategy": strategy, "budget": budget, "seed": 0, "ot_heldout": ot,
-                "relevant_fraction": relevant, "llm_calls": calls}
+        return BenchResult(reference_set="s", strategy=strategy, budget=budget, seed=0, ot_heldout=ot,
+                           relevant_fraction=relevant, relevant_pairs_per_1k_calls=0.0, llm_calls=calls, tokens=0,
+                           selection_seconds=0.0, pairs=0)
 
     results = [rows("EQUAL", 0.05, 0.6, 0.5, 5), rows("random documents", 0.05, 0.2, 0.7, 5),
                rows("EQUAL", 0.1, 0.6, 0.5, 10), rows("random documents", 0.1, 0.3, 0.7, 10),
@@ -203,3 +205,31 @@ def test_deduplicated_avg_sim_skips_near_duplicates(tmp_path):
     assert sorted(plain) == ["d0", "d1", "d2"]  # three copies of the same text
     assert deduplicated[0] in {"d0", "d1", "d2"} and not set(deduplicated[1:]) & {"d0", "d1", "d2"}
     assert len(deduplicated) == 3
+
+
+def test_bench_downstream_prepares_the_pairs_of_the_cells_asked(tmp_path):
+    from equal.bench.downstream import CELLS_FILE, read_cells
+
+    data = make_bench(tmp_path / "bench")
+    out = tmp_path / "results"
+    args = ["bench", str(data), "--out", str(out), "--embedding", "hashing-256", "--budget", "0.05", "--budget",
+            "0.1", "--seed", "0", "--reference-set", "champ"]
+    for strategy in ("random documents", "avg-sim top-k", "all"):
+        args += ["--strategy", strategy]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    measured = {(r["strategy"], r["budget"]): r for r in
+                (json.loads(line) for line in (out / "results.jsonl").read_text().splitlines())}
+    result = CliRunner().invoke(app, ["bench-downstream", str(data), "--out", str(out), "--embedding", "hashing-256",
+                                      "--prepare-only", "--strategy", "random documents", "--strategy", "all",
+                                      "--budget", "0.1"])
+    assert result.exit_code == 0, result.output
+    assert "2 cells" in result.output
+    cells = read_cells(out / CELLS_FILE)
+    # the budget-free `all` is kept whatever its budget; each cell holds the pairs the bench measured
+    assert sorted((c.strategy, c.budget) for c in cells) == [("all", 0.05), ("random documents", 0.1)]
+    for cell in cells:
+        assert len(cell.pairs) == measured[(cell.strategy, cell.budget)]["pairs"]
+        assert cell.ot_heldout == measured[(cell.strategy, cell.budget)]["ot_heldout"]
+    nothing = CliRunner().invoke(app, ["bench-downstream", str(data), "--out", str(out), "--prepare-only",
+                                       "--seed", "5"])
+    assert nothing.exit_code == 2 and "no result in" in nothing.output

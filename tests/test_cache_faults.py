@@ -204,7 +204,7 @@ def test_damage_to_the_response_cache_found_after_it_was_opened_is_the_same_erro
     path = tmp_path / "responses.sqlite"
     _response_cache(path)
     _damage(path, "zeroed pages")
-    monkeypatch.setattr("equal.llm.cache.sqlite_problems", lambda db: None, raising=False)  # damage after open
+    monkeypatch.setattr("equal.sqlite.sqlite_problems", lambda db: None)  # damage after open
     cache = ResponseCache(path)
     with pytest.raises(CacheDamaged, match="responses.sqlite"):
         cache.get("key-250")
@@ -245,7 +245,7 @@ def test_damage_to_the_embedding_cache_found_after_it_was_opened_is_set_aside(tm
     texts = _texts(300)
     _embedding_cache(path, texts)
     _damage(path, "zeroed pages")
-    monkeypatch.setattr("equal.embedding.cache.sqlite_problems", lambda db: None, raising=False)
+    monkeypatch.setattr("equal.sqlite.sqlite_problems", lambda db: None)
     cache = EmbeddingCache(path)
     again = CountingEmbedder()
     with caplog.at_level(logging.WARNING):
@@ -253,6 +253,15 @@ def test_damage_to_the_embedding_cache_found_after_it_was_opened_is_set_aside(tm
     np.testing.assert_allclose(vectors, _expected(texts), atol=1e-6)
     assert len(_set_aside(path)) == 1 and any(str(path) in r.getMessage() for r in caplog.records)
     cache.close()
+
+
+def test_an_embedding_cache_still_damaged_once_started_afresh_is_an_error(tmp_path, monkeypatch):
+    path = tmp_path / "embeddings.sqlite"
+    _embedding_cache(path, _texts(300))
+    monkeypatch.setattr("equal.sqlite.sqlite_problems", lambda db: "page 2: btree damaged")  # every file, new too
+    with pytest.raises(CacheDamaged, match="still damaged after it was started afresh"):
+        EmbeddingCache(path)
+    assert len(_set_aside(path)) == 1  # set aside once, not again and again
 
 
 # -- item: a full disk, without mounting anything ------------------------------------------------

@@ -19,7 +19,7 @@ transformers = pytest.importorskip("transformers")
 
 from equal.bench import downstream  # noqa: E402
 from equal.bench.downstream import Cell, CodeTask, Example, HeldoutScore, TrainConfig  # noqa: E402
-from equal.bench.records import to_json  # noqa: E402
+from equal.codec import to_json  # noqa: E402
 
 CHATML = ("{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
           "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")

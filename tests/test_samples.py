@@ -61,6 +61,7 @@ def test_the_distractors_are_near_their_reference_set_in_embedding_space(tmp_pat
     benchmark's embedder, than the corpus's own relevant passages do on average."""
     import numpy as np
 
+    from equal.bench.schema import BenchManifest
     from equal.config import EmbeddingConfig
     from equal.run.builders import build_embedder
     from equal.samples.benchmark import build as build_bench
@@ -71,6 +72,8 @@ def test_the_distractors_are_near_their_reference_set_in_embedding_space(tmp_pat
     distractors = [r for r in rows if r["source"] == "distractor"]
     assert manifest["sources"]["distractor"] == len(distractors) >= 8
     assert rows[:-len(distractors)] == [r for r in rows if r["source"] != "distractor"]  # appended after the corpus
+    written = BenchManifest.from_json(json.loads((tmp_path / "manifest.json").read_text())).distractors
+    assert written is not None and written.per_reference_set == 8 and sum(written.kinds.values()) == len(distractors)
     for name, spec in manifest["reference_sets"].items():
         reward = [json.loads(line) for line in (tmp_path / spec["reward"]).read_text().splitlines()]
         centre = embed([f"Question: {r['question']}\nAnswer: {r['answer']}" for r in reward]).mean(0)

@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import shutil
-import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -141,37 +140,6 @@ def set_aside(path: Path, *companions: Path) -> Path:
     if path.exists():
         path.replace(target)
     return target
-
-
-def sqlite_fault(exc: sqlite3.Error) -> str | None:
-    """``"full"`` when SQLite says the disk is full, ``"damaged"`` when the database is corrupt, else None."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is None:  # raised by equal itself, or an old sqlite3 module: only the message is left
-        text = str(exc)
-        if "disk is full" in text:
-            return "full"
-        return "damaged" if "malformed" in text or "not a database" in text else None
-    primary = code & 0xFF
-    if primary == sqlite3.SQLITE_FULL:
-        return "full"
-    if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
-        return "damaged"
-    return None
-
-
-def sqlite_problems(db: sqlite3.Connection) -> str | None:
-    """What ``PRAGMA quick_check`` finds wrong with ``db`` (the first few lines), or None when it is sound.
-
-    quick_check reads every page once (no index cross-checks): about 0.1 s per
-    100 MB on a warm page cache.
-    """
-    rows = [row[0] for row in db.execute("PRAGMA quick_check(5)")]
-    return None if rows == ["ok"] else "; ".join(str(r) for r in rows)
-
-
-def sqlite_companions(path: Path) -> tuple[Path, Path]:
-    """The ``-wal`` and ``-shm`` files SQLite keeps beside ``path`` in WAL mode."""
-    return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
 
 
 @contextmanager

@@ -19,9 +19,10 @@ reference. This module measures what the proxy stands for, in two phases:
    appended to ``downstream.jsonl`` as it finishes; a rerun skips cells already there
    with the same model and recipe.
 
-At module level this file imports only the standard library and ``equal.bench.records``
-(itself standard library only), so a GPU machine with torch and transformers can load it
-from a checkout without installing equal (``benchmarks/downstream_gpu.py`` does).
+At module level this file imports only the standard library, ``equal.codec`` and
+``equal.bench.schema`` (themselves standard library only), so a GPU machine with torch and
+transformers can load it from a checkout without installing equal
+(``benchmarks/downstream_gpu.py`` does).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from equal.bench.humaneval import CodeTask
-from equal.bench.records import from_json, to_json
+from equal.bench.schema import BenchResult, CellKey
+from equal.codec import from_json, to_json
 
 CELLS_FILE = "downstream-cells.jsonl.gz"
 RESULTS_FILE = "downstream.jsonl"
@@ -98,26 +100,6 @@ class Example:
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps([self.question.strip(), self.answer.strip()]).encode()).hexdigest()
-
-
-@dataclass(frozen=True, order=True)
-class CellKey:
-    """Which measurement a cell or a row is: one reference set, strategy, budget and seed."""
-
-    reference_set: str
-    strategy: str
-    budget: float
-    seed: int
-
-    @classmethod
-    def of(cls, row: Any) -> CellKey:
-        """The key of a record or of a JSON object with these four fields."""
-        values: dict[str, Any] = row if isinstance(row, dict) else {f: getattr(row, f) for f in _KEY_FIELDS}
-        return cls(str(values["reference_set"]), str(values["strategy"]), float(values["budget"]),
-                   int(values["seed"]))
-
-
-_KEY_FIELDS = ("reference_set", "strategy", "budget", "seed")
 
 
 @dataclass(frozen=True)
@@ -253,7 +235,7 @@ def read_cells(path: Path) -> list[Cell]:
         return [from_json(Cell, json.loads(line)) for line in f if line.strip()]
 
 
-def prepare_cells(data: Any, out_dir: Path, results: list[dict[str, Any]],
+def prepare_cells(data: Any, out_dir: Path, results: list[BenchResult],
                   embedding_model: str = "minilm") -> Path:
     """Recompute every result's decontaminated pairs into ``out_dir/downstream-cells.jsonl.gz`` (resumable).
 
@@ -269,15 +251,14 @@ def prepare_cells(data: Any, out_dir: Path, results: list[dict[str, Any]],
     manifest = data.manifest()
     path = out_dir / CELLS_FILE
     done = {c.key for c in read_cells(path)}
-    rows = data.rows()
+    rows = [p.to_json() for p in data.passages()]  # as the strategies' Context reads them
     indexes: dict[str, NgramIndex] = {}
     for result in results:
-        key = CellKey.of(result)
+        key = result.key
         if key in done:
             continue
         name = key.reference_set
-        spec = manifest["reference_sets"][name]
-        reward = data.root / spec["reward"]
+        reward = data.root / manifest.reference_sets[name].reward
         if name not in indexes:
             indexes[name] = NgramIndex(t for p in read_reference(reward, min_examples=1)
                                        for t in (p.question, p.answer))
@@ -285,11 +266,11 @@ def prepare_cells(data: Any, out_dir: Path, results: list[dict[str, Any]],
                       cache_dir=out_dir / "cache", work_dir=out_dir)
         selection = STRATEGIES[key.strategy](ctx, key.budget, key.seed)
         pairs = [p for p in selection.pairs if not indexes[name].copies(p)]  # as `equal bench` keeps them
-        if len(selection.document_ids) != result["llm_calls"] or len(pairs) != result["pairs"]:
+        if len(selection.document_ids) != result.llm_calls or len(pairs) != result.pairs:
             raise InputError(f"{key}: the strategy now picks {len(selection.document_ids)} documents and "
-                             f"{len(pairs)} pairs, the bench measured {result['llm_calls']} and {result['pairs']}; "
+                             f"{len(pairs)} pairs, the bench measured {result.llm_calls} and {result.pairs}; "
                              "rerun `equal bench` into a fresh folder")
-        cell = Cell(name, key.strategy, key.budget, key.seed, float(result["ot_heldout"]),
+        cell = Cell(name, key.strategy, key.budget, key.seed, float(result.ot_heldout),
                     [TrainingPair(p.question, p.answer, p.document_id) for p in pairs])
         with gzip.open(path, "at") as f:  # one gzip member per cell: a killed run loses at most the cell in hand
             f.write(json.dumps(to_json(cell)) + "\n")
@@ -652,7 +633,7 @@ def _pass_text(result: HeldoutScore) -> str:
 def heldout_sets(data: Any, names: Iterable[str]) -> dict[str, list[Example]]:
     """The held-out examples of each reference set named, from an ``equal.bench.BenchData``'s manifest."""
     manifest = data.manifest()
-    return {name: read_examples(data.root / manifest["reference_sets"][name]["heldout"]) for name in names}
+    return {name: read_examples(data.root / manifest.reference_sets[name].heldout) for name in names}
 
 
 def paired_difference(pairs: list[tuple[HeldoutScore, HeldoutScore]], *, resamples: int = 10_000,

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from equal.bench.runner import METRICS
+from equal.bench.schema import METRICS, BenchResult
 from equal.bench.strategies import BUDGET_FREE
 
 if TYPE_CHECKING:
     from equal.bench.downstream import DownstreamRow
 
 
-def plot(results: list[dict[str, Any]], budgets: list[float], out_dir: Path) -> list[Path]:
+def plot(results: list[BenchResult], budgets: list[float], out_dir: Path) -> list[Path]:
     """A PNG per reference set and metric: the metric against budget, a line per strategy."""
     from equal.extras import require
 
@@ -24,25 +24,25 @@ def plot(results: list[dict[str, Any]], budgets: list[float], out_dir: Path) -> 
     import matplotlib.pyplot as plt
 
     paths = []
-    for name in dict.fromkeys(r["reference_set"] for r in results):
-        mine = [r for r in results if r["reference_set"] == name]
-        for metric, (title, _) in METRICS.items():
+    for name in dict.fromkeys(r.reference_set for r in results):
+        mine = [r for r in results if r.reference_set == name]
+        for metric in METRICS:
             fig, ax = plt.subplots(figsize=(6, 3.6))
-            for strategy in dict.fromkeys(r["strategy"] for r in mine):
-                cells = [r for r in mine if r["strategy"] == strategy]
+            for strategy in dict.fromkeys(r.strategy for r in mine):
+                cells = [r for r in mine if r.strategy == strategy]
                 if strategy in BUDGET_FREE:
-                    values = [r[metric] for r in cells if not math.isnan(r[metric])]
+                    values = [metric.of(r) for r in cells if not math.isnan(metric.of(r))]
                     if values:
                         ax.axhline(float(np.mean(values)), ls="--", color="#6b7280", lw=1.2, label=strategy)
                     continue
-                means = [np.nanmean([r[metric] for r in cells if r["budget"] == b] or [math.nan]) for b in budgets]
+                means = [np.nanmean([metric.of(r) for r in cells if r.budget == b] or [math.nan]) for b in budgets]
                 ax.plot([100 * b for b in budgets], means, marker="o", lw=1.6, label=strategy)
             ax.set_xscale("log")
             ax.set_xticks([100 * b for b in budgets], [f"{100 * b:g}%" for b in budgets])
             ax.set_xlabel("budget (share of the corpus extracted)")
-            ax.set_title(f"{name}: {title}", fontsize=10)
+            ax.set_title(f"{name}: {metric.title}", fontsize=10)
             ax.legend(fontsize=7, frameon=False)
-            path = out_dir / f"{name}-{metric}.png"
+            path = out_dir / f"{name}-{metric.name}.png"
             fig.savefig(path, dpi=110, bbox_inches="tight")
             plt.close(fig)
             paths.append(path)

@@ -1,8 +1,8 @@
 """Running every strategy at every budget and seed, and measuring what each picked.
 
-``run_bench`` appends one result per (reference set, strategy, budget, seed) to
-``results.jsonl`` (resumable) and returns them; ``write_results`` turns them into
-``results.md`` (``equal.bench.tables``) and plots (``equal.bench.plots``).
+``run_bench`` appends one :class:`~equal.bench.schema.BenchResult` per (reference set,
+strategy, budget, seed) to ``results.jsonl`` (resumable) and returns them; ``write_results``
+turns them into ``results.md`` (``equal.bench.tables``) and plots (``equal.bench.plots``).
 """
 
 from __future__ import annotations
@@ -17,20 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from equal.bench.schema import BenchManifest, BenchResult, CellKey, ExtractedPassage, read_extracted, read_results
 from equal.bench.strategies import BUDGET_FREE, STRATEGIES, Context, Selection
 from equal.errors import InputError
 from equal.progress import NullProgress, Progress
 
 logger = logging.getLogger(__name__)
-
-METRICS = {  # name -> (column title, lower is better)
-    "ot_heldout": ("OT to held-out (lower is better)", True),
-    "relevant_fraction": ("relevant fraction of documents", False),
-    "relevant_pairs_per_1k_calls": ("relevant pairs per 1,000 LLM calls", False),
-    "llm_calls": ("LLM calls", True),
-    "tokens": ("tokens (in + out)", True),
-    "selection_seconds": ("selection wall time (s, no LLM)", True),
-}
 
 
 @dataclass
@@ -44,40 +36,49 @@ class BenchData:
     root: Path
     extracted: Path
 
-    def manifest(self) -> dict[str, Any]:
+    def manifest(self) -> BenchManifest:
+        """The benchmark's ``manifest.json``.
+
+        Raises:
+            InputError: it is missing or is not a manifest.
+        """
         path = self.root / "manifest.json"
         if not path.exists():
             raise InputError(f"{path} is missing; build the benchmark with `equal make-bench {self.root}`")
-        return json.loads(path.read_text())
+        try:
+            return BenchManifest.from_json(json.loads(path.read_text()))
+        except ValueError as exc:
+            raise InputError(f"{path} is not a benchmark manifest ({exc})") from None
 
-    def rows(self) -> list[dict[str, Any]]:
-        """Every extracted document: id, text, source, qa_pairs and tokens."""
-        return [json.loads(line) for line in self.extracted.read_text().splitlines() if line.strip()]
+    def passages(self) -> list[ExtractedPassage]:
+        """Every extracted passage: id, text, source, qa_pairs and tokens."""
+        return read_extracted(self.extracted)
 
 
-def _measure(selection: Selection, ctx: Context, rows: dict[str, dict], relevant: set[str],
-             heldout: np.ndarray, embed: Any) -> dict[str, float]:
+def _measure(key: CellKey, selection: Selection, passages: dict[str, ExtractedPassage], relevant: set[str],
+             heldout: np.ndarray, embed: Any) -> BenchResult:
     from equal.reward import ot_distance
 
     calls = len(selection.document_ids)
-    relevant_docs = [i for i in selection.document_ids if rows[i].get("source") in relevant]
-    relevant_pairs = sum(1 for p in selection.pairs if rows[p.document_id].get("source") in relevant)
+    relevant_docs = [i for i in selection.document_ids if passages[i].source in relevant]
+    relevant_pairs = sum(1 for p in selection.pairs if passages[p.document_id].source in relevant)
     vectors = embed([p.as_text() for p in selection.pairs])
-    return {
-        "ot_heldout": ot_distance(vectors, heldout).value if len(selection.pairs) else math.nan,
-        "relevant_fraction": len(relevant_docs) / max(calls, 1),
-        "relevant_pairs_per_1k_calls": 1000 * relevant_pairs / max(calls, 1),
-        "llm_calls": calls,
-        "tokens": sum(int(rows[i].get("tokens", 0)) for i in selection.document_ids),
-        "selection_seconds": selection.seconds,
-        "pairs": len(selection.pairs),
-    }
+    return BenchResult(
+        reference_set=key.reference_set, strategy=key.strategy, budget=key.budget, seed=key.seed,
+        ot_heldout=ot_distance(vectors, heldout).value if len(selection.pairs) else math.nan,
+        relevant_fraction=len(relevant_docs) / max(calls, 1),
+        relevant_pairs_per_1k_calls=1000 * relevant_pairs / max(calls, 1),
+        llm_calls=calls,
+        tokens=sum(passages[i].tokens for i in selection.document_ids),
+        selection_seconds=selection.seconds,
+        pairs=len(selection.pairs),
+    )
 
 
 def run_bench(data: BenchData, out_dir: Path, *, budgets: list[float], seeds: list[int],
               strategies: list[str], reference_sets: list[str] | None = None, embedding_model: str = "minilm",
               progress: Progress | None = None,
-              on_result: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+              on_result: Callable[[BenchResult], None] | None = None) -> list[BenchResult]:
     """Every (reference set, strategy, budget, seed), resumable: appends to ``results.jsonl``, returns them all.
 
     Returns the results of ``strategies`` on the reference sets asked (default: every one of
@@ -102,15 +103,15 @@ def run_bench(data: BenchData, out_dir: Path, *, budgets: list[float], seeds: li
         raise InputError(f"unknown strategies {unknown}; choose from {list(STRATEGIES)}")
     progress = progress or NullProgress()
     manifest = data.manifest()
-    sets = reference_sets or list(manifest["reference_sets"])
+    sets = reference_sets or list(manifest.reference_sets)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows_list = data.rows()
-    if not rows_list:
+    passages = data.passages()
+    if not passages:
         raise InputError(f"{data.extracted} holds no extracted documents; run `equal extract` on the corpus first")
-    rows = {r["id"]: r for r in rows_list}
+    by_id = {p.id: p for p in passages}
+    rows = [p.to_json() for p in passages]  # as the strategies' Context reads them
     done_path = out_dir / "results.jsonl"
-    done = {(r["reference_set"], r["strategy"], r["budget"], r["seed"]): r
-            for r in (json.loads(line) for line in done_path.read_text().splitlines())} if done_path.exists() else {}
+    done = {r.key: r for r in read_results(done_path)}
     embedder = build_embedder(EmbeddingConfig(model=embedding_model))
     cache = EmbeddingCache(out_dir / "cache" / "embeddings.sqlite")
 
@@ -118,39 +119,37 @@ def run_bench(data: BenchData, out_dir: Path, *, budgets: list[float], seeds: li
         return embed_cached(embedder, texts, cache)
 
     per_set: dict[str, tuple[np.ndarray, NgramIndex]] = {}
-    jobs = [(name, strategy, budget, seed) for name in sets for strategy in strategies for budget in budgets
+    jobs = [CellKey(name, strategy, budget, seed) for name in sets for strategy in strategies for budget in budgets
             for seed in seeds if not (strategy in BUDGET_FREE and budget != budgets[0])]
     try:
         with done_path.open("a") as log, progress.task("bench runs", total=len(jobs)) as task:
-            for name, strategy, budget, seed in jobs:
-                key = (name, strategy, budget, seed)
+            for key in jobs:
                 if key in done:
                     task.advance()
                     continue
-                spec = manifest["reference_sets"][name]
-                reward = data.root / spec["reward"]
-                if name not in per_set:  # read and embed each reference set once, not once per run
-                    per_set[name] = (
-                        embed([p.as_text() for p in read_reference(data.root / spec["heldout"], min_examples=1)]),
+                entry = manifest.reference_sets[key.reference_set]
+                reward = data.root / entry.reward
+                if key.reference_set not in per_set:  # read and embed each reference set once, not once per run
+                    per_set[key.reference_set] = (
+                        embed([p.as_text() for p in read_reference(data.root / entry.heldout, min_examples=1)]),
                         NgramIndex(t for p in read_reference(reward, min_examples=1) for t in (p.question, p.answer)),
                     )
-                heldout, index = per_set[name]
-                ctx = Context(corpus=data.extracted, rows=rows_list, reward_reference=reward,
+                heldout, index = per_set[key.reference_set]
+                ctx = Context(corpus=data.extracted, rows=rows, reward_reference=reward,
                               embedding_model=embedding_model, cache_dir=out_dir / "cache",
                               work_dir=out_dir)
-                selection = STRATEGIES[strategy](ctx, budget, seed)
+                selection = STRATEGIES[key.strategy](ctx, key.budget, key.seed)
                 selection.pairs = [p for p in selection.pairs if not index.copies(p)]
-                result = {"reference_set": name, "strategy": strategy, "budget": budget, "seed": seed,
-                          **_measure(selection, ctx, rows, set(spec["relevant_sources"]), heldout, embed)}
-                log.write(json.dumps(result) + "\n")
+                result = _measure(key, selection, by_id, set(entry.relevant_sources), heldout, embed)
+                log.write(json.dumps(result.to_json()) + "\n")
                 log.flush()
                 done[key] = result
                 task.advance()
-                task.note(f"{name}: {strategy} at {budget:.0%}, seed {seed}")
+                task.note(f"{key.reference_set}: {key.strategy} at {key.budget:.0%}, seed {key.seed}")
                 if on_result is not None:
                     on_result(result)
     finally:
         cache.close()
     order = {name: i for i, name in enumerate(strategies)}  # the table lists strategies in the order asked
-    return sorted((r for k, r in done.items() if k[0] in sets and k[1] in strategies),
-                  key=lambda r: (sets.index(r["reference_set"]), r["budget"], order[r["strategy"]], r["seed"]))
+    return sorted((r for k, r in done.items() if k.reference_set in sets and k.strategy in strategies),
+                  key=lambda r: (sets.index(r.reference_set), r.budget, order[r.strategy], r.seed))

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 import typer
@@ -20,22 +20,37 @@ from rich.table import Table
 
 from equal.cli.options import (
     FLAGS,
+    AblationOpt,
+    BaselineOpt,
     BaseUrlOpt,
     BatchSizeOpt,
+    BenchBudgetsOpt,
     BenchDataArg,
     BenchEmbeddingOpt,
+    BenchExtractedOpt,
     BenchOutOpt,
+    BenchReferenceSetsOpt,
+    BenchSeedsOpt,
+    BenchStrategiesOpt,
     BudgetOpt,
-    BudgetsOpt,
     CacheDirOpt,
     ConfigArg,
     CorpusOpt,
     DeviceOpt,
+    DownstreamBudgetsOpt,
+    DownstreamEmbeddingOpt,
+    DownstreamExtractedOpt,
+    DownstreamOutOpt,
+    DownstreamReferenceSetsOpt,
+    DownstreamSeedsOpt,
+    DownstreamStrategiesOpt,
     DtypeOpt,
     EpochsOpt,
     EvalSampleOpt,
-    ExtractedOpt,
+    ExportFormatOpt,
+    ExportOutOpt,
     ExtractorOpt,
+    ExtractOutOpt,
     FormatOpt,
     HoursOpt,
     IdFieldOpt,
@@ -44,27 +59,45 @@ from equal.cli.options import (
     LMOpt,
     LogFormatOpt,
     LoraOpt,
+    MakeBenchDistractorsOpt,
+    MakeBenchOutArg,
+    MakeBenchPythonOpt,
+    MakeBenchRewardOpt,
+    MakeBenchSympyOpt,
+    MakeBenchWikipediaOpt,
     MaxLengthOpt,
     MaxNewTokensOpt,
+    MaxPairsPerDocumentOpt,
     MaxStepsOpt,
+    MinRewardOpt,
     ModelOpt,
+    NearDuplicatesOpt,
+    NoProvenanceOpt,
     OutOpt,
+    OverwriteOpt,
+    PairsOpt,
     PassAt1Opt,
     PrepareOnlyOpt,
     QuietOpt,
     ReferenceOpt,
-    ReferenceSetsOpt,
+    RelevantOpt,
     ReplayFieldOpt,
+    ReportOutOpt,
     RoundsInFlightOpt,
     RunDirArg,
+    RunDirsArg,
+    SampleOutArg,
+    SamplePythonOpt,
+    SampleReferenceOpt,
+    SampleWikipediaOpt,
+    SamplingSeedOpt,
     SeedOpt,
-    SeedsOpt,
     SelectionOpt,
-    StrategiesOpt,
     TextFieldOpt,
     ThreadsOpt,
     TokenizerOpt,
     TrainPairsOpt,
+    ValidateConfigArg,
     VerboseOpt,
     config_overrides,
 )
@@ -233,7 +266,7 @@ def extract_command(
     config: ConfigArg = None, corpus: CorpusOpt = None, text_field: TextFieldOpt = None, id_field: IdFieldOpt = None,
     label_field: LabelFieldOpt = None, extractor: ExtractorOpt = None, model: ModelOpt = None,
     base_url: BaseUrlOpt = None, threads: ThreadsOpt = None, cache_dir: CacheDirOpt = None,
-    out: Annotated[Path, typer.Option("--out", help="JSONL file to write: one line per passage with its qa_pairs.")] = Path("extracted.jsonl"),
+    out: ExtractOutOpt = Path("extracted.jsonl"),
     quiet: QuietOpt = False, verbose: VerboseOpt = False, log_format: LogFormatOpt = "rich",
 ) -> None:
     """Extract the pairs of every passage (the "All" baseline); the output replays with --extractor replay.
@@ -262,7 +295,7 @@ def extract_command(
 
 
 @_command("validate")
-def validate_command(config: Annotated[Path, typer.Argument(help="YAML config file to check.")]) -> None:
+def validate_command(config: ValidateConfigArg) -> None:
     """Check a config file (keys, values, and that its input files exist) and print it as a run uses it: every default filled in, and the keys bandit.selection sets itself set to its values."""
     cfg = load_config(config)
     absent = cfg.absent_inputs()
@@ -283,11 +316,8 @@ def prepare_model_command() -> None:
 
 @_command("make-sample")
 def make_sample_command(
-    out_dir: Annotated[Path, typer.Argument(help="Folder for corpus.jsonl, reference.jsonl, reference_heldout.jsonl.")],
-    wikipedia: Annotated[int, typer.Option(help="Off-task Wikipedia summaries in the corpus.")] = 320,
-    python: Annotated[int, typer.Option(help="On-task Python documentation passages in the corpus.")] = 80,
-    reference: Annotated[int, typer.Option(help="Python FAQ pairs in the reference set (the rest is held out).")] = 100,
-    seed: Annotated[int, typer.Option(help="Seed of the sampling.")] = 0,
+    out_dir: SampleOutArg, wikipedia: SampleWikipediaOpt = 320, python: SamplePythonOpt = 80,
+    reference: SampleReferenceOpt = 100, seed: SamplingSeedOpt = 0,
 ) -> None:
     """Build the real sample corpus (Wikipedia summaries + Python docs) and a Python-FAQ reference set.
 
@@ -301,13 +331,9 @@ def make_sample_command(
 
 @_command("make-bench")
 def make_bench_command(
-    out_dir: Annotated[Path, typer.Argument(help="Folder for corpus.jsonl, the reference sets and manifest.json.")],
-    wikipedia: Annotated[int, typer.Option(help="Wikipedia summaries, stratified over every category.")] = 1500,
-    python: Annotated[int, typer.Option(help="Python documentation passages.")] = 1000,
-    sympy: Annotated[int, typer.Option(help="SymPy documentation passages (at most the 547 there are).")] = 1000,
-    reward: Annotated[int, typer.Option(help="Examples of each reference set a run sees; the rest is held out.")] = 100,
-    seed: Annotated[int, typer.Option(help="Seed of the sampling.")] = 0,
-    distractors: Annotated[int, typer.Option(help="The variant where similarity misleads: add, for each reference set, the N passages of index pages, tables of contents, release notes and formula lists of the installed docs nearest to it (embedded with MiniLM).")] = 0,
+    out_dir: MakeBenchOutArg, wikipedia: MakeBenchWikipediaOpt = 1500, python: MakeBenchPythonOpt = 1000,
+    sympy: MakeBenchSympyOpt = 1000, reward: MakeBenchRewardOpt = 100, seed: SamplingSeedOpt = 0,
+    distractors: MakeBenchDistractorsOpt = 0,
 ) -> None:
     """Build the benchmark corpus (Wikipedia, Python docs, SymPy docs) and three reference sets (Python FAQ, CHAMP, HumanEval).
 
@@ -326,24 +352,12 @@ def make_bench_command(
     typer.echo(json.dumps(manifest))
 
 
-#: The bar `equal bench` holds EQUAL to, a claim about the product (docs/benchmarks.md, "The bar"):
-#: at a 5% budget EQUAL beats random documents on relevant fraction and OT distance to the held-out
-#: reference, and all documents on OT distance; at 10% its relevant fraction is at least 1.5 times
-#: random documents'. results.md says for each whether it is met.
-BENCH_BAR = {"beats_at": 0.05, "ratio_at": 0.1, "min_ratio": 1.5}
-
-
 @_command("bench")
 def bench_command(
-    data_dir: Annotated[Path, typer.Argument(help="Benchmark folder made by `equal make-bench` (holds manifest.json).")],
-    extracted: Annotated[Optional[Path], typer.Option(help="The corpus with every document's pairs (`equal extract`); default DATA_DIR/extracted.jsonl, or DATA_DIR/extracted.jsonl.partial while the extraction is unfinished.")] = None,
-    budgets: Annotated[Optional[list[float]], typer.Option("--budget", help="Budget as a share of the corpus; repeat it (default 0.01 0.05 0.1 0.2).")] = None,
-    seeds: Annotated[Optional[list[int]], typer.Option("--seed", help="Seed; repeat it (default 0 1 2).")] = None,
-    strategies: Annotated[Optional[list[str]], typer.Option("--strategy", help="Strategy; repeat it (default: all but EQUAL + alignment and the ablations). One of: EQUAL, 'EQUAL + alignment', 'EQUAL, paper settings', 'random documents', 'random clusters', 'avg-sim top-k', DSIR, all, or an ablation (see --ablation).")] = None,
-    ablation: Annotated[bool, typer.Option("--ablation", help="Add the ablations: EQUAL's defaults with one design choice changed back ('EQUAL, random warm-up', 'EQUAL, similarity warm-up', 'EQUAL, random order in clusters', 'EQUAL, no similarity prior', 'EQUAL, no warm-up prior', 'EQUAL, no priors', 'EQUAL, warm-up 20%', 'EQUAL, alpha auto', 'EQUAL, paper B=50 m=10', 'EQUAL, paper + priors').")] = False,
-    reference_sets: Annotated[Optional[list[str]], typer.Option("--reference-set", help="Reference set of the manifest; repeat it (default: every one).")] = None,
-    embedding: Annotated[str, typer.Option(help="Embedder of the runs and of the metric (minilm, or hashing-DIM for quick checks).")] = "minilm",
-    out: Annotated[Path, typer.Option("--out", help="Folder for results.jsonl (resumable), results.md (the data, a table per reference set, the bar, and the ablation table when ablations ran) and a PNG per reference set and metric.")] = Path("runs/bench"),
+    data_dir: BenchDataArg, extracted: BenchExtractedOpt = None, budgets: BenchBudgetsOpt = None,
+    seeds: BenchSeedsOpt = None, strategies: BenchStrategiesOpt = None, ablation: AblationOpt = False,
+    reference_sets: BenchReferenceSetsOpt = None, embedding: BenchEmbeddingOpt = "minilm",
+    out: BenchOutOpt = Path("runs/bench"),
     quiet: QuietOpt = False, verbose: VerboseOpt = False, log_format: LogFormatOpt = "rich",
 ) -> None:
     """Compare selection strategies at equal LLM budget on replayed extractions: a Markdown table and plots.
@@ -353,41 +367,34 @@ def bench_command(
     and the selection's own wall time. Progress is a bar on a terminal and a line per finished run in a log;
     with --log-format json each finished run is a `cell` event (its result) and the end a `result` event.
     """
-    from equal.bench import ABLATIONS, DEFAULT, Bar, BenchData, run_bench, write_results
+    from equal.bench.command import bench
+    from equal.bench.schema import BenchResult
     from equal.cli.jsonlog import emit
 
     _setup_logging(verbose, quiet, log_format)
-    if extracted is None:  # an unfinished extraction is benchmarked on the passages it has
-        extracted = data_dir / "extracted.jsonl"
-        if not extracted.exists() and extracted.with_name("extracted.jsonl.partial").exists():
-            extracted = extracted.with_name("extracted.jsonl.partial")
-    data = BenchData(data_dir, extracted)
-    chosen = list(dict.fromkeys((strategies or DEFAULT) + (list(ABLATIONS) if ablation else [])))
-    budgets = budgets or [0.01, 0.05, 0.1, 0.2]
 
-    def cell(result: dict[str, Any]) -> None:
-        emit("cell", **result)
+    def cell(result: BenchResult) -> None:
+        emit("cell", **result.to_json())
 
     with _progress(quiet, log_format) as progress:
-        results = run_bench(data, out, budgets=budgets, seeds=seeds or [0, 1, 2], strategies=chosen,
-                            reference_sets=reference_sets, embedding_model=embedding, progress=progress,
-                            on_result=cell if log_format == "json" else None)
-    table = write_results(data, out, results, budgets, Bar(**BENCH_BAR))
+        done = bench(data_dir, out, extracted=extracted, budgets=budgets, seeds=seeds, strategies=strategies,
+                     ablation=ablation, reference_sets=reference_sets, embedding_model=embedding, progress=progress,
+                     on_result=cell if log_format == "json" else None)
     if log_format == "json":
-        emit("result", results=str(table), cells=len(results))
+        emit("result", results=str(done.table), cells=len(done.results))
     else:
-        typer.echo(table.read_text())
+        typer.echo(done.table.read_text())
 
 
 @_command("bench-downstream")
 def bench_downstream_command(
     data_dir: BenchDataArg,
-    extracted: ExtractedOpt = None,
-    out: BenchOutOpt = Path("runs/bench"),
-    reference_sets: ReferenceSetsOpt = None,
-    strategies: StrategiesOpt = None,
-    budgets: BudgetsOpt = None,
-    seeds: SeedsOpt = None,
+    extracted: DownstreamExtractedOpt = None,
+    out: DownstreamOutOpt = Path("runs/bench"),
+    reference_sets: DownstreamReferenceSetsOpt = None,
+    strategies: DownstreamStrategiesOpt = None,
+    budgets: DownstreamBudgetsOpt = None,
+    seeds: DownstreamSeedsOpt = None,
     model: LMOpt = None,
     tokenizer: TokenizerOpt = None,
     epochs: EpochsOpt = 1.0,
@@ -404,7 +411,7 @@ def bench_downstream_command(
     device: DeviceOpt = None,
     hours: HoursOpt = None,
     prepare_only: PrepareOnlyOpt = False,
-    embedding: BenchEmbeddingOpt = "minilm",
+    embedding: DownstreamEmbeddingOpt = "minilm",
     quiet: QuietOpt = False, verbose: VerboseOpt = False,
 ) -> None:
     """Fine-tune a causal LM on each bench cell's pairs and score it on the held-out reference: the downstream table.
@@ -417,35 +424,14 @@ def bench_downstream_command(
     not retrained. The CPU recipe of docs/benchmarks.md: --lora 16 --dtype auto --learning-rate 1e-4
     --max-length 256 --train-pairs 256 --eval-sample 64 (about 10-20 minutes a cell on 2 cores).
     """
-    from equal.bench import BenchData
-    from equal.bench.downstream import (
-        CELLS_FILE,
-        CellKey,
-        TrainConfig,
-        heldout_sets,
-        prepare_cells,
-        read_cells,
-        run_downstream,
-    )
-    from equal.bench.downstream_report import write_downstream
+    from equal.bench.command import CellFilter, measure_downstream, prepare_downstream
+    from equal.bench.downstream import CELLS_FILE, TrainConfig
 
     _setup_logging(verbose, quiet, "rich")
-    done_path = out / "results.jsonl"
-    if not done_path.exists():
-        raise InputError(f"{done_path} is missing; run `equal bench {data_dir} --out {out}` first")
-    results = [json.loads(line) for line in done_path.read_text().splitlines() if line.strip()]
-    results = [r for r in results if (not reference_sets or r["reference_set"] in reference_sets)
-               and (not strategies or r["strategy"] in strategies)
-               and (not budgets or r["budget"] in budgets or r["strategy"] == "all")
-               and (not seeds or r["seed"] in seeds)]
-    if not results:
-        raise InputError(f"no result in {done_path} matches the reference sets, strategies, budgets and seeds asked")
-    data = BenchData(data_dir, extracted or data_dir / "extracted.jsonl")
-    path = prepare_cells(data, out, results, embedding_model=embedding)
-    wanted = {CellKey.of(r) for r in results}
-    cells = [c for c in read_cells(path) if c.key in wanted]
+    prepared = prepare_downstream(data_dir, out, CellFilter(reference_sets, strategies, budgets, seeds),
+                                  extracted=extracted, embedding_model=embedding)
     if prepare_only:
-        typer.echo(f"{len(cells)} cells -> {out / CELLS_FILE}")
+        typer.echo(f"{len(prepared.cells)} cells -> {out / CELLS_FILE}")
         return
     if dtype not in ("auto", "bf16", "fp32"):
         raise InputError(f"--dtype {dtype!r}: choose auto, bf16 or fp32")
@@ -454,18 +440,15 @@ def bench_downstream_command(
                          train_pairs=train_pairs, eval_sample=eval_sample, pass_at_1=pass_at_1,
                          max_new_tokens=max_new_tokens)
     started = time.monotonic()
-    run_downstream(cells, heldout_sets(data, dict.fromkeys(c.reference_set for c in cells)), out, model=model,
-                   tokenizer=tokenizer, config=config, device=device,
-                   stop_at=None if hours is None else started + 3600 * hours,
-                   log=lambda line: None if quiet else typer.echo(f"{time.monotonic() - started:6.0f}s {line}"))
-    typer.echo("## Downstream:" + write_downstream(out).read_text().split("\n## Downstream:", 1)[-1])
+    table = measure_downstream(
+        prepared, out, model=model, tokenizer=tokenizer, config=config, device=device,
+        stop_at=None if hours is None else started + 3600 * hours,
+        log=lambda line: None if quiet else typer.echo(f"{time.monotonic() - started:6.0f}s {line}"))
+    typer.echo("## Downstream:" + table.read_text().split("\n## Downstream:", 1)[-1])
 
 
 @_command("compare")
-def compare_command(
-    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories to put side by side.")],
-    relevant: Annotated[Optional[str], typer.Option(help="Label value that counts as relevant (with corpus.label_field).")] = None,
-) -> None:
+def compare_command(run_dirs: RunDirsArg, relevant: RelevantOpt = None) -> None:
     """Compare finished runs: documents, LLM calls, pairs, and the share of each label extracted."""
     from equal.report.compare import compare_runs
 
@@ -492,11 +475,7 @@ def config_reference_command() -> None:
 
 
 @_command("report")
-def report_command(
-    run_dir: RunDirArg,
-    out: Annotated[Optional[Path], typer.Option("--out", help="HTML file to write (default: RUN_DIR/report.html).")] = None,
-    baseline: Annotated[Optional[Path], typer.Option("--baseline", help="Another run (e.g. --selection random) drawn beside this one.")] = None,
-) -> None:
+def report_command(run_dir: RunDirArg, out: ReportOutOpt = None, baseline: BaselineOpt = None) -> None:
     """Write one self-contained HTML report: rewards per round, pairs per LLM call, a cluster map, top clusters, cost.
 
     The file has no script and loads nothing from the network; every document and pair text in it is escaped.
@@ -513,10 +492,7 @@ def report_command(
 
 
 @_command("inspect")
-def inspect_command(
-    run_dir: RunDirArg,
-    pairs: Annotated[int, typer.Option(help="Pairs to show, from the highest-reward pulls.")] = 3,
-) -> None:
+def inspect_command(run_dir: RunDirArg, pairs: PairsOpt = 3) -> None:
     """Summarise a run in the terminal: cost, labels, top clusters, last rounds and sample pairs."""
     from equal.report import load_run
     from equal.report.terminal import inspect_run
@@ -527,14 +503,9 @@ def inspect_command(
 
 @_command("export")
 def export_command(
-    run_dir: RunDirArg,
-    out: Annotated[Path, typer.Option("--out", help="File to write (a folder for --format hf).")],
-    export_format: Annotated[str, typer.Option("--format", help="messages (TRL SFTTrainer, Axolotl chat_template), alpaca or sharegpt (LLaMA-Factory; adds an entry to the dataset_info.json beside, keeping the others), parquet, or hf (datasets.load_from_disk).")] = "messages",
-    min_reward: Annotated[Optional[float], typer.Option(help="Drop pairs whose pull earned a lower reward.")] = None,
-    max_pairs_per_document: Annotated[Optional[int], typer.Option(help="Keep at most this many pairs per document.")] = None,
-    near_duplicates: Annotated[float, typer.Option(help="Drop pairs this similar (MinHash Jaccard of word 3-grams) to a kept one; 1 drops exact duplicates only.")] = 0.8,
-    no_provenance: Annotated[bool, typer.Option("--no-provenance", help="Leave out each record's provenance field.")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it exists (for --format hf, a saved dataset only).")] = False,
+    run_dir: RunDirArg, out: ExportOutOpt, export_format: ExportFormatOpt = "messages",
+    min_reward: MinRewardOpt = None, max_pairs_per_document: MaxPairsPerDocumentOpt = None,
+    near_duplicates: NearDuplicatesOpt = 0.8, no_provenance: NoProvenanceOpt = False, overwrite: OverwriteOpt = False,
 ) -> None:
     """Export a run's pairs for a fine-tuning tool, with filters; prints what each filter removed.
 

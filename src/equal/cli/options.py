@@ -1,4 +1,4 @@
-"""The options commands share, defined once, and the one helper that turns flags into config overrides.
+"""Every option and argument of every command, defined once, and the one helper that turns flags into config overrides.
 
 A flag that overrides a config key is declared with :func:`_overrides`, which
 records the key, so its help names the key (and its choices, read off the
@@ -83,19 +83,65 @@ VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug det
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; warnings and errors only.")]
 LogFormatOpt = Annotated[str, typer.Option("--log-format", help="rich: progress bars and a summary table; json: one JSON object per line on stdout (stage_start, progress, note, stage_end, log, cell for each finished run of equal bench, result, error), for scripts.")]
 
-# -- what a command reads ---------------------------------------------------------------------
+# -- what the commands that read a finished run take --------------------------------------------
 
 RunDirArg = Annotated[Path, typer.Argument(help="Directory of a finished run (holds stats.json); an unfinished one is refused.")]
+RunDirsArg = Annotated[list[Path], typer.Argument(help="Run directories to put side by side.")]
+RelevantOpt = Annotated[Optional[str], typer.Option(help="Label value that counts as relevant (with corpus.label_field).")]
+ReportOutOpt = Annotated[Optional[Path], typer.Option("--out", help="HTML file to write (default: RUN_DIR/report.html).")]
+BaselineOpt = Annotated[Optional[Path], typer.Option("--baseline", help="Another run (e.g. --selection random) drawn beside this one.")]
+PairsOpt = Annotated[int, typer.Option(help="Pairs to show, from the highest-reward pulls.")]
+
+# -- `equal export`
+
+ExportOutOpt = Annotated[Path, typer.Option("--out", help="File to write (a folder for --format hf).")]
+ExportFormatOpt = Annotated[str, typer.Option("--format", help="messages (TRL SFTTrainer, Axolotl chat_template), alpaca or sharegpt (LLaMA-Factory; adds an entry to the dataset_info.json beside, keeping the others), parquet, or hf (datasets.load_from_disk).")]
+MinRewardOpt = Annotated[Optional[float], typer.Option(help="Drop pairs whose pull earned a lower reward.")]
+MaxPairsPerDocumentOpt = Annotated[Optional[int], typer.Option(help="Keep at most this many pairs per document.")]
+NearDuplicatesOpt = Annotated[float, typer.Option(help="Drop pairs this similar (MinHash Jaccard of word 3-grams) to a kept one; 1 drops exact duplicates only.")]
+NoProvenanceOpt = Annotated[bool, typer.Option("--no-provenance", help="Leave out each record's provenance field.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace --out if it exists (for --format hf, a saved dataset only).")]
+
+# -- `equal extract` and `equal validate`
+
+ExtractOutOpt = Annotated[Path, typer.Option("--out", help="JSONL file to write: one line per passage with its qa_pairs.")]
+ValidateConfigArg = Annotated[Path, typer.Argument(help="YAML config file to check.")]
+
+# -- the data builders: `equal make-sample` and `equal make-bench`
+
+SamplingSeedOpt = Annotated[int, typer.Option(help="Seed of the sampling.")]
+SampleOutArg = Annotated[Path, typer.Argument(help="Folder for corpus.jsonl, reference.jsonl, reference_heldout.jsonl.")]
+SampleWikipediaOpt = Annotated[int, typer.Option(help="Off-task Wikipedia summaries in the corpus.")]
+SamplePythonOpt = Annotated[int, typer.Option(help="On-task Python documentation passages in the corpus.")]
+SampleReferenceOpt = Annotated[int, typer.Option(help="Python FAQ pairs in the reference set (the rest is held out).")]
+MakeBenchOutArg = Annotated[Path, typer.Argument(help="Folder for corpus.jsonl, the reference sets and manifest.json.")]
+MakeBenchWikipediaOpt = Annotated[int, typer.Option(help="Wikipedia summaries, stratified over every category.")]
+MakeBenchPythonOpt = Annotated[int, typer.Option(help="Python documentation passages.")]
+MakeBenchSympyOpt = Annotated[int, typer.Option(help="SymPy documentation passages (at most the 547 there are).")]
+MakeBenchRewardOpt = Annotated[int, typer.Option(help="Examples of each reference set a run sees; the rest is held out.")]
+MakeBenchDistractorsOpt = Annotated[int, typer.Option(help="The variant where similarity misleads: add, for each reference set, the N passages of index pages, tables of contents, release notes and formula lists of the installed docs nearest to it (embedded with MiniLM).")]
+
+# -- `equal bench`
+
+BenchDataArg = Annotated[Path, typer.Argument(help="Benchmark folder made by `equal make-bench` (holds manifest.json).")]
+BenchExtractedOpt = Annotated[Optional[Path], typer.Option(help="The corpus with every document's pairs (`equal extract`); default DATA_DIR/extracted.jsonl, or DATA_DIR/extracted.jsonl.partial while the extraction is unfinished.")]
+BenchBudgetsOpt = Annotated[Optional[list[float]], typer.Option("--budget", help="Budget as a share of the corpus; repeat it (default 0.01 0.05 0.1 0.2).")]
+BenchSeedsOpt = Annotated[Optional[list[int]], typer.Option("--seed", help="Seed; repeat it (default 0 1 2).")]
+BenchStrategiesOpt = Annotated[Optional[list[str]], typer.Option("--strategy", help="Strategy; repeat it (default: all but EQUAL + alignment and the ablations). One of: EQUAL, 'EQUAL + alignment', 'EQUAL, paper settings', 'random documents', 'random clusters', 'avg-sim top-k', DSIR, all, or an ablation (see --ablation).")]
+AblationOpt = Annotated[bool, typer.Option("--ablation", help="Add the ablations: EQUAL's defaults with one design choice changed back ('EQUAL, random warm-up', 'EQUAL, similarity warm-up', 'EQUAL, random order in clusters', 'EQUAL, no similarity prior', 'EQUAL, no warm-up prior', 'EQUAL, no priors', 'EQUAL, warm-up 20%', 'EQUAL, alpha auto', 'EQUAL, paper B=50 m=10', 'EQUAL, paper + priors').")]
+BenchReferenceSetsOpt = Annotated[Optional[list[str]], typer.Option("--reference-set", help="Reference set of the manifest; repeat it (default: every one).")]
+BenchEmbeddingOpt = Annotated[str, typer.Option(help="Embedder of the runs and of the metric (minilm, or hashing-DIM for quick checks).")]
+BenchOutOpt = Annotated[Path, typer.Option("--out", help="Folder for results.jsonl (resumable), results.md (the data, a table per reference set, the bar, and the ablation table when ablations ran) and a PNG per reference set and metric.")]
 
 # -- the downstream measurement (`equal bench-downstream`); benchmarks/downstream_gpu.py takes the same recipe flags
 
-BenchDataArg = Annotated[Path, typer.Argument(help="Benchmark folder made by `equal make-bench` (holds manifest.json).")]
-BenchOutOpt = Annotated[Path, typer.Option("--out", help="The `equal bench` results folder: reads results.jsonl; writes downstream-cells.jsonl.gz (each cell's pairs), downstream.jsonl (resumable), the downstream section of results.md and downstream-nll.png.")]
-ExtractedOpt = Annotated[Optional[Path], typer.Option(help="The corpus with every document's pairs, as `equal bench` read it; default DATA_DIR/extracted.jsonl.")]
-ReferenceSetsOpt = Annotated[Optional[list[str]], typer.Option("--reference-set", help="Only these reference sets; repeat it (default: every one in results.jsonl).")]
-StrategiesOpt = Annotated[Optional[list[str]], typer.Option("--strategy", help="Only these strategies; repeat it.")]
-BudgetsOpt = Annotated[Optional[list[float]], typer.Option("--budget", help="Only these budgets; repeat it (the `all` strategy is kept whatever its budget).")]
-SeedsOpt = Annotated[Optional[list[int]], typer.Option("--seed", help="Only these seeds; repeat it.")]
+DownstreamOutOpt = Annotated[Path, typer.Option("--out", help="The `equal bench` results folder: reads results.jsonl; writes downstream-cells.jsonl.gz (each cell's pairs), downstream.jsonl (resumable), the downstream section of results.md and downstream-nll.png.")]
+DownstreamExtractedOpt = Annotated[Optional[Path], typer.Option(help="The corpus with every document's pairs, as `equal bench` read it; default DATA_DIR/extracted.jsonl.")]
+DownstreamReferenceSetsOpt = Annotated[Optional[list[str]], typer.Option("--reference-set", help="Only these reference sets; repeat it (default: every one in results.jsonl).")]
+DownstreamStrategiesOpt = Annotated[Optional[list[str]], typer.Option("--strategy", help="Only these strategies; repeat it.")]
+DownstreamBudgetsOpt = Annotated[Optional[list[float]], typer.Option("--budget", help="Only these budgets; repeat it (the `all` strategy is kept whatever its budget).")]
+DownstreamSeedsOpt = Annotated[Optional[list[int]], typer.Option("--seed", help="Only these seeds; repeat it.")]
+DownstreamEmbeddingOpt = Annotated[str, typer.Option("--embedding", help="The embedder `equal bench` ran with (the strategies are rerun to recover their pairs).")]
 LMOpt = Annotated[Optional[Path], typer.Option("--model", help="A local HF model folder or a GGUF file (dequantized); default the packaged Qwen2.5-Coder-0.5B-Instruct GGUF.")]
 TokenizerOpt = Annotated[Optional[Path], typer.Option("--tokenizer", help="A saved tokenizer folder (default: the model's; the packaged GGUF's is converted once and kept beside it).")]
 EpochsOpt = Annotated[float, typer.Option(help="Epochs over each cell's pairs, the same for every cell.")]
@@ -112,4 +158,3 @@ MaxNewTokensOpt = Annotated[int, typer.Option(help="The longest completion gener
 DeviceOpt = Annotated[Optional[str], typer.Option(help="torch device (default cuda when there is one, else cpu).")]
 PrepareOnlyOpt = Annotated[bool, typer.Option("--prepare-only", help="Only write each cell's pairs (downstream-cells.jsonl.gz), e.g. to fine-tune on another machine.")]
 HoursOpt = Annotated[Optional[float], typer.Option("--hours", help="Start no cell after this many hours (a rerun goes on from there).")]
-BenchEmbeddingOpt = Annotated[str, typer.Option("--embedding", help="The embedder `equal bench` ran with (the strategies are rerun to recover their pairs).")]

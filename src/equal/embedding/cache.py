@@ -16,16 +16,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import sqlite3
-import threading
 from pathlib import Path
-from typing import NoReturn
 
 import numpy as np
 
 from equal.embedding.base import Embedder
 from equal.errors import CacheDamaged
-from equal.files import disk_full, is_disk_full, set_aside, sqlite_companions, sqlite_fault, sqlite_problems
+from equal.files import set_aside
 from equal.progress import NullProgress, Progress, counting
+from equal.sqlite import SQLiteFile, sqlite_companions, sqlite_fault
 
 logger = logging.getLogger(__name__)
 
@@ -34,11 +33,7 @@ def text_key(model_name: str, text: str) -> str:
     return hashlib.sha256(f"{model_name}\x00{text}".encode()).hexdigest()
 
 
-class _Damaged(Exception):
-    """quick_check found the database damaged (internal: the file is set aside)."""
-
-
-class EmbeddingCache:
+class EmbeddingCache(SQLiteFile):
     """Vectors stored by key in one SQLite file.
 
     Attributes:
@@ -48,23 +43,12 @@ class EmbeddingCache:
         DiskFull: the disk filled up while vectors were being stored.
     """
 
+    TABLE = "CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vec BLOB)"
+    KIND = "the embedding cache"
+
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
         self.damaged_rows = 0
-        self._lock = threading.RLock()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            if is_disk_full(exc):
-                raise self._full() from exc
-            raise
-        try:
-            self._db = self._connect()
-        except (sqlite3.DatabaseError, _Damaged) as exc:
-            if isinstance(exc, sqlite3.DatabaseError) and sqlite_fault(exc) != "damaged":
-                self._fail(exc)
-            self._set_aside(str(exc))
-            self._db = self._connect()
+        super().__init__(path)
 
     def get_many(self, keys: list[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
@@ -94,25 +78,14 @@ class EmbeddingCache:
                         self._db.executemany(f"{verb} INTO vectors VALUES (?, ?)", rows)
                     return
                 except sqlite3.DatabaseError as exc:
-                    if attempt or sqlite_fault(exc) != "damaged":
+                    if attempt:  # the file started afresh failed too
                         self._fail(exc)
                     self._recover(exc)
 
-    def close(self) -> None:
-        self._db.close()
-
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, check_same_thread=False)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            problems = sqlite_problems(db)
-            if problems is not None:
-                raise _Damaged(problems)
-            db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vec BLOB)")
-        except BaseException:
-            db.close()
-            raise
-        return db
+    def _open_damaged(self, exc: Exception) -> sqlite3.Connection:
+        """Vectors can be computed again: the damaged file is set aside and an empty one takes its place."""
+        self._set_aside(str(exc))
+        return self._reconnect()
 
     def _set_aside(self, detail: str) -> None:
         aside = set_aside(self.path, *sqlite_companions(self.path))
@@ -128,23 +101,13 @@ class EmbeddingCache:
         except sqlite3.Error:
             pass
         self._set_aside(str(exc))
-        try:
-            self._db = self._connect()
-        except sqlite3.DatabaseError as again:
-            self._fail(again)
+        self._db = self._reconnect()
 
-    def _full(self) -> Exception:
-        return disk_full(self.path.parent, f"the embedding cache {self.path.name}")
-
-    def _fail(self, exc: sqlite3.DatabaseError) -> NoReturn:
-        fault = sqlite_fault(exc)
-        if fault == "full":
-            raise self._full() from exc
-        if fault == "damaged":  # even after it was set aside and started afresh
-            raise CacheDamaged(f"the embedding cache {self.path} is still damaged after it was started afresh "
-                               f"({exc}); check the disk holding {self.path.parent}, delete the file and run the "
-                               "same command again") from exc
-        raise exc
+    def _damaged(self, detail: str) -> CacheDamaged:
+        # only once the file was set aside and started afresh: a disk that keeps damaging what is written
+        return CacheDamaged(f"the embedding cache {self.path} is still damaged after it was started afresh "
+                            f"({detail}); check the disk holding {self.path.parent}, delete the file and run the "
+                            "same command again")
 
 
 def embed_cached(

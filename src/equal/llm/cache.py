@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from equal.errors import CacheDamaged
-from equal.files import disk_full, is_disk_full, sqlite_fault, sqlite_problems
 from equal.records import Generation
+from equal.sqlite import SQLiteFile
 
 
-class ResponseCache:
+class ResponseCache(SQLiteFile):
     """A SQLite table of generations keyed by :meth:`ChatRequest.key`.
 
     Each answer is committed as soon as it arrives (WAL mode), so a run that
@@ -27,30 +25,10 @@ class ResponseCache:
         DiskFull: the disk filled up while an answer was being stored.
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.RLock()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            if is_disk_full(exc):
-                raise disk_full(self.path.parent, f"the response cache {self.path.name}") from exc
-            raise
-        self._db = sqlite3.connect(self.path, check_same_thread=False)
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            problems = sqlite_problems(self._db)
-            if problems is not None:
-                raise self._damaged(problems)
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, text TEXT, "
-                "tokens_in INTEGER, tokens_out INTEGER, metadata TEXT)"
-            )
-        except BaseException as exc:
-            self._db.close()
-            if isinstance(exc, sqlite3.DatabaseError):
-                self._fail(exc)
-            raise
+    TABLE = ("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, text TEXT, "
+             "tokens_in INTEGER, tokens_out INTEGER, metadata TEXT)")
+    KIND = "the response cache"
+    FULL_NOTE = " (every answer stored before is kept; answers that could not be stored are asked again next time)"
 
     def get(self, key: str) -> Generation | None:
         """The answer stored under ``key``; ``None`` when there is none.
@@ -90,9 +68,6 @@ class ResponseCache:
             except sqlite3.DatabaseError as exc:
                 self._fail(exc)
 
-    def close(self) -> None:
-        self._db.close()
-
     def _damaged(self, detail: str) -> CacheDamaged:
         path = self.path
         return CacheDamaged(
@@ -103,16 +78,6 @@ class ResponseCache:
             f"files, if any) out of {path.parent} and rename {path.name}.recovered to {path.name}; or move it out to "
             "start with an empty cache (its answers will be paid for again). Then run the same command again."
         )
-
-    def _fail(self, exc: sqlite3.DatabaseError) -> NoReturn:
-        fault = sqlite_fault(exc)
-        if fault == "full":
-            raise disk_full(self.path.parent, f"the response cache {self.path.name} (every answer stored before "
-                                              "is kept; answers that could not be stored are asked again next "
-                                              "time)") from exc
-        if fault == "damaged":
-            raise self._damaged(str(exc)) from exc
-        raise exc
 
 
 def _generation(text: object, tokens_in: Any, tokens_out: Any, metadata: object) -> Generation:

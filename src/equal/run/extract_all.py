@@ -21,6 +21,7 @@ from typing import Any
 from equal.config import RunConfig
 from equal.corpus import read_reference
 from equal.errors import ConfigError
+from equal.extraction_file import ExtractedPassage, StoredPair
 from equal.files import atomic_file
 from equal.progress import NullProgress, Progress, counting
 from equal.records import Document, QAPair
@@ -32,7 +33,7 @@ from equal.stats import Stats
 
 def extract_all(config: RunConfig, out_path: Path, *, progress: Progress | None = None,
                 batch_size: int = 16) -> dict[str, Any]:
-    """Write one JSON line per passage with its extracted ``qa_pairs`` to ``out_path``.
+    """Write one JSON line per passage with its extracted ``qa_pairs`` to ``out_path`` (an :class:`ExtractedPassage`).
 
     Each line keeps the passage ``id``, ``text``, ``source_id`` and the fields
     named by ``corpus.label_field``; it can be read back as a corpus with
@@ -77,7 +78,7 @@ def extract_all(config: RunConfig, out_path: Path, *, progress: Progress | None 
                         continue
                     row = passage_row(doc, extraction.pairs,
                                       extraction.generation.tokens_in + extraction.generation.tokens_out)
-                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    f.write(json.dumps(row.to_json(), ensure_ascii=False) + "\n")
                 f.flush()
         _assemble(out_path, documents.column("id"), finished, partial)
         partial.unlink()
@@ -125,10 +126,10 @@ def _assemble(out_path: Path, ids: Iterable[str], finished: dict[str, int], part
         os.fsync(out.fileno())
 
 
-def passage_row(doc: Document, pairs: list[QAPair], tokens: int) -> dict[str, Any]:
+def passage_row(doc: Document, pairs: list[QAPair], tokens: int) -> ExtractedPassage:
     """One line of the output: the passage, its metadata, its pairs and the tokens its extraction cost."""
-    return {"id": doc.id, "text": doc.text, "source_id": doc.source_id, **doc.metadata,
-            "qa_pairs": [{"question": p.question, "answer": p.answer} for p in pairs], "tokens": tokens}
+    return ExtractedPassage(doc.id, doc.text, doc.source_id, dict(doc.metadata),
+                            [StoredPair(p.question, p.answer) for p in pairs], tokens)
 
 
 def _line_offsets(path: Path) -> dict[str, int]:

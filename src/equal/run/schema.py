@@ -1,8 +1,9 @@
 """The files of a run directory as typed records: what ``equal run`` writes and every reader reads.
 
-Each file has one record type with ``to_json`` (what the writer puts on disk,
-key for key) and ``from_json`` (what readers get back), so a key renamed on
-one side is a type error or a failed test, never an empty report column:
+Each file has one record type; its ``to_json`` (what the writer puts on disk)
+and ``from_json`` (what readers get back, every value's type checked) are read
+off its fields by :mod:`equal.codec`, so a key is named once and a renamed
+field is a type error or a failed test, never an empty report column:
 
 ==========================  ======================================================
 ``rounds.jsonl``            one :class:`RoundRecord` a line (its :class:`PullRecord` s)
@@ -23,16 +24,17 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from equal.codec import JsonRecord, json_key
 from equal.errors import InputError
 from equal.files import atomic_write_jsonl, atomic_write_text
 from equal.output.formats import DAMAGED, read_records
-from equal.records import STAGES, Stage
+from equal.records import Stage
 from equal.run.directory import (
     CLUSTERS,
     DECONTAMINATED,
@@ -46,64 +48,11 @@ from equal.run.directory import (
 Number = int | float
 
 
-# -- checked access to a JSON object's keys -----------------------------------------------------------------------
-
-
-def _get(row: Mapping[str, Any], key: str, check: Callable[[Any], bool], what: str) -> Any:
-    if not isinstance(row, Mapping):
-        raise ValueError(f"not a JSON object (a {type(row).__name__})")
-    if key not in row:
-        raise ValueError(f"no {key!r}")
-    value = row[key]
-    if not check(value):
-        raise ValueError(f"{key!r} is not {what}: {value!r}")
-    return value
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _int(row: Mapping[str, Any], key: str) -> int:
-    return int(_get(row, key, _is_int, "an integer"))
-
-
-def _number(row: Mapping[str, Any], key: str) -> Number:
-    value: Number = _get(row, key, _is_number, "a number")
-    return value
-
-
-def _float(row: Mapping[str, Any], key: str) -> float:
-    return float(_number(row, key))
-
-
-def _str(row: Mapping[str, Any], key: str) -> str:
-    return str(_get(row, key, lambda v: isinstance(v, str), "a string"))
-
-
-def _ints(row: Mapping[str, Any], key: str) -> list[int]:
-    return list(_get(row, key, lambda v: isinstance(v, list) and all(map(_is_int, v)), "a list of integers"))
-
-
-def _strs(row: Mapping[str, Any], key: str) -> list[str]:
-    return list(_get(row, key, lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
-                     "a list of strings"))
-
-
-def _stage(row: Mapping[str, Any], key: str) -> Stage:
-    stage: Stage = _get(row, key, lambda v: v in STAGES, f"one of {', '.join(STAGES)}")
-    return stage
-
-
 # -- rounds.jsonl --------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class PullRecord:
+class PullRecord(JsonRecord):
     """One pull of a round: the cluster, its documents, how many pairs they gave, their distance and reward.
 
     ``distance`` is ``None`` for a pull that gave no pair.
@@ -115,19 +64,9 @@ class PullRecord:
     distance: float | None
     reward: float
 
-    def to_json(self) -> dict[str, Any]:
-        return {"cluster": self.cluster, "documents": self.documents, "pairs": self.pairs,
-                "distance": self.distance, "reward": self.reward}
-
-    @classmethod
-    def from_json(cls, row: Mapping[str, Any]) -> PullRecord:
-        cluster, documents, pairs = _int(row, "cluster"), _strs(row, "documents"), _int(row, "pairs")
-        distance = _get(row, "distance", lambda v: v is None or _is_number(v), "a number or null")
-        return cls(cluster, documents, pairs, None if distance is None else float(distance), _float(row, "reward"))
-
 
 @dataclass(frozen=True, slots=True)
-class RoundRecord:
+class RoundRecord(JsonRecord):
     """One bandit round, a line of ``rounds.jsonl``: its pulls, the budget spent so far, the five best clusters."""
 
     round: int
@@ -135,17 +74,6 @@ class RoundRecord:
     documents_spent: int
     tokens_spent: int
     best_clusters: list[int]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"round": self.round, "pulls": [p.to_json() for p in self.pulls],
-                "documents_spent": self.documents_spent, "tokens_spent": self.tokens_spent,
-                "best_clusters": self.best_clusters}
-
-    @classmethod
-    def from_json(cls, row: Mapping[str, Any]) -> RoundRecord:
-        pulls = _get(row, "pulls", lambda v: isinstance(v, list), "a list")
-        return cls(_int(row, "round"), [PullRecord.from_json(p) for p in pulls], _int(row, "documents_spent"),
-                   _int(row, "tokens_spent"), _ints(row, "best_clusters"))
 
     @property
     def pairs(self) -> int:
@@ -179,7 +107,7 @@ def round_log(run_dir: Path) -> Iterator[RoundLog]:
 
 
 @dataclass(frozen=True, slots=True)
-class ClusterRecord:
+class ClusterRecord(JsonRecord):
     """One cluster at the end of a run: its size, pulls, reward count ``c_j``, mean reward and neighbours."""
 
     cluster: int
@@ -189,62 +117,40 @@ class ClusterRecord:
     mean_reward: float
     neighbours: list[int]
 
-    def to_json(self) -> dict[str, Any]:
-        return {"cluster": self.cluster, "size": self.size, "pulls": self.pulls, "count": self.count,
-                "mean_reward": self.mean_reward, "neighbours": self.neighbours}
-
-    @classmethod
-    def from_json(cls, row: Mapping[str, Any]) -> ClusterRecord:
-        return cls(_int(row, "cluster"), _int(row, "size"), _int(row, "pulls"), _float(row, "count"),
-                   _float(row, "mean_reward"), _ints(row, "neighbours"))
-
 
 # -- documents.jsonl -----------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class DocumentRecord:
-    """One extracted document, in the order of extraction: where it was pulled, its label, its text cut short."""
+class DocumentRecord(JsonRecord):
+    """One extracted document, in the order of extraction: where it was pulled, its label, its text cut short.
+
+    ``label`` is always written (``null`` without a label field); a line without it reads as ``None``.
+    """
 
     document_id: str
     cluster: int
     round: int
     stage: Stage
     pull_reward: float
-    label: Any
+    label: Any = field(metadata=json_key(when_missing=None))
     text: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"document_id": self.document_id, "cluster": self.cluster, "round": self.round, "stage": self.stage,
-                "pull_reward": self.pull_reward, "label": self.label, "text": self.text}
-
-    @classmethod
-    def from_json(cls, row: Mapping[str, Any]) -> DocumentRecord:
-        return cls(_str(row, "document_id"), _int(row, "cluster"), _int(row, "round"), _stage(row, "stage"),
-                   _float(row, "pull_reward"), row.get("label"), _str(row, "text"))
 
 
 # -- parse_failures.jsonl and decontaminated.jsonl -----------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class ParseFailure:
+class ParseFailure(JsonRecord):
     """An LLM answer that was not the JSON asked for (or no answer at all), kept raw."""
 
     document_id: str
     error: str
     raw: str
 
-    def to_json(self) -> dict[str, Any]:
-        return {"document_id": self.document_id, "error": self.error, "raw": self.raw}
-
-    @classmethod
-    def from_json(cls, row: Mapping[str, Any]) -> ParseFailure:
-        return cls(_str(row, "document_id"), _str(row, "error"), _str(row, "raw"))
-
 
 @dataclass(frozen=True, slots=True)
-class RemovedPair:
+class RemovedPair(JsonRecord):
     """A pair dropped before its reward for copying the reference set or an evaluation set."""
 
     document_id: str
@@ -252,20 +158,12 @@ class RemovedPair:
     answer: str
     reason: str
 
-    def to_json(self) -> dict[str, Any]:
-        return {"document_id": self.document_id, "question": self.question, "answer": self.answer,
-                "reason": self.reason}
-
-    @classmethod
-    def from_json(cls, row: Mapping[str, Any]) -> RemovedPair:
-        return cls(_str(row, "document_id"), _str(row, "question"), _str(row, "answer"), _str(row, "reason"))
-
 
 # -- stats.json ----------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class Paid:
+class Paid(JsonRecord):
     """What the LLM answers of a run directory cost, over every run in it that finished.
 
     A rerun replays its answers from the cache and sends few or no calls itself;
@@ -282,13 +180,6 @@ class Paid:
         return Paid(self.llm_calls + other.llm_calls, self.tokens + other.tokens,
                     round(self.seconds + other.seconds, 2))
 
-    def to_json(self) -> dict[str, Any]:
-        return {"llm_calls": self.llm_calls, "tokens": self.tokens, "seconds": self.seconds}
-
-    @classmethod
-    def from_json(cls, row: Mapping[str, Any]) -> Paid:
-        return cls(_int(row, "llm_calls"), _int(row, "tokens"), _float(row, "seconds"))
-
     @classmethod
     def of_attempt(cls, counters: Mapping[str, Number], seconds: float) -> Paid:
         """What one run itself sent: its ``llm_calls``, ``tokens_in`` + ``tokens_out`` and wall time."""
@@ -297,7 +188,7 @@ class Paid:
 
 
 @dataclass(frozen=True, slots=True)
-class Summary:
+class Summary(JsonRecord):
     """What a run did, in a few numbers: the ``summary`` of ``stats.json``.
 
     ``extracted_by_label`` (documents extracted per ``corpus.label_field``
@@ -305,7 +196,8 @@ class Summary:
     directory's answers cost over every finished run in it (``None`` in a
     ``stats.json`` written before it was kept). ``stage_seconds`` is where this
     run's wall time went, by stage (``rounds/reward/embed pairs`` is part of
-    ``rounds/reward``); ``None`` in an older ``stats.json``.
+    ``rounds/reward``); ``None`` in an older ``stats.json``. The three are
+    left out of the file while they are ``None``.
     """
 
     corpus_passages: int
@@ -319,41 +211,11 @@ class Summary:
     documents_extracted: int
     tokens_spent: int
     wall_seconds: float
-    extracted_by_label: dict[str, int] | None = None
-    paid: Paid | None = None
-    stage_seconds: dict[str, float] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "corpus_passages": self.corpus_passages, "reference_examples": self.reference_examples,
-            "clusters": self.clusters, "clusters_per_round": self.clusters_per_round,
-            "docs_per_pull": self.docs_per_pull, "warmup_documents": self.warmup_documents,
-            "reward_offset": self.reward_offset, "alpha": self.alpha,
-            "documents_extracted": self.documents_extracted, "tokens_spent": self.tokens_spent,
-            "wall_seconds": self.wall_seconds,
-        }
-        if self.extracted_by_label is not None:
-            out["extracted_by_label"] = self.extracted_by_label
-        if self.paid is not None:
-            out["paid"] = self.paid.to_json()
-        if self.stage_seconds is not None:
-            out["stage_seconds"] = self.stage_seconds
-        return out
-
-    @classmethod
-    def from_json(cls, row: Mapping[str, Any]) -> Summary:
-        by_label = row.get("extracted_by_label") if isinstance(row, Mapping) else None
-        if by_label is not None and not (isinstance(by_label, dict) and all(map(_is_int, by_label.values()))):
-            raise ValueError(f"'extracted_by_label' is not an object of counts: {by_label!r}")
-        stages = row.get("stage_seconds")
-        if stages is not None and not (isinstance(stages, dict) and all(_is_number(v) for v in stages.values())):
-            raise ValueError(f"'stage_seconds' is not an object of seconds: {stages!r}")
-        return cls(_int(row, "corpus_passages"), _int(row, "reference_examples"), _int(row, "clusters"),
-                   _int(row, "clusters_per_round"), _int(row, "docs_per_pull"), _int(row, "warmup_documents"),
-                   _float(row, "reward_offset"), _float(row, "alpha"), _int(row, "documents_extracted"),
-                   _int(row, "tokens_spent"), _float(row, "wall_seconds"), by_label,
-                   Paid.from_json(_get(row, "paid", lambda v: isinstance(v, dict), "an object"))
-                   if row.get("paid") is not None else None, stages)
+    extracted_by_label: dict[str, int] | None = field(
+        default=None, metadata=json_key(omit_none=True, what="an object of counts"))
+    paid: Paid | None = field(default=None, metadata=json_key(omit_none=True, what="an object"))
+    stage_seconds: dict[str, float] | None = field(
+        default=None, metadata=json_key(omit_none=True, what="an object of seconds"))
 
     def label_shares(self) -> dict[str, float]:
         """Each label's share of the documents extracted, by label; empty without labels."""
@@ -363,21 +225,11 @@ class Summary:
 
 
 @dataclass(frozen=True, slots=True)
-class RunStats:
+class RunStats(JsonRecord):
     """``stats.json``: every counter of the run (skips by reason, LLM calls, tokens, ...) and its summary."""
 
-    counters: dict[str, Number]
+    counters: dict[str, Number] = field(metadata=json_key(what="an object of counts"))
     summary: Summary
-
-    def to_json(self) -> dict[str, Any]:
-        return {"counters": self.counters, "summary": self.summary.to_json()}
-
-    @classmethod
-    def from_json(cls, row: Mapping[str, Any]) -> RunStats:
-        counters = _get(row, "counters", lambda v: isinstance(v, dict) and all(map(_is_number, v.values())),
-                        "an object of counts")
-        return cls(dict(counters), Summary.from_json(_get(row, "summary", lambda v: isinstance(v, dict),
-                                                          "an object")))
 
     def counter(self, name: str) -> Number:
         """A counter's value; 0 for one the run never bumped."""

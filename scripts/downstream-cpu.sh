@@ -34,10 +34,11 @@ cells() {  # the bench cells (resumable: seconds once measured), then their down
 for stage in ${STAGES:-1 2 3 4}; do
   echo "== stage $stage, $(date -u +%H:%M:%S)"
   case $stage in
-    1) cells --budget 0.05 --seed 0 "${ALL[@]}" ;;
+    1) for set in python_faq champ humaneval; do cells --budget 0.05 --seed 0 "${ALL[@]}" --reference-set $set; done ;;
     2) cells --budget 0.1 --seed 0 "${ALL[@]}" --reference-set champ
-       cells --budget 0.1 --seed 0 "${ALL[@]}" --reference-set python_faq --reference-set humaneval ;;
-    3) cells --budget 0.05 --seed 1 --seed 2 "${PAIR[@]}" ;;
+       cells --budget 0.1 --seed 0 "${ALL[@]}" --reference-set python_faq
+       cells --budget 0.1 --seed 0 "${ALL[@]}" --reference-set humaneval ;;
+    3) for set in python_faq champ humaneval; do cells --budget 0.05 --seed 1 --seed 2 "${PAIR[@]}" --reference-set $set; done ;;
     4) for lr in 3e-5 3e-4; do LR=$lr cells --budget 0.05 --seed 0 "${ALL[@]}" --reference-set champ; done ;;
   esac
 done

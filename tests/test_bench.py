@@ -70,7 +70,7 @@ def test_bench_writes_the_table_and_plots_and_resumes(tmp_path):
     for strategy in strategies:
         assert f"| {strategy} |" in table
     assert "### python_faq" in table and "### champ" in table
-    assert len(list(out.glob("*.png"))) == 2 * 6
+    assert len(list(out.glob("*.png"))) == 2 * 7
     assert "## The bar" in table and "- 5%: relevant fraction EQUAL" in table and "EQUAL loses to:" in table
     assert "- 300 extracted passages: wikipedia 195, python_docs 60, sympy_docs 45" in table
 
@@ -233,3 +233,26 @@ def test_bench_downstream_prepares_the_pairs_of_the_cells_asked(tmp_path):
     nothing = CliRunner().invoke(app, ["bench-downstream", str(data), "--out", str(out), "--prepare-only",
                                        "--seed", "5"])
     assert nothing.exit_code == 2 and "no result in" in nothing.output
+
+
+def test_a_cell_counts_graded_pairs_and_the_calls_spent_on_distractors():
+    """Graded pairs are those the cheap checks grade 4-5; the distractors' share counts documents, not pairs."""
+    import numpy as np
+
+    from equal.bench.runner import _measure
+    from equal.bench.schema import CellKey, ExtractedPassage
+    from equal.bench.strategies import Selection
+    from equal.quality import ReferenceShape
+    from equal.records import QAPair
+
+    passages = {i: ExtractedPassage(id=i, text="t", fields={"source": source}, tokens=10)
+                for i, source in [("a", "python_docs"), ("b", "distractor"), ("c", "distractor"), ("d", "wikipedia")]}
+    standing = QAPair("How do I reverse a list in Python?", "Call reversed on it, or slice it with a step of -1.",
+                      document_id="a")
+    pointing = QAPair("What does the passage say about lists?", "Lists can be reversed in place.", document_id="b")
+    selection = Selection(["a", "b", "c", "d"], [standing, pointing], seconds=0.0)
+    result = _measure(CellKey("python_faq", "s", 0.05, 0), selection, passages, {"python_docs"},
+                      np.ones((2, 4)), lambda texts: np.ones((len(texts), 4)), ReferenceShape(10.0))
+    assert result.graded_pairs_per_1k_calls == 250.0  # one of two pairs passes, over 4 calls
+    assert result.distractor_fraction == 0.5
+    assert result.relevant_fraction == 0.25

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -105,7 +106,9 @@ def test_a_bench_result_is_keyed_by_the_one_cell_key():
            "selection_seconds": 0.25, "pairs": 15}
     result = BenchResult.from_json(json.loads(json.dumps(row)))
     assert result.key == CellKey("champ", "EQUAL", 0.05, 1) == CellKey.from_json(row)
-    assert list(result.to_json()) == list(row)
+    # a row written before the graded and distractor metrics reads them as not measured
+    assert math.isnan(result.graded_pairs_per_1k_calls) and math.isnan(result.distractor_fraction)
+    assert list(result.to_json()) == [*row, "graded_pairs_per_1k_calls", "distractor_fraction"]
     manifest = BenchManifest.from_json({"corpus": "c.jsonl", "passages": 3, "distractors": {"per_reference_set": 2},
                                         "reference_sets": {"champ": {"reward": "champ/reward.jsonl",
                                                                      "heldout": "champ/heldout.jsonl",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from equal.bench.schema import METRICS, BenchResult
+from equal.bench.schema import BenchResult, metrics_of
 from equal.bench.strategies import BUDGET_FREE
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ def plot(results: list[BenchResult], budgets: list[float], out_dir: Path) -> lis
     paths = []
     for name in dict.fromkeys(r.reference_set for r in results):
         mine = [r for r in results if r.reference_set == name]
-        for metric in METRICS:
+        for metric in metrics_of(mine):
             fig, ax = plt.subplots(figsize=(6, 3.6))
             for strategy in dict.fromkeys(r.strategy for r in mine):
                 cells = [r for r in mine if r.strategy == strategy]

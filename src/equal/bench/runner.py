@@ -21,6 +21,12 @@ from equal.bench.schema import BenchManifest, BenchResult, CellKey, ExtractedPas
 from equal.bench.strategies import BUDGET_FREE, STRATEGIES, Context, Selection
 from equal.errors import InputError
 from equal.progress import NullProgress, Progress
+from equal.quality import ReferenceShape, grade
+
+#: the least cheap-check grade a pair needs to count as graded (the quality reward's default threshold)
+GRADED = 4
+#: the source label ``equal make-bench --distractors`` gives its distractor passages
+DISTRACTOR_SOURCE = "distractor"
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +62,12 @@ class BenchData:
 
 
 def _measure(key: CellKey, selection: Selection, passages: dict[str, ExtractedPassage], relevant: set[str],
-             heldout: np.ndarray, embed: Any) -> BenchResult:
+             heldout: np.ndarray, embed: Any, shape: ReferenceShape) -> BenchResult:
     from equal.reward import ot_distance
 
     calls = len(selection.document_ids)
+    graded = sum(1 for p in selection.pairs if grade(p, shape).grade >= GRADED)
+    distractors = sum(1 for i in selection.document_ids if passages[i].source == DISTRACTOR_SOURCE)
     relevant_docs = [i for i in selection.document_ids if passages[i].source in relevant]
     relevant_pairs = sum(1 for p in selection.pairs if passages[p.document_id].source in relevant)
     vectors = embed([p.as_text() for p in selection.pairs])
@@ -72,6 +80,8 @@ def _measure(key: CellKey, selection: Selection, passages: dict[str, ExtractedPa
         tokens=sum(passages[i].tokens for i in selection.document_ids),
         selection_seconds=selection.seconds,
         pairs=len(selection.pairs),
+        graded_pairs_per_1k_calls=1000 * graded / max(calls, 1),
+        distractor_fraction=distractors / max(calls, 1),
     )
 
 
@@ -118,7 +128,7 @@ def run_bench(data: BenchData, out_dir: Path, *, budgets: list[float], seeds: li
     def embed(texts: list[str]) -> np.ndarray:
         return embed_cached(embedder, texts, cache)
 
-    per_set: dict[str, tuple[np.ndarray, NgramIndex]] = {}
+    per_set: dict[str, tuple[np.ndarray, NgramIndex, ReferenceShape]] = {}
     jobs = [CellKey(name, strategy, budget, seed) for name in sets for strategy in strategies for budget in budgets
             for seed in seeds if not (strategy in BUDGET_FREE and budget != budgets[0])]
     try:
@@ -130,17 +140,19 @@ def run_bench(data: BenchData, out_dir: Path, *, budgets: list[float], seeds: li
                 entry = manifest.reference_sets[key.reference_set]
                 reward = data.root / entry.reward
                 if key.reference_set not in per_set:  # read and embed each reference set once, not once per run
+                    reward_pairs = read_reference(reward, min_examples=1)
                     per_set[key.reference_set] = (
                         embed([p.as_text() for p in read_reference(data.root / entry.heldout, min_examples=1)]),
-                        NgramIndex(t for p in read_reference(reward, min_examples=1) for t in (p.question, p.answer)),
+                        NgramIndex(t for p in reward_pairs for t in (p.question, p.answer)),
+                        ReferenceShape.of(reward_pairs),
                     )
-                heldout, index = per_set[key.reference_set]
+                heldout, index, shape = per_set[key.reference_set]
                 ctx = Context(corpus=data.extracted, rows=rows, reward_reference=reward,
                               embedding_model=embedding_model, cache_dir=out_dir / "cache",
                               work_dir=out_dir)
                 selection = STRATEGIES[key.strategy](ctx, key.budget, key.seed)
                 selection.pairs = [p for p in selection.pairs if not index.copies(p)]
-                result = _measure(key, selection, by_id, set(entry.relevant_sources), heldout, embed)
+                result = _measure(key, selection, by_id, set(entry.relevant_sources), heldout, embed, shape)
                 log.write(json.dumps(result.to_json()) + "\n")
                 log.flush()
                 done[key] = result

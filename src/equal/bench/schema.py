@@ -18,6 +18,7 @@ without equal's dependencies, takes :class:`CellKey` from here.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,8 @@ from typing import Any
 from equal.codec import JsonRecord, json_key
 from equal.extraction_file import ExtractedPassage, StoredPair
 
-__all__ = ["METRICS", "BenchManifest", "BenchResult", "CellKey", "DistractorsEntry", "ExtractedPassage", "Metric",
+__all__ = ["DISTRACTOR_FRACTION", "METRICS", "BenchManifest",
+           "BenchResult", "CellKey", "DistractorsEntry", "ExtractedPassage", "Metric",
            "ReferenceSetEntry", "StoredPair", "read_extracted", "read_results"]
 
 
@@ -99,6 +101,10 @@ class BenchResult(JsonRecord):
     tokens: int
     selection_seconds: float
     pairs: int
+    #: pairs the cheap checks grade at least ``GRADED`` (:mod:`equal.quality`), per 1,000 LLM calls
+    graded_pairs_per_1k_calls: float = math.nan
+    #: the share of the LLM calls spent on distractors (0 on a corpus without them)
+    distractor_fraction: float = math.nan
 
     @property
     def key(self) -> CellKey:
@@ -133,8 +139,17 @@ LLM_CALLS = Metric("llm_calls", "LLM calls", True)
 #: the columns of ``results.md`` and the PNGs, in order
 METRICS = (OT_HELDOUT, RELEVANT_FRACTION,
            Metric("relevant_pairs_per_1k_calls", "relevant pairs per 1,000 LLM calls", False),
+           Metric("graded_pairs_per_1k_calls", "pairs graded 4-5 per 1,000 LLM calls", False),
            LLM_CALLS, Metric("tokens", "tokens (in + out)", True),
            Metric("selection_seconds", "selection wall time (s, no LLM)", True))
+
+DISTRACTOR_FRACTION = Metric("distractor_fraction", "share of LLM calls on distractors", True)
+
+
+def metrics_of(results: list[BenchResult]) -> tuple[Metric, ...]:
+    """The columns for ``results``: :data:`METRICS`, and the distractors' share where the corpus has them."""
+    has_distractors = any(r.distractor_fraction > 0 for r in results)
+    return (*METRICS, DISTRACTOR_FRACTION) if has_distractors else METRICS
 
 
 def read_results(path: Path) -> list[BenchResult]:

@@ -14,7 +14,15 @@ from pathlib import Path
 import numpy as np
 
 from equal.bench.runner import BenchData
-from equal.bench.schema import LLM_CALLS, METRICS, OT_HELDOUT, RELEVANT_FRACTION, BenchResult, ExtractedPassage, Metric
+from equal.bench.schema import (
+    LLM_CALLS,
+    OT_HELDOUT,
+    RELEVANT_FRACTION,
+    BenchResult,
+    ExtractedPassage,
+    Metric,
+    metrics_of,
+)
 from equal.bench.strategies import ABLATIONS, BUDGET_FREE
 
 
@@ -73,9 +81,10 @@ def _summary(values: list[float]) -> str:
 def markdown(results: list[BenchResult], budgets: list[float]) -> str:
     """One table per reference set: mean over seeds (min-max)."""
     lines: list[str] = []
+    metrics = metrics_of(results)
     for name in dict.fromkeys(r.reference_set for r in results):
-        lines += [f"### {name}", "", "| budget | strategy | " + " | ".join(m.title for m in METRICS) + " |",
-                  "|---|---|" + "---|" * len(METRICS)]
+        lines += [f"### {name}", "", "| budget | strategy | " + " | ".join(m.title for m in metrics) + " |",
+                  "|---|---|" + "---|" * len(metrics)]
         mine = [r for r in results if r.reference_set == name]
         for budget in budgets:
             for strategy in dict.fromkeys(r.strategy for r in mine):
@@ -85,7 +94,7 @@ def markdown(results: list[BenchResult], budgets: list[float]) -> str:
                     continue
                 label = "100%" if strategy in BUDGET_FREE else f"{budget:.0%}"
                 lines.append(f"| {label} | {strategy} | " + " | ".join(_summary([m.of(r) for r in cell])
-                                                                    for m in METRICS) + " |")
+                                                                    for m in metrics) + " |")
         lines.append("")
     return "\n".join(lines)
 

@@ -32,7 +32,7 @@ from equal.errors import CacheDamaged, DiskFull
 from equal.files import atomic_write_text
 from equal.llm.cache import ResponseCache
 from equal.records import Generation
-from test_store import CountingEmbedder
+from tests.helpers import CountingEmbedder
 
 N = 1000
 CHUNK = 100
@@ -614,10 +614,10 @@ def test_a_damaged_response_row_is_asked_again_once_and_never_used_as_data(tmp_p
 
 def test_a_run_whose_cache_lost_one_answers_text_writes_the_same_data_set(tmp_path):
     """A NULL text used to be read as an empty answer: other picks, fewer pairs, and a silent exit 0."""
-    from conftest import make_corpus, make_reference
     from equal import run
     from equal.config import load_config
     from equal.testing import FakeOpenAIServer
+    from tests.helpers import make_corpus, make_reference
 
     settings = {
         "corpus.path": str(make_corpus(tmp_path / "corpus.jsonl")),

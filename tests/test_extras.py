@@ -7,13 +7,13 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from equal.cli.main import app
 from equal.errors import ConfigError
+from tests.helpers import ROOT
 
 # PathFinder, except that the listed packages are not found: a Python where they were never installed
 HIDE = textwrap.dedent('''
@@ -99,12 +99,11 @@ def test_a_command_says_which_extra_it_needs(monkeypatch, tmp_path, module, args
 def test_setup_installs_every_extra():
     import tomllib
 
-    extras = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())["project"][
-        "optional-dependencies"]
-    setup = (Path(__file__).parent.parent / "scripts" / "setup.sh").read_text()
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    setup = (ROOT / "scripts" / "setup.sh").read_text()
     installed = setup.split('quiet_pip -e ".[')[1].split("]")[0].split(",")
     assert set(installed) == set(extras)
-    core = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())["project"]["dependencies"]
+    core = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     assert not [d for d in core if d.split(">")[0].split("=")[0] in OPTIONAL.split(",")]
 
 

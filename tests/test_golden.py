@@ -20,8 +20,8 @@ import pytest
 from typer.testing import CliRunner
 
 from equal.cli.main import app
+from tests.helpers import FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures"
 GOLDEN = FIXTURES / "golden"
 UPDATE = os.environ.get("EQUAL_UPDATE_GOLDEN") == "1"
 REGENERATE = "EQUAL_UPDATE_GOLDEN=1 python -m pytest tests/test_golden.py"
@@ -141,7 +141,7 @@ def _without_column(markdown: str, title: str) -> str:
 
 
 def test_bench_writes_the_golden_results(tmp_path: Path) -> None:
-    from test_bench import make_bench
+    from tests.helpers import make_bench
 
     data = make_bench(tmp_path / "bench")
     out = tmp_path / "results"

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from equal.bench.strategies import ABLATIONS, REWARDS, STRATEGIES
 from equal.config import EXTRACTION_BACKENDS, RunConfig
 
 #: parameter name of a flag -> the config key it overrides
@@ -127,8 +128,13 @@ BenchDataArg = Annotated[Path, typer.Argument(help="Benchmark folder made by `eq
 BenchExtractedOpt = Annotated[Optional[Path], typer.Option(help="The corpus with every document's pairs (`equal extract`); default DATA_DIR/extracted.jsonl, or DATA_DIR/extracted.jsonl.partial while the extraction is unfinished.")]
 BenchBudgetsOpt = Annotated[Optional[list[float]], typer.Option("--budget", help="Budget as a share of the corpus; repeat it (default 0.01 0.05 0.1 0.2).")]
 BenchSeedsOpt = Annotated[Optional[list[int]], typer.Option("--seed", help="Seed; repeat it (default 0 1 2).")]
-BenchStrategiesOpt = Annotated[Optional[list[str]], typer.Option("--strategy", help="Strategy; repeat it (default: all but EQUAL + alignment and the ablations). One of: EQUAL, 'EQUAL + alignment', 'EQUAL, paper settings', 'random documents', 'random clusters', 'avg-sim top-k', DSIR, all, or an ablation (see --ablation).")]
-AblationOpt = Annotated[bool, typer.Option("--ablation", help="Add the ablations: EQUAL's defaults with one design choice changed back ('EQUAL, random warm-up', 'EQUAL, similarity warm-up', 'EQUAL, random order in clusters', 'EQUAL, no similarity prior', 'EQUAL, no warm-up prior', 'EQUAL, no priors', 'EQUAL, warm-up 20%', 'EQUAL, alpha auto', 'EQUAL, paper B=50 m=10', 'EQUAL, paper + priors').")]
+def _quoted(names: list[str]) -> str:
+    return ", ".join(f"'{n}'" if " " in n or "," in n else n for n in names)
+
+
+_BASELINES = [s for s in STRATEGIES if s not in ABLATIONS and s not in REWARDS]
+BenchStrategiesOpt = Annotated[Optional[list[str]], typer.Option("--strategy", help=f"Strategy; repeat it (default: all but EQUAL + alignment, the reward variants and the ablations). One of: {_quoted(_BASELINES)}; a reward variant ({_quoted(list(REWARDS))}); or an ablation (see --ablation).")]
+AblationOpt = Annotated[bool, typer.Option("--ablation", help=f"Add the ablations: EQUAL's defaults with one design choice changed back ({_quoted(list(ABLATIONS))}).")]
 BenchReferenceSetsOpt = Annotated[Optional[list[str]], typer.Option("--reference-set", help="Reference set of the manifest; repeat it (default: every one).")]
 BenchEmbeddingOpt = Annotated[str, typer.Option(help="Embedder of the runs and of the metric (minilm, or hashing-DIM for quick checks).")]
 BenchOutOpt = Annotated[Path, typer.Option("--out", help="Folder for results.jsonl (resumable), results.md (the data, a table per reference set, the bar, and the ablation table when ablations ran) and a PNG per reference set and metric.")]

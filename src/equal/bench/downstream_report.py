@@ -117,7 +117,10 @@ def reference_set_table(rows: list[DownstreamRow], name: str) -> list[str]:
             ]) + " |")
     lines.append("")
     beyond = [c for c in comparisons if c.beyond_noise]
-    lines.append("Differences from EQUAL beyond both the 95% interval and the seed spread: " + (
+    seeds_known = any(not math.isnan(c.spread) for c in comparisons)
+    lines.append(("Differences from EQUAL beyond both the 95% interval and the seed spread: " if seeds_known else
+                  "Differences from EQUAL whose 95% interval excludes 0 (one seed each: the seed spread is not "
+                  "measured yet): ") + (
         "; ".join(f"{c.strategy} at {c.budget:.0%} ({'worse' if c.nll[0] > 0 else 'better'} than EQUAL by "
                   f"{abs(c.nll[0]):.3f} NLL)" for c in beyond) if beyond else "none") + ".")
     lines.append("")
@@ -131,7 +134,8 @@ def spearman_lines(rows: list[DownstreamRow]) -> list[str]:
     cells = [r for r in rows if r.strategy != BASE and not math.isnan(r.ot_heldout) and not math.isnan(r.nll_heldout)]
     lines = ["Spearman rank correlation between the OT proxy and the downstream NLL, cell by cell "
              "(positive: the proxy ranks cells as the fine-tuned model does):"]
-    for label, group in [("all cells", cells), *((n, [r for r in cells if r.reference_set == n])
+    pooled = "all cells (reference sets pooled, though their NLL scales differ)"
+    for label, group in [(pooled, cells), *((n, [r for r in cells if r.reference_set == n])
                                                  for n in dict.fromkeys(r.reference_set for r in cells))]:
         if len(group) < 3:
             lines.append(f"- {label}: too few cells ({len(group)})")

@@ -13,7 +13,9 @@ SAVED=benchmarks/data/bench-distractors-extracted.jsonl.gz  # the distractors' r
 [ -f data/bench/extracted.jsonl ] || bash scripts/bench-extract.sh
 [ -f "$DATA/manifest.json" ] || equal make-bench "$DATA" --distractors 75
 if [ "${1:-}" = "--save" ]; then
-  grep '"source": "distractor"' "$DATA/extracted.jsonl" | gzip -9 -n > "$SAVED"
+  # the distractors extracted so far, finished or not (a later run extracts only the rest)
+  cat "$DATA/extracted.jsonl" "$DATA/extracted.jsonl.partial" 2>/dev/null | grep '"source": "distractor"' \
+    | sort -u | gzip -9 -n > "$SAVED"
   ls -l "$SAVED"
   exit 0
 fi

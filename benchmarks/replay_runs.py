@@ -60,13 +60,18 @@ TIMING_COLUMN = "selection wall time"
 def replay_run(name: str, reference_set: str, data: Path, cache: Path, out: Path) -> Path:
     """One run of the demo config with ``RUNS[name]``; returns its folder, cut down to ``RUN_FILES``."""
     from equal import load_config, run
+    from equal.config import SELECTION_SETTINGS
 
     run_dir = out / "runs" / reference_set / name
+    # the demo config sets keys a baseline selection sets itself; give them the selection's own values, which
+    # are what it ran with anyway (a config that asks for other values is refused)
+    settings = SELECTION_SETTINGS.get(RUNS[name].get("bandit.selection", "equal"))
+    own = dict(settings.values) if settings is not None else {}
     config = load_config(DEMO, {
         "corpus.path": str(data / "extracted.jsonl"), "corpus.id_field": "id", "corpus.label_field": "source",
         "reference.path": str(data / reference_set / "reward.jsonl"),
         "extraction.extractor": "replay", "extraction.cache_dir": str(cache),
-        "budget.fraction": BUDGET, "output.dir": str(run_dir), **RUNS[name],
+        "budget.fraction": BUDGET, "output.dir": str(run_dir), **own, **RUNS[name],
     })
     run(config)
     for path in list(run_dir.iterdir()):
@@ -140,8 +145,8 @@ def main() -> None:
                         help="the benchmark folder (`equal make-bench`, with extracted.jsonl)")
     parser.add_argument("--keep-cache", action="store_true", help="keep OUT/cache (then diff with -x cache)")
     args = parser.parse_args()
-    if args.out.exists() and any(args.out.iterdir()):
-        raise SystemExit(f"{args.out} is not empty")
+    if args.out.exists() and any(p.name != "cache" for p in args.out.iterdir()):  # a kept cache is reused
+        raise SystemExit(f"{args.out} holds more than a cache")
     data = args.data.resolve()
     cache = args.out / "cache"
     started = time.monotonic()

@@ -61,9 +61,10 @@ def pick_ids(reference_set: str, strategies: list[str], budget: float = 0.05, se
     from equal.bench.strategies import STRATEGIES, Context
 
     data = BenchData(DATA, DATA / "extracted.jsonl")
-    spec = data.manifest()["reference_sets"][reference_set]
-    ctx = Context(corpus=data.extracted, rows=data.rows(), reward_reference=DATA / spec["reward"],
-                  embedding_model="minilm", cache_dir=ROOT / "runs" / "bench" / "cache", work_dir=WORK)
+    spec = data.manifest().reference_sets[reference_set]
+    rows = [p.to_json() for p in data.passages()]  # as the strategies' Context reads them
+    ctx = Context(corpus=data.extracted, rows=rows, reward_reference=DATA / spec.reward, embedding_model="minilm",
+                  cache_dir=ROOT / "runs" / "bench" / "cache", work_dir=WORK)
     WORK.mkdir(parents=True, exist_ok=True)
     chosen: dict[str, None] = {}
     for name in strategies:

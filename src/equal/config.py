@@ -363,6 +363,23 @@ _EXECUTOR_HELP = ("local: embedding and extraction in this process; ray: on the 
                   "Only ray takes the other keys; one of them under kind local is an error that names it.")
 
 
+#: ``quality.llm``: the LLM that grades and refines, when it is not the extraction's (local or openai)
+QualityLLMConfig = Annotated[
+    Union[Annotated[LocalExtractionConfig, Tag("local")], Annotated[OpenAIExtractionConfig, Tag("openai")]],
+    Discriminator(_extractor_of),
+]
+
+
+class QualityConfig(Strict):
+    """How every pair is graded before it is written, and the optional LLM passes over them (docs/quality.md)."""
+
+    llm_grade: Bool = Field(False, description="Ask an LLM for a 1-5 grade of every pair written (one call per pair, greedy; the cheap checks' grade is always there). Answers are cached like extractions and counted as grade_calls and grade_tokens_*; they are charged to budget.tokens, and the pass stops when it is spent (budget.fraction and budget.llm_calls cap extraction only); a pair left ungraded keeps the checks' grade.")
+    refine: Bool = Field(False, description="Rewrite every pair graded at least refine_min_grade into a self-contained instruction with a complete answer (one call per pair; cached, counted as refine_calls and charged to budget.tokens like llm_grade). The pair as extracted stays in its provenance (original).")
+    refine_min_grade: Int = Field(3, ge=1, le=5, description="refine: the least grade a pair needs to be rewritten (lower ones are kept as they are).")
+    examples: Int = Field(3, ge=0, le=8, description="Examples of the reward part of the reference set shown to the grader and the refiner (chosen by the seed; never the held-out part).")
+    llm: QualityLLMConfig | None = Field(None, description="The LLM that grades and refines, as an extraction section (extractor: local or openai, with its keys); unset: the extraction's own LLM.")
+
+
 class LocalExecutorConfig(Strict):
     """Embedding and extraction in this process."""
 
@@ -439,6 +456,7 @@ class RunConfig(Strict):
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     extraction: ExtractionConfig = Field(default_factory=LocalExtractionConfig, description="The LLM that writes question-answer pairs from documents, and how it is called: one section per extraction.extractor.")
     decontamination: DecontaminationConfig = Field(default_factory=DecontaminationConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
     executor: ExecutorConfig = Field(default_factory=LocalExecutorConfig, description="Where the heavy stages run: in this process, or on a Ray cluster; the bandit always stays in this process. One section per executor.kind.")
     output: OutputConfig = Field(default_factory=OutputConfig)
     seed: Int = Field(42, ge=0, le=MAX_SEED, description="Seeds every random choice of the run: an integer from 0 to 2147483647 (2**31 - 1), the range every consumer takes (faiss's k-means seed is a C int; numpy, random, torch, transformers and llama.cpp take more).")
@@ -450,6 +468,10 @@ class RunConfig(Strict):
             raise ValueError("executor.embed_pairs embeds pairs with the configured embedder, but "
                              "alignment.reward_model: aligned rewards them with the aligned one; set "
                              "alignment.reward_model: base or executor.embed_pairs: false")
+        asks_llm = self.quality.llm_grade or self.quality.refine
+        if asks_llm and self.quality.llm is None and isinstance(self.extraction, ReplayExtractionConfig):
+            raise ValueError("quality.llm_grade and quality.refine ask an LLM, and extraction.extractor: replay has "
+                             "none; set quality.llm (a section like extraction's, extractor: local or openai)")
         return self
 
     def require_inputs(self) -> None:

@@ -30,13 +30,41 @@ class Document:
 
 
 @dataclass(frozen=True, slots=True)
+class PairGrade:
+    """A pair's grade (1-5, higher is better), the cheap checks it failed, and who graded it.
+
+    ``source`` is ``checks`` (the cheap checks of :mod:`equal.quality.checks`) or ``llm``
+    (an LLM grader, whose grade then takes the place of the checks' grade; the flags stay).
+    """
+
+    grade: int
+    flags: tuple[str, ...] = ()
+    source: str = "checks"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"grade": self.grade, "grade_flags": list(self.flags), "graded_by": self.source}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PairGrade | None:
+        """The grade in a provenance's ``grade``, ``grade_flags`` and ``graded_by``; ``None`` when they are not one."""
+        value, flags, source = data.get("grade"), data.get("grade_flags", []), data.get("graded_by", "checks")
+        if (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5
+                or not isinstance(flags, list) or not all(isinstance(f, str) for f in flags)
+                or source not in ("checks", "llm")):
+            return None
+        return cls(value, tuple(flags), source)
+
+
+@dataclass(frozen=True, slots=True)
 class Provenance:
     """Where a pair of a run's data set came from: the pull that paid for it and its document's record.
 
     ``cluster`` is the document's cluster; warm-up pairs carry round -1 and the
     reward of their warm-up pseudo-pull. ``label`` is the document's ``corpus.label_field`` value;
     ``labelled`` says whether the run had a label field at all (only then is
-    ``label`` written).
+    ``label`` written). ``grade`` is the pair's grade (written as ``grade``,
+    ``grade_flags`` and ``graded_by``); ``original`` is the pair as extracted
+    when a refine pass rewrote it (written as ``original``: question and answer).
     """
 
     source_id: str
@@ -46,6 +74,8 @@ class Provenance:
     stage: Stage
     label: Any = None
     labelled: bool = False
+    grade: PairGrade | None = None
+    original: tuple[str, str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The keys a data set record's ``provenance`` holds besides ``document_id``, in their written order."""
@@ -53,6 +83,10 @@ class Provenance:
                                "pull_reward": self.pull_reward, "stage": self.stage}
         if self.labelled:
             out["label"] = self.label
+        if self.grade is not None:
+            out.update(self.grade.to_json())
+        if self.original is not None:
+            out["original"] = {"question": self.original[0], "answer": self.original[1]}
         return out
 
     @classmethod
@@ -61,7 +95,8 @@ class Provenance:
 
         A provenance that lacks one of its keys or holds a value of the wrong
         type (a data set edited by hand, or written by another tool) gives
-        ``None``, and every key is returned as free metadata.
+        ``None``, and every key is returned as free metadata. A grade or an
+        original that is not one stays in the free metadata.
         """
         rest = dict(data)
         source_id, cluster, round_, reward, stage = (rest.get(k) for k in _PROVENANCE_KEYS)
@@ -72,10 +107,27 @@ class Provenance:
         for key in _PROVENANCE_KEYS:
             del rest[key]
         labelled = "label" in rest
-        return cls(source_id, cluster, round_, reward, stage, rest.pop("label", None), labelled), rest
+        grade = PairGrade.from_json(rest) if "grade" in rest else None
+        if grade is not None:
+            for key in _GRADE_KEYS:
+                rest.pop(key, None)
+        original = _original(rest.get("original"))
+        if original is not None:
+            del rest["original"]
+        return cls(source_id, cluster, round_, reward, stage, rest.pop("label", None), labelled, grade,
+                   original), rest
+
+
+def _original(value: Any) -> tuple[str, str] | None:
+    """A provenance's ``original`` (the pair before a refine pass) as (question, answer); ``None`` if it is none."""
+    if not isinstance(value, dict):
+        return None
+    question, answer = value.get("question"), value.get("answer")
+    return (question, answer) if isinstance(question, str) and isinstance(answer, str) else None
 
 
 _PROVENANCE_KEYS = ("source_id", "cluster", "round", "pull_reward", "stage")
+_GRADE_KEYS = ("grade", "grade_flags", "graded_by")
 
 
 @dataclass(slots=True)

@@ -69,6 +69,7 @@ from equal.cli.options import (
     MaxNewTokensOpt,
     MaxPairsPerDocumentOpt,
     MaxStepsOpt,
+    MinGradeOpt,
     MinRewardOpt,
     ModelOpt,
     NearDuplicatesOpt,
@@ -504,8 +505,8 @@ def inspect_command(run_dir: RunDirArg, pairs: PairsOpt = 3) -> None:
 @_command("export")
 def export_command(
     run_dir: RunDirArg, out: ExportOutOpt, export_format: ExportFormatOpt = "messages",
-    min_reward: MinRewardOpt = None, max_pairs_per_document: MaxPairsPerDocumentOpt = None,
-    near_duplicates: NearDuplicatesOpt = 0.8, no_provenance: NoProvenanceOpt = False, overwrite: OverwriteOpt = False,
+    min_reward: MinRewardOpt = None, min_grade: MinGradeOpt = None,
+    max_pairs_per_document: MaxPairsPerDocumentOpt = None, near_duplicates: NearDuplicatesOpt = 0.8, no_provenance: NoProvenanceOpt = False, overwrite: OverwriteOpt = False,
 ) -> None:
     """Export a run's pairs for a fine-tuning tool, with filters; prints what each filter removed.
 
@@ -525,7 +526,11 @@ def export_command(
         require("datasets", "hf", "equal export --format hf")
     check_export_output(out, export_format, run_dir, overwrite=overwrite)
     pairs = load_pairs(run_dir)  # the data set only: stats.json is not needed
-    filters = ExportFilters(min_reward=min_reward, max_pairs_per_document=max_pairs_per_document,
+    if min_grade is not None and pairs and not any(p.provenance and p.provenance.grade for p in pairs):
+        raise ConfigError(f"--min-grade: the data set in {run_dir} holds no grades (an equal before grades wrote "
+                          "it); run its command again, which replays every answer from the cache at no cost and "
+                          "grades the pairs, or export without --min-grade")
+    filters = ExportFilters(min_reward=min_reward, min_grade=min_grade, max_pairs_per_document=max_pairs_per_document,
                             near_duplicate_threshold=None if near_duplicates >= 1 else near_duplicates)
     kept, removed = filter_pairs(pairs, filters)
     path = export_pairs(kept, out, export_format, provenance=not no_provenance)

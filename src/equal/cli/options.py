@@ -98,6 +98,8 @@ PairsOpt = Annotated[int, typer.Option(help="Pairs to show, from the highest-rew
 ExportOutOpt = Annotated[Path, typer.Option("--out", help="File to write (a folder for --format hf).")]
 ExportFormatOpt = Annotated[str, typer.Option("--format", help="messages (TRL SFTTrainer, Axolotl chat_template), alpaca or sharegpt (LLaMA-Factory; adds an entry to the dataset_info.json beside, keeping the others), parquet, or hf (datasets.load_from_disk).")]
 MinRewardOpt = Annotated[Optional[float], typer.Option(help="Drop pairs whose pull earned a lower reward.")]
+MinGradeOpt = Annotated[Optional[int], typer.Option(
+    min=1, max=5, metavar="N", help="Drop pairs graded below N (the grade in each pair's provenance, see docs/quality.md).")]
 MaxPairsPerDocumentOpt = Annotated[Optional[int], typer.Option(help="Keep at most this many pairs per document.")]
 NearDuplicatesOpt = Annotated[float, typer.Option(help="Drop pairs this similar (MinHash Jaccard of word 3-grams) to a kept one; 1 drops exact duplicates only.")]
 NoProvenanceOpt = Annotated[bool, typer.Option("--no-provenance", help="Leave out each record's provenance field.")]

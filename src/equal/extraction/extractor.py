@@ -85,7 +85,7 @@ class LLMExtractor:
             cached = self._under_former_name(cache, request, key)
         if cached is None:
             return None
-        if not _usable(cached):
+        if not usable_answer(cached):
             self.stats.inc("llm_cache_entries_resent")
             return None
         self.stats.inc("llm_cache_hits")
@@ -102,7 +102,7 @@ class LLMExtractor:
         """An answer an older version cached under one of the backend's former names, stored under ``key`` now."""
         for name in self.llm.former_names:
             found = cache.get(request.key(name))
-            if found is not None and _usable(found):
+            if found is not None and usable_answer(found):
                 cache.put(key, found)
                 return found
         return None
@@ -151,7 +151,7 @@ class LLMExtractor:
 
         def keep(j: int, generation: Generation) -> None:
             self._count(generation)
-            if self.cache is not None and _usable(generation):
+            if self.cache is not None and usable_answer(generation):
                 # on the backend's thread as each answer arrives, while the caller waits or works
                 with self.stats.timed("extract/cache writes"):
                     self.cache.put(keys[to_send[j]], generation)  # a failure is never stored as an answer
@@ -203,6 +203,8 @@ class LLMExtractor:
                 out.append(Extraction(document.id, [], generation, parse_ok=False,
                                       error=f"no usable answer from the LLM: {generation.error}"))
                 continue
+            if generation.tokens_out >= self.task.max_tokens:  # cut off: only the pairs it finished are kept
+                self.stats.inc("answers_at_max_tokens")
             pairs, parsed = self.task.format_output(document, generation.text)
             self.stats.update(parsed.repairs)
             if not parsed.ok:
@@ -216,7 +218,7 @@ class LLMExtractor:
         self.llm.close()
 
 
-def _usable(generation: Generation) -> bool:
+def usable_answer(generation: Generation) -> bool:
     """Whether a generation is an answer that may be cached and reused (not a failure, not empty)."""
     if generation.error or generation.metadata.get("error"):  # older versions cached failures with metadata["error"]
         return False

@@ -5,7 +5,7 @@
 - ``parquet``: the ``messages`` records as a table, provenance as a typed struct column;
 - ``hf``: a ``datasets`` folder for ``load_from_disk``.
 
-Filters run in this order: minimum pull reward, exact and near duplicates
+Filters run in this order: minimum pull reward, minimum grade, exact and near duplicates
 (MinHash LSH over word 3-grams, datasketch), at most N pairs per document.
 """
 
@@ -35,12 +35,14 @@ class ExportFilters:
     Args:
         min_reward: drop pairs whose pull earned less (warm-up pairs carry their pseudo-pull's reward)
             and pairs without provenance.
+        min_grade: drop pairs graded below this (1-5, the grade in their provenance) and pairs without a grade.
         max_pairs_per_document: keep at most this many pairs of one document, in order.
         near_duplicate_threshold: drop a pair whose estimated Jaccard similarity to a kept pair
             (word 3-grams of question and answer) reaches this; ``None`` drops exact duplicates only.
     """
 
     min_reward: float | None = None
+    min_grade: int | None = None
     max_pairs_per_document: int | None = None
     near_duplicate_threshold: float | None = 0.8
 
@@ -56,8 +58,13 @@ def filter_pairs(pairs: list[QAPair], filters: ExportFilters) -> tuple[list[QAPa
     kept = []
     for pair in pairs:
         reward = pair.provenance.pull_reward if pair.provenance is not None else None
+        grade = pair.provenance.grade if pair.provenance is not None else None
         if filters.min_reward is not None and (reward is None or reward < filters.min_reward):
             removed["below_min_reward"] += 1
+        elif filters.min_grade is not None and grade is None:
+            removed["without_grade"] += 1
+        elif filters.min_grade is not None and grade is not None and grade.grade < filters.min_grade:
+            removed["below_min_grade"] += 1
         else:
             kept.append(pair)
     seen: set[tuple[str, ...]] = set()

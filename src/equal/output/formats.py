@@ -64,10 +64,15 @@ def arrow_table(pairs: list[QAPair], provenance: bool = True) -> Any:
         [{"role": "user", "content": p.question}, {"role": "assistant", "content": p.answer}] for p in pairs]}
     if provenance:
         labelled = any(p.provenance is not None and p.provenance.labelled for p in pairs)
+        graded = any(p.provenance is not None and p.provenance.grade is not None for p in pairs)
+        refined = any(p.provenance is not None and p.provenance.original is not None for p in pairs)
         with_metadata = any(p.metadata for p in pairs)
         struct = [("document_id", pa.string()), ("source_id", pa.string()), ("cluster", pa.int64()),
                   ("round", pa.int64()), ("pull_reward", pa.float64()), ("stage", pa.string())]
-        struct += [("label", pa.string())] * labelled + [("metadata", pa.string())] * with_metadata
+        struct += [("label", pa.string())] * labelled
+        struct += [("grade", pa.int64()), ("grade_flags", pa.list_(pa.string())), ("graded_by", pa.string())] * graded
+        struct += [("original", pa.struct([("question", pa.string()), ("answer", pa.string())]))] * refined
+        struct += [("metadata", pa.string())] * with_metadata
         fields.append(("provenance", pa.struct(struct)))
         columns["provenance"] = [_provenance_row(p, labelled, with_metadata) for p in pairs]
     schema = pa.schema(fields)

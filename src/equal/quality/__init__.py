@@ -1,5 +1,5 @@
 """How good a question-answer pair is as training data: cheap checks, an optional LLM grade, a refine pass."""
 
-from equal.quality.checks import CHECKS, PairGrade, ReferenceShape, flags, grade
+from equal.quality.checks import CHECKS, PairGrade, ReferenceShape, flags, grade, with_grades
 
-__all__ = ["CHECKS", "PairGrade", "ReferenceShape", "flags", "grade"]
+__all__ = ["CHECKS", "PairGrade", "ReferenceShape", "flags", "grade", "with_grades"]

@@ -21,9 +21,9 @@ from __future__ import annotations
 import re
 import statistics
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from equal.records import QAPair
+from equal.records import PairGrade, QAPair
 
 #: an answer shorter than this share of the reference's median answer (in words) is flagged short
 SHORT_SHARE = 0.25
@@ -64,19 +64,6 @@ class ReferenceShape:
         return cls(float(statistics.median(words)) if words else 0.0)
 
 
-@dataclass(frozen=True, slots=True)
-class PairGrade:
-    """A pair's grade (1-5, higher is better), the checks it failed, and who graded it.
-
-    ``source`` is ``checks`` (these cheap checks) or ``llm`` (an LLM grader, whose
-    grade then takes the place of the checks' grade; the flags stay).
-    """
-
-    grade: int
-    flags: tuple[str, ...] = ()
-    source: str = "checks"
-
-
 def _normalised(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
 
@@ -102,3 +89,9 @@ def grade(pair: QAPair, shape: ReferenceShape) -> PairGrade:
     """The cheap checks' grade of ``pair``: 5 less each failed check's penalty, at least 1."""
     failed = flags(pair, shape)
     return PairGrade(max(1, 5 - sum(PENALTY[f] for f in failed)), failed)
+
+
+def with_grades(pairs: Iterable[QAPair], shape: ReferenceShape) -> list[QAPair]:
+    """Each pair with the cheap checks' grade in its provenance (a pair without provenance is kept as it is)."""
+    return [replace(p, provenance=replace(p.provenance, grade=grade(p, shape))) if p.provenance is not None else p
+            for p in pairs]

@@ -40,8 +40,8 @@ Question: {question}
 Answer: {answer}
 </pair>
 
-Grade the pair from 1 to 5 as training data for this task. 5: the question stands on its own and the \\
-answer is correct and complete, with its reasoning. 3: useful but incomplete, or it leans on a text the \\
+Grade the pair from 1 to 5 as training data for this task. 5: the question stands on its own and the \
+answer is correct and complete, with its reasoning. 3: useful but incomplete, or it leans on a text the \
 reader does not have. 1: unusable (wrong, empty, off the task, or not a question).
 Reply as JSON: {{"grade": 1}}"""
 
@@ -55,8 +55,8 @@ Question: {question}
 Answer: {answer}
 </pair>
 
-Rewrite the pair as a training example of the same kind as the examples: a question that stands on its \\
-own (it states every fact it needs and never mentions "the text", "the passage" or "the document"), and a \\
+Rewrite the pair as a training example of the same kind as the examples: a question that stands on its \
+own (it states every fact it needs and never mentions "the text", "the passage" or "the document"), and a \
 complete answer with its reasoning or worked steps. Keep the facts of the pair; add no new claims.
 Reply as JSON: {{"question": "...", "answer": "..."}}"""
 

@@ -7,6 +7,7 @@ numbers, are inserted as markup.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,9 +17,10 @@ import yaml
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from equal.files import atomic_write_text
+from equal.quality import CHECKS
 from equal.report import charts
 from equal.report.rundir import RunView
-from equal.run.schema import DocumentRecord
+from equal.run.schema import QUALITY_PASSES, DocumentRecord
 
 PAIRS_PER_DOCUMENT = 3
 DOCUMENTS_PER_CLUSTER = 2
@@ -86,6 +88,30 @@ class ShareRow:
     baseline_share: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class GradeRow:
+    """Pairs written at one grade (or failing one cheap check)."""
+
+    name: str
+    count: int
+    share: float
+
+
+def _grades(run: RunView) -> tuple[list[GradeRow], list[GradeRow]]:
+    """Pairs per grade (5 to 1) and per failed cheap check; empty for a data set written without grades."""
+    grades = [p.provenance.grade for p in run.pairs if p.provenance is not None and p.provenance.grade is not None]
+    if not grades:
+        return [], []
+    total = len(grades)
+    by_grade = Counter(g.grade for g in grades)
+    by_flag = Counter(f for g in grades for f in g.flags)
+    llm = sum(g.source == "llm" for g in grades)
+    rows = [GradeRow(f"{g}" + (" (LLM)" if llm == total else ""), by_grade.get(g, 0), by_grade.get(g, 0) / total)
+            for g in (5, 4, 3, 2, 1)]
+    return rows, [GradeRow(flag.replace("_", " "), by_flag[flag], by_flag[flag] / total) for flag in CHECKS
+                  if by_flag.get(flag)]
+
+
 def _cost_values(run: RunView) -> list[tuple[str, str]]:
     c, s = run.stats.counter, run.summary
     extracted = s.documents_extracted
@@ -97,7 +123,12 @@ def _cost_values(run: RunView) -> list[tuple[str, str]]:
         ("LLM calls sent", c("llm_calls")), ("answers from cache", c("llm_cache_hits")),
         ("tokens in", c("tokens_in")), ("tokens out", c("tokens_out")),
         ("pairs written", c("pairs_written")), ("pairs per document", f"{c('pairs_written') / max(extracted, 1):.2f}"),
+        ("answers cut at max_tokens", c("answers_at_max_tokens")),
         ("reward offset", s.reward_offset), ("UCB alpha", s.alpha)]
+    for name in QUALITY_PASSES:  # the LLM passes over the pairs, when the run made them
+        if c(f"{name}_calls") or c(f"{name}_cache_hits") or c(f"{name}_failed"):
+            rows += [(f"{name} calls sent / from cache", f"{c(f'{name}_calls'):,} / {c(f'{name}_cache_hits'):,}"),
+                     (f"{name} tokens in + out", c(f"{name}_tokens_in") + c(f"{name}_tokens_out"))]
     return [(k, v if isinstance(v, str) else _number(v)) for k, v in rows]
 
 
@@ -123,13 +154,17 @@ def _shares(run: RunView, baseline: RunView | None) -> list[ShareRow]:
 def _problems(run: RunView) -> list[tuple[str, str]]:
     keys = sorted(k for k in run.counters if k.startswith(("skipped_", "llm_http", "llm_time", "llm_conn", "llm_mal",
                                                           "llm_empty", "llm_over", "llm_failed", "llm_retries",
-                                                          "parse_", "pairs_decontaminated", "pulls_without")))
+                                                          "parse_", "pairs_decontaminated", "pulls_without",
+                                                          "answers_at_max", "grade_failed", "grade_not_sent",
+                                                          "grade_unparsed", "refine_failed", "refine_not_sent",
+                                                          "refine_unparsed", "refine_decontaminated")))
     return [(k.replace("_", " "), _number(run.counters[k])) for k in keys if run.counters[k]]
 
 
 def render_report(run: RunView, baseline: RunView | None = None) -> str:
     """The report's HTML text."""
     env = Environment(loader=PackageLoader("equal.report", "templates"), autoescape=select_autoescape(["j2", "html"]))
+    grades, flags = _grades(run)
     return env.get_template("report.html.j2").render(
         title=run.run_dir.resolve().name, run_dir=str(run.run_dir), selection=run.selection,
         seed=run.config.get("seed", "?"), generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -137,7 +172,8 @@ def render_report(run: RunView, baseline: RunView | None = None) -> str:
         charts={"cumulative": charts.cumulative_pairs(run, baseline), "rewards": charts.reward_per_round(run),
                 "map": charts.cluster_map(run), "labels": charts.labels_over_calls(run, baseline)},
         baseline_selection=baseline.selection if baseline else None,
-        shares=_shares(run, baseline), top=_top(run), cost=_cost(run, baseline), problems=_problems(run),
+        shares=_shares(run, baseline), grades=grades, flags=flags, top=_top(run),
+        cost=_cost(run, baseline), problems=_problems(run),
         config_yaml=yaml.safe_dump(run.config, sort_keys=False),
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from rich.console import Console, Group
 from rich.markup import escape
 from rich.panel import Panel
@@ -24,6 +26,7 @@ def inspect_run(run: RunView, console: Console | None = None, pairs: int = 3) ->
         ("tokens in + out", f"{s.tokens_spent:,}"),
         ("paid, finished runs here", f"{paid.llm_calls:,} calls, {paid.tokens:,} tokens, {paid.seconds:,.0f} s"),
         ("pairs written", f"{c('pairs_written'):,}"),
+        ("pair grades 5/4/3/2/1", _grade_counts(run.pairs)),
         ("clusters, rounds", f"{s.clusters}, {c('rounds')}"),
         ("wall time, this run", f"{s.wall_seconds:,.0f} s"),
     ):
@@ -53,8 +56,24 @@ def inspect_run(run: RunView, console: Console | None = None, pairs: int = 3) ->
     for pair in sorted(run.pairs, key=lambda p: -(_reward(p) or 0))[:pairs]:
         # pair text is untrusted: escaped so "[...]" in it is shown, never read as rich markup
         parts.append(Panel(f"[bold]Q[/bold] {escape(pair.question)}\n[bold]A[/bold] {escape(pair.answer)}",
-                           title=f"{escape(pair.document_id)} (reward {_reward(pair)})", title_align="left"))
+                           title=f"{escape(pair.document_id)} (reward {_reward(pair)}{_grade(pair)})",
+                           title_align="left"))
     console.print(Panel(Group(*parts), title=f"equal run {run.run_dir}", title_align="left"))
+
+
+def _grade_counts(pairs: list[QAPair]) -> str:
+    """How many pairs have each grade, 5 to 1 (``-`` for a data set written without grades)."""
+    grades = Counter(p.provenance.grade.grade for p in pairs if p.provenance is not None and p.provenance.grade)
+    return "/".join(str(grades.get(g, 0)) for g in (5, 4, 3, 2, 1)) if grades else "-"
+
+
+def _grade(pair: QAPair) -> str:
+    """``, grade N`` and its failed checks, for a graded pair; empty otherwise."""
+    grade = pair.provenance.grade if pair.provenance is not None else None
+    if grade is None:
+        return ""
+    return f", grade {grade.grade}" + "".join(f", {escape(f)}" for f in grade.flags) + \
+        (", refined" if pair.provenance is not None and pair.provenance.original else "")
 
 
 def _reward(pair: QAPair) -> float | None:

@@ -43,6 +43,9 @@ class Budget:
     def documents_left(self) -> float:
         return math.inf if self.max_documents is None else max(0, self.max_documents - self.documents)
 
+    def tokens_left(self) -> float:
+        return math.inf if self.max_tokens is None else max(0, self.max_tokens - self.tokens)
+
     def exhausted(self, in_flight: int = 0) -> bool:
         """Whether nothing more may be sent, with ``in_flight`` documents sent and not yet charged.
 

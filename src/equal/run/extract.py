@@ -41,6 +41,7 @@ class ExtractStep:
         label_field: ``corpus.label_field``, or ``None``.
 
     Attributes:
+        decontamination: the protected n-grams, or ``None``.
         failures: the answers that were not the JSON asked for (or no answer), in order.
         removed: the pairs dropped for copying protected text, in order.
     """
@@ -49,7 +50,7 @@ class ExtractStep:
                  stats: Stats, label_field: str | None) -> None:
         self._extractor = extractor
         self._documents = documents
-        self._decontamination = decontamination
+        self.decontamination = decontamination
         self._stats = stats
         self._label_field = label_field
         self.failures: list[ParseFailure] = []
@@ -84,7 +85,7 @@ class ExtractStep:
 
     def _decontaminate(self, extraction: Extraction) -> None:
         # before the reward: a copied reference pair would otherwise earn its cluster a near-perfect reward
-        index = self._decontamination
+        index = self.decontamination
         if index is None:
             return
         kept = []

@@ -35,7 +35,7 @@ from equal.progress import ItemCount, NullProgress, Progress, Task
 from equal.records import Extraction, Pull, QAPair
 from equal.run.alignment import align
 from equal.run.budget import Budget
-from equal.run.builders import build_extractor, pair_embedding
+from equal.run.builders import build_extractor, build_llm, pair_embedding
 from equal.run.clusters import Clusters
 from equal.run.context import RunContext
 from equal.run.directory import CONFIG, claim_run_dir, is_finished, mark_unfinished
@@ -43,6 +43,7 @@ from equal.run.embedders import Embedders, EmbeddingSpace
 from equal.run.extract import ExtractStep, decontamination_index
 from equal.run.inputs import RunInputs, embed_inputs, read_corpus_and_reference
 from equal.run.lock import RunDirLock
+from equal.run.quality import grade_counts, improve_pairs
 from equal.run.rewards import Reward, build_reward
 from equal.run.rounds import PlayedRound, play_rounds
 from equal.run.schema import Paid, RoundLog, RunStats, Summary, read_stats, round_log
@@ -170,8 +171,14 @@ def _run(ctx: RunContext, embedder: Embedder | None, extractor: Extractor | None
         pulls, budget = _play(ctx, strategy, start, shape, extract, budget)
         if cache.damaged_rows:  # single rows that were no vectors: embedded again (warned as they were found)
             stats.inc("embedding_cache_damaged_rows", cache.damaged_rows)
-        return _write_outputs(ctx, inputs, clusters, shape, warmup, start, start.warm_pulls + pulls, extract,
-                              budget, started, earlier)
+        every_pull = start.warm_pulls + pulls
+        with stats.timed("quality"), ctx.progress.task("grading pairs", total=None):
+            pairs, budget = improve_pairs(
+                ctx, with_provenance(every_pull, inputs.documents, clusters.labels, config.corpus.label_field),
+                inputs.reference, budget, extract.decontamination, extract.removed,
+                lambda: build_llm(config.quality.llm or config.extraction, stats, config.seed))
+        return _write_outputs(ctx, inputs, clusters, shape, warmup, start, every_pull, pairs, extract, budget,
+                              started, earlier)
 
 
 def _embedding_space(ctx: RunContext, strategy: SelectionStrategy, embedders: Embedders, inputs: RunInputs,
@@ -219,14 +226,14 @@ def _play(ctx: RunContext, strategy: SelectionStrategy, start: _BanditStart, sha
 
 
 def _write_outputs(ctx: RunContext, inputs: RunInputs, clusters: Clusters, shape: RoundShape, warmup: Warmup,
-                   start: _BanditStart, every_pull: list[Pull], extract: ExtractStep, budget: Budget,
-                   started: float, earlier: Paid | None) -> RunResult:
-    """The data set, documents, centroids, logs and, last, ``stats.json`` (the wall time counted from
-    ``started``); what the run produced."""
+                   start: _BanditStart, every_pull: list[Pull], pairs: list[QAPair], extract: ExtractStep,
+                   budget: Budget, started: float, earlier: Paid | None) -> RunResult:
+    """The data set (``pairs``, graded), documents, centroids, logs and, last, ``stats.json`` (the wall time
+    counted from ``started``); what the run produced."""
     stats, label_field = ctx.stats, ctx.config.corpus.label_field
     documents = inputs.documents
-    pairs = with_provenance(every_pull, documents, clusters.labels, label_field)
     stats.inc("pairs_written", len(pairs))
+    stats.update(grade_counts(pairs))
     selected = [d for p in every_pull for d in p.document_ids]
     wall_seconds = round(time.monotonic() - started, 2)
     this_run = Paid.of_attempt(stats.as_dict(), wall_seconds)

@@ -162,6 +162,10 @@ class RemovedPair(JsonRecord):
 # -- stats.json ----------------------------------------------------------------------------------------------------
 
 
+#: the LLM passes over written pairs (``quality.llm_grade``, ``quality.refine``): their counters' prefixes
+QUALITY_PASSES = ("grade", "refine")
+
+
 @dataclass(frozen=True, slots=True)
 class Paid(JsonRecord):
     """What the LLM answers of a run directory cost, over every run in it that finished.
@@ -182,9 +186,15 @@ class Paid(JsonRecord):
 
     @classmethod
     def of_attempt(cls, counters: Mapping[str, Number], seconds: float) -> Paid:
-        """What one run itself sent: its ``llm_calls``, ``tokens_in`` + ``tokens_out`` and wall time."""
-        return cls(int(counters.get("llm_calls", 0)),
-                   int(counters.get("tokens_in", 0)) + int(counters.get("tokens_out", 0)), seconds)
+        """What one run itself sent, and its wall time: the extraction's ``llm_calls`` and the quality passes'
+        ``grade_calls`` and ``refine_calls``, and the tokens in + out each counted (answers from the cache are
+        not paid again)."""
+        def count(key: str) -> int:
+            return int(counters.get(key, 0))
+        passes = [f"{name}_" for name in QUALITY_PASSES]
+        calls = count("llm_calls") + sum(count(f"{p}calls") for p in passes)
+        tokens = sum(count(f"{p}tokens_in") + count(f"{p}tokens_out") for p in ["", *passes])
+        return cls(calls, tokens, seconds)
 
 
 @dataclass(frozen=True, slots=True)

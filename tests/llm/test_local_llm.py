@@ -112,3 +112,45 @@ def test_openai_backend_against_a_real_llama_cpp_server(llama_server):
     out = LLMExtractor(llm, ExtractionTask(max_tokens=512, max_pairs=2), stats=stats).extract(docs)
     assert len(out) == 2 and all(e.parse_ok for e in out)
     assert stats.get("llm_calls") == 2 and stats.get("tokens_in") > 100 and stats.get("tokens_out") > 0
+
+
+def test_the_packaged_model_grades_and_rewrites_pairs_through_the_cache(tmp_path):
+    """The quality passes on the real local model: a grade from 1 to 5 for each pair, a rewrite that keeps the
+    original, and a second pass answered from the cache."""
+    from equal.llm.cache import ResponseCache
+    from equal.llm.llamacpp import LlamaCppLLM
+    from equal.quality import ReferenceShape
+    from equal.records import PairGrade, Provenance, QAPair
+    from equal.run.budget import Budget
+    from equal.run.quality import CachedRequests, llm_graded, refined
+
+    examples = [QAPair("How do I reverse a list in Python?",
+                       "Call reversed(xs) for an iterator, or xs.reverse() to reverse it in place.")]
+    provenance = Provenance("d", 0, 0, 0.1, "bandit", grade=PairGrade(3, ("points_at_passage",)))
+    pairs = [QAPair("What does the text say about sorted()?", "It returns a new sorted list.", "d",
+                    provenance=provenance),
+             QAPair("How do I sort a list of strings by length in Python?",
+                    "Use sorted(words, key=len), which returns a new list ordered by length.", "d",
+                    provenance=provenance)]
+    stats = Stats()
+    llm = LlamaCppLLM(None, n_ctx=2048, n_threads=None, seed=0, stats=stats)
+    cache = ResponseCache(tmp_path / "responses.sqlite")
+    try:
+        graded = llm_graded(pairs, CachedRequests(llm, cache, stats, "grade", Budget()), examples)
+        grades = [p.provenance.grade for p in graded]  # type: ignore[union-attr]
+        assert stats.as_dict()["grade_calls"] == 2
+        assert all(g is not None and (g.source == "llm" and 1 <= g.grade <= 5 or g == provenance.grade)
+                   for g in grades)
+        assert stats.as_dict().get("grade_unparsed", 0) + sum(g.source == "llm" for g in grades) == 2
+        out, rewritten = refined(pairs[:1], CachedRequests(llm, cache, stats, "refine", Budget()), examples,
+                                 min_grade=1, max_tokens=256, shape=ReferenceShape(10.0), protected=None, removed=[])
+        assert stats.as_dict()["refine_calls"] == 1
+        if rewritten:  # a usable rewrite keeps the pair as extracted beside it
+            assert out[0].provenance.original == (pairs[0].question, pairs[0].answer)  # type: ignore[union-attr]
+        else:
+            assert stats.as_dict()["refine_unparsed"] == 1 and out[0] == pairs[0]
+        again = llm_graded(pairs, CachedRequests(llm, cache, stats, "grade", Budget()), examples)
+        assert again == graded and stats.as_dict()["grade_calls"] == 2 and stats.as_dict()["grade_cache_hits"] == 2
+    finally:
+        cache.close()
+        llm.close()

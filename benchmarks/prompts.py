@@ -14,6 +14,8 @@ Three steps, each resumable (answers go through a response cache; rows are appen
   downstream cell can be trained on the same selection's new pairs.
 - ``extract`` writes ``runs/prompts/<variant>.jsonl`` (rows like the bench's extraction file, with the answer's
   output tokens); ``--save`` gzips it into ``benchmarks/data/prompts/``, from where it is read back.
+- ``cells`` writes the downstream cells of the new pairs on the strategies' own selections, beside the old
+  cells, into ``runs/prompts-downstream`` for ``equal bench-downstream``.
 - ``stats`` prints the table of docs/benchmarks.md: pairs per passage, answer words against the reference's
   median, the share of questions that point at their passage, the cheap grades, tokens per passage, answers
   cut at ``max_tokens``, pairs that copy the reward examples (removed by decontamination), and the OT distance
@@ -27,7 +29,6 @@ import gzip
 import json
 import random
 import statistics
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -178,7 +179,7 @@ def stats(args: argparse.Namespace) -> None:
         cut = (f"{sum(t >= MAX_TOKENS for t in tokens_out if t is not None) / len(ids):.1%}"
                if all(t is not None for t in tokens_out) else "-")
         tokens_in = [rows[i].get("tokens_in") for i in ids]
-        tok = (f"{statistics.mean(tokens_in):.0f}/{statistics.mean(tokens_out):.0f}"  # type: ignore[arg-type]
+        tok = (f"{statistics.mean(tokens_in):.0f}/{statistics.mean(tokens_out):.0f}"  # type: ignore[arg-type,type-var]
                if all(t is not None for t in tokens_in + tokens_out) else
                f"{statistics.mean(rows[i]['tokens'] for i in ids):.0f} (in+out)")
         print("| " + " | ".join([
@@ -188,6 +189,73 @@ def stats(args: argparse.Namespace) -> None:
             f"{ot_distance(np.asarray(vectors), target).value:.3f}" if kept else "-",
         ]) + " |")
     cache.close()
+
+
+def cells(args: argparse.Namespace) -> None:
+    """The downstream cells of the new pairs on the strategies' own selections (5%, seed 0), beside the old ones.
+
+    Writes ``runs/prompts-downstream/``: ``results.jsonl`` and ``downstream-cells.jsonl.gz`` with, for each
+    strategy, its bench cell (the old pairs) and a cell named ``<strategy>, <variant>`` holding the new pairs of
+    the same passages (decontaminated as the bench does); the old cells' downstream rows and the base model's are
+    copied too, so ``equal bench-downstream data/bench --out runs/prompts-downstream`` trains only the new cells
+    and tables them beside the old.
+    """
+    from dataclasses import replace
+
+    import numpy as np
+
+    from equal.bench.downstream import CELLS_FILE, Cell, TrainingPair, read_cells
+    from equal.bench.schema import read_results
+    from equal.codec import to_json
+    from equal.config import EmbeddingConfig
+    from equal.corpus import read_reference
+    from equal.embedding import EmbeddingCache, embed_cached
+    from equal.filters import NgramIndex
+    from equal.records import QAPair
+    from equal.reward import ot_distance
+    from equal.run.builders import build_embedder
+
+    bench, out = ROOT / "runs" / "bench", ROOT / "runs" / "prompts-downstream"
+    out.mkdir(parents=True, exist_ok=True)
+    new = read_variant(args.variant)
+    reward = read_reference(DATA / args.reference_set / "reward.jsonl", min_examples=1)
+    heldout = read_reference(DATA / args.reference_set / "heldout.jsonl", min_examples=1)
+    index = NgramIndex(t for p in reward for t in (p.question, p.answer))
+    embedder = build_embedder(EmbeddingConfig(model="minilm"))
+    cache = EmbeddingCache(bench / "cache" / "embeddings.sqlite")
+    target = embed_cached(embedder, [p.as_text() for p in heldout], cache)
+    results, old_cells = read_results(bench / "results.jsonl"), read_cells(bench / CELLS_FILE)
+    lines, cell_lines = [], []
+    for strategy in args.strategy or ["EQUAL", "avg-sim top-k"]:
+        old = next(r for r in results if (r.reference_set, r.strategy, r.budget, r.seed)
+                   == (args.reference_set, strategy, 0.05, 0))
+        ids = pick_ids(args.reference_set, [strategy])
+        missing = [i for i in ids if i not in new]
+        if missing:
+            raise SystemExit(f"{strategy}: {len(missing)} of its {len(ids)} passages are not in {args.variant} yet; "
+                             "run the extract step with --passages picks first")
+        pairs = [QAPair(p["question"], p["answer"], document_id=i) for i in ids for p in new[i]["qa_pairs"]]
+        pairs = [p for p in pairs if not index.copies(p)]
+        vectors = embed_cached(embedder, [p.as_text() for p in pairs], cache)
+        name = f"{strategy}, {args.variant}"
+        result = replace(old, strategy=name, pairs=len(pairs), tokens=sum(new[i]["tokens"] for i in ids),
+                         ot_heldout=float(ot_distance(np.asarray(vectors), target).value) if pairs else float("nan"))
+        cell = Cell(args.reference_set, name, 0.05, 0, result.ot_heldout,
+                    [TrainingPair(p.question, p.answer, p.document_id) for p in pairs])
+        lines += [json.dumps(old.to_json()), json.dumps(result.to_json())]
+        cell_lines += [json.dumps(to_json(c)) for c in old_cells if c.key == old.key] + [json.dumps(to_json(cell))]
+        print(f"{strategy}: {len(ids)} passages; old {old.pairs} pairs, OT {old.ot_heldout:.3f}; "
+              f"{args.variant} {len(pairs)} pairs, OT {result.ot_heldout:.3f}")
+    cache.close()
+    (out / "results.jsonl").write_text("".join(line + "\n" for line in lines))
+    with gzip.open(out / CELLS_FILE, "wt") as f:
+        f.write("".join(line + "\n" for line in cell_lines))
+    rows = [line for line in (bench / "downstream.jsonl").read_text().splitlines() if line.strip()]
+    keep = [line for line in rows if (json.loads(line)["reference_set"] == args.reference_set
+                                      and json.loads(line)["budget"] in (0.0, 0.05) and json.loads(line)["seed"] == 0)]
+    if not (out / "downstream.jsonl").exists():
+        (out / "downstream.jsonl").write_text("".join(line + "\n" for line in keep))
+    print(f"-> {out}: {len(lines)} results, {len(cell_lines)} cells, {len(keep)} downstream rows copied")
 
 
 def save(args: argparse.Namespace) -> None:
@@ -215,6 +283,11 @@ def main() -> None:
     s.add_argument("--variant", action="append", required=True)
     s.add_argument("--passages", choices=["sample", "all"], default="sample")
     s.set_defaults(run=stats)
+    c = sub.add_parser("cells")
+    c.add_argument("--reference-set", required=True)
+    c.add_argument("--variant", required=True)
+    c.add_argument("--strategy", action="append", help="strategies whose selections to train on (default: two)")
+    c.set_defaults(run=cells)
     v = sub.add_parser("save")
     v.set_defaults(run=save)
     args = parser.parse_args()
@@ -222,4 +295,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

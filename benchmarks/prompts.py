@@ -14,6 +14,8 @@ Three steps, each resumable (answers go through a response cache; rows are appen
   downstream cell can be trained on the same selection's new pairs.
 - ``extract`` writes ``runs/prompts/<variant>.jsonl`` (rows like the bench's extraction file, with the answer's
   output tokens); ``--save`` gzips it into ``benchmarks/data/prompts/``, from where it is read back.
+- ``grades`` asks the packaged model for the 1-5 grade of a sample of each variant's pairs, beside the cheap
+  checks' grade.
 - ``cells`` writes the downstream cells of the new pairs on the strategies' own selections, beside the old
   cells, into ``runs/prompts-downstream`` for ``equal bench-downstream``.
 - ``stats`` prints the table of docs/benchmarks.md: pairs per passage, answer words against the reference's
@@ -191,6 +193,51 @@ def stats(args: argparse.Namespace) -> None:
     cache.close()
 
 
+def llm_grades(args: argparse.Namespace) -> None:
+    """The packaged model's 1-5 grade of a seeded sample of each variant's pairs (the sample passages), beside the
+    cheap checks' grade of the same pairs; answers are cached in ``runs/prompts/cache``."""
+    from equal.config import LocalExtractionConfig
+    from equal.corpus import read_reference
+    from equal.extraction.task import choose_examples
+    from equal.llm.cache import ResponseCache
+    from equal.quality import ReferenceShape, grade
+    from equal.quality.llm import grade_request, parse_grade
+    from equal.records import QAPair
+    from equal.run.budget import Budget
+    from equal.run.builders import build_llm
+    from equal.run.quality import CachedRequests
+    from equal.stats import Stats
+
+    reward = read_reference(DATA / args.reference_set / "reward.jsonl", min_examples=1)
+    shape, examples = ReferenceShape.of(reward), choose_examples(reward, 3, seed=0)
+    sample = set(sample_ids(_rows()))
+    stats = Stats()
+    llm = build_llm(LocalExtractionConfig(n_ctx=4096, n_threads=args.threads), stats, 0)
+    cache = ResponseCache(WORK / "cache" / "responses.sqlite")
+    print("| variant | pairs graded | LLM grades 5/4/3/2/1 | LLM mean | checks' grades 5/4/3/2/1 "
+          "| agreement (same grade) |")
+    print("|---|---|---|---|---|---|")
+    try:
+        for name in ["old", *args.variant]:
+            rows = read_variant(name)
+            pairs = [QAPair(p["question"], p["answer"], document_id=i) for i in sorted(sample & set(rows))
+                     for p in rows[i]["qa_pairs"]]
+            pairs = random.Random(0).sample(pairs, min(args.pairs, len(pairs)))
+            answers = CachedRequests(llm, cache, stats, "grade", Budget()).ask(
+                [grade_request(p, examples) for p in pairs])
+            llm_grade = [parse_grade(a.text) if a is not None else None for a in answers]
+            checks = [grade(p, shape).grade for p in pairs]
+            got = [g for g in llm_grade if g is not None]
+            count, cheap = Counter(got), Counter(checks)
+            same = sum(g == c for g, c in zip(llm_grade, checks) if g is not None)
+            print(f"| {name} | {len(got)} of {len(pairs)} | " + "/".join(str(count.get(g, 0)) for g in (5, 4, 3, 2, 1))
+                  + f" | {statistics.mean(got):.2f} | " + "/".join(str(cheap.get(g, 0)) for g in (5, 4, 3, 2, 1))
+                  + f" | {same / max(len(got), 1):.0%} |" if got else f"| {name} | 0 | - | - | - | - |")
+    finally:
+        cache.close()
+        llm.close()
+
+
 def cells(args: argparse.Namespace) -> None:
     """The downstream cells of the new pairs on the strategies' own selections (5%, seed 0), beside the old ones.
 
@@ -283,6 +330,12 @@ def main() -> None:
     s.add_argument("--variant", action="append", required=True)
     s.add_argument("--passages", choices=["sample", "all"], default="sample")
     s.set_defaults(run=stats)
+    g = sub.add_parser("grades")
+    g.add_argument("--reference-set", required=True)
+    g.add_argument("--variant", action="append", required=True)
+    g.add_argument("--pairs", type=int, default=60, help="pairs graded per variant (seeded sample)")
+    g.add_argument("--threads", type=int, default=2)
+    g.set_defaults(run=llm_grades)
     c = sub.add_parser("cells")
     c.add_argument("--reference-set", required=True)
     c.add_argument("--variant", required=True)

@@ -35,7 +35,7 @@ def plot(results: list[BenchResult], budgets: list[float], out_dir: Path) -> lis
                     if values:
                         ax.axhline(float(np.mean(values)), ls="--", color="#6b7280", lw=1.2, label=strategy)
                     continue
-                means = [np.nanmean([metric.of(r) for r in cells if r.budget == b] or [math.nan]) for b in budgets]
+                means = [_mean([metric.of(r) for r in cells if r.budget == b]) for b in budgets]
                 ax.plot([100 * b for b in budgets], means, marker="o", lw=1.6, label=strategy)
             ax.set_xscale("log")
             ax.set_xticks([100 * b for b in budgets], [f"{100 * b:g}%" for b in budgets])
@@ -75,7 +75,7 @@ def plot_downstream(rows: list[DownstreamRow], out_dir: Path) -> Path | None:
                 ax.axhline(float(np.nanmean([r.nll_heldout for r in cells])), ls="--", lw=1.2,
                            color="#6b7280" if strategy == BASE else "#111827", label=strategy)
                 continue
-            means = [np.nanmean([r.nll_heldout for r in cells if r.budget == b] or [math.nan]) for b in budgets]
+            means = [_mean([r.nll_heldout for r in cells if r.budget == b]) for b in budgets]
             ax.plot([100 * b for b in budgets], means, marker="o", lw=1.6, label=strategy)
         if budgets:
             ax.set_xscale("log")
@@ -87,3 +87,9 @@ def plot_downstream(rows: list[DownstreamRow], out_dir: Path) -> Path | None:
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def _mean(values: list[float]) -> float:
+    """The mean of the values that are numbers; nan (a gap in the line) when none is, without numpy's warning."""
+    numbers = [v for v in values if not math.isnan(v)]
+    return float(np.mean(numbers)) if numbers else math.nan

@@ -498,3 +498,22 @@ def test_a_rerun_keeps_what_the_answers_cost_beside_its_own_figures(tmp_path):
     assert shown.exit_code == 0 and f"{sent} calls, {paid.tokens:,} tokens" in shown.output
     # a run that was killed is not counted (its answers count as cache hits of the run that finished): say so
     assert "paid, finished runs here" in shown.output
+
+
+def test_answers_cut_at_max_tokens_are_counted_and_keep_their_finished_pairs():
+    """An answer that used every output token it was allowed is counted (answers_at_max_tokens); the pairs it
+    finished before the cut are kept."""
+    def cut(messages):  # two whole pairs, then a third cut off mid-string, as max_tokens leaves it
+        return '{"pairs": [{"question": "What is 1?", "answer": "One."}, {"question": "What is 2?", "answer": ' \
+               '"Two."}, {"question": "What is 3?", "answer": "Thr'
+
+    with FakeOpenAIServer(answer=cut) as server:  # the fake counts an answer's words as its output tokens
+        stats = Stats()
+        words = len(cut([]).split())
+        at_cap = LLMExtractor(_llm(server, stats), ExtractionTask(max_tokens=words), None, stats).extract(_docs(2))
+        assert stats.get("answers_at_max_tokens") == 2
+        assert [[p.question for p in e.pairs] for e in at_cap] == \
+            [["What is 1?", "What is 2?"]] * 2
+        roomy = Stats()
+        LLMExtractor(_llm(server, roomy), ExtractionTask(max_tokens=words + 1), None, roomy).extract(_docs(2))
+        assert roomy.get("answers_at_max_tokens") == 0

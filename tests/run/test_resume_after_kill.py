@@ -8,6 +8,7 @@ bandit rounds, writing the dataset) with a random delay, then lets it finish.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import queue
 import random
@@ -23,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from equal.testing import FakeOpenAIServer
+from equal.testing.fake_server import document_text
 from tests.helpers import make_corpus, make_reference
 
 CONCURRENCY = 4
@@ -54,6 +56,16 @@ def _write_config(path: Path, corpus: Path, reference: Path, base_url: str, run_
     return path
 
 
+def _documents_of(server: FakeOpenAIServer, keys: set[str]) -> list[str]:
+    """The start of the document each of ``keys`` (the server's prompt keys) asked about, to say what went astray."""
+    out = []
+    for body in server.bodies:
+        messages = body.get("messages", [])
+        if hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest() in keys:
+            out.append(document_text(messages)[:60])
+    return out
+
+
 class _Child:
     """``equal run --log-format json`` in a subprocess, its events read by a thread."""
 
@@ -63,6 +75,7 @@ class _Child:
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.events: queue.Queue[dict] = queue.Queue()
         self.stages: list[str] = []
+        self.warnings: list[str] = []  # a failed answer in a killed run changes that run's choices
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -85,6 +98,8 @@ class _Child:
                 continue
             if event["event"] == "stage_start":
                 self.stages.append(event["stage"])
+            elif event["event"] == "log" and event.get("level") in ("warning", "error"):
+                self.warnings.append(event.get("message", "")[:120])
                 if event["stage"].startswith(prefix):
                     return True
         return False
@@ -96,6 +111,8 @@ class _Child:
             event = self.events.get()
             if event["event"] == "stage_start":
                 self.stages.append(event["stage"])
+            elif event["event"] == "log" and event.get("level") in ("warning", "error"):
+                self.warnings.append(event.get("message", "")[:120])
 
 
 def _stored_prompts(run_dir: Path) -> set[str]:
@@ -129,6 +146,7 @@ def test_sigkill_anywhere_then_resume_gives_the_uninterrupted_dataset(tmp_path):
     assert expected and max(clean_server.requests.values()) == 1
 
     kills: list[tuple[str, str, int]] = []  # (aimed at, stage at the kill, requests lost in flight)
+    warnings: list[str] = []
     lost: Counter[str] = Counter()
     with FakeOpenAIServer(latency=0.1) as server:
         run_dir = tmp_path / "killed"
@@ -162,6 +180,7 @@ def test_sigkill_anywhere_then_resume_gives_the_uninterrupted_dataset(tmp_path):
                 in_flight = sent - _stored_prompts(run_dir)  # sent by this process, answer never stored
                 lost.update(in_flight)
                 kills.append((target, child.stages[-1] if child.stages else "starting", len(in_flight)))
+                warnings += child.warnings
             else:
                 child.proc.wait()
                 server.settle()
@@ -173,7 +192,10 @@ def test_sigkill_anywhere_then_resume_gives_the_uninterrupted_dataset(tmp_path):
     assert _dataset(run_dir) == expected
     assert len({(r["provenance"]["document_id"], r["messages"][0]["content"]) for r in expected}) == len(expected)
     # the same prompts were sent, and a prompt went out again only if its answer was in flight at a kill
-    assert set(server.requests) == set(clean_server.requests)
+    extra = set(server.requests) - set(clean_server.requests)
+    assert not extra and set(server.requests) == set(clean_server.requests), (
+        f"prompts the uninterrupted run never sent: {_documents_of(server, extra)}; kills (target, stage, lost): "
+        f"{kills}; warnings of the killed runs: {warnings}")
     for prompt, count in server.requests.items():
         assert count <= 1 + lost[prompt], f"an answer already stored was requested again ({count} times)"
     assert sum(lost.values()) <= CONCURRENCY * len(kills)

@@ -16,6 +16,7 @@ Three steps, each resumable (answers go through a response cache; rows are appen
   output tokens); ``--save`` gzips it into ``benchmarks/data/prompts/``, from where it is read back.
 - ``grades`` asks the packaged model for the 1-5 grade of a sample of each variant's pairs, beside the cheap
   checks' grade.
+- ``refine`` runs the packaged model's refine pass over a sample of each variant's pairs.
 - ``cells`` writes the downstream cells of the new pairs on the strategies' own selections, beside the old
   cells, into ``runs/prompts-downstream`` for ``equal bench-downstream``.
 - ``stats`` prints the table of docs/benchmarks.md: pairs per passage, answer words against the reference's
@@ -238,6 +239,63 @@ def llm_grades(args: argparse.Namespace) -> None:
         llm.close()
 
 
+def refine(args: argparse.Namespace) -> None:
+    """The packaged model's refine pass over a seeded sample of each variant's pairs: what a rewrite changes (answer
+    words, pairs pointing at their passage, the checks' grades, copies of the examples it was shown)."""
+    from equal.config import LocalExtractionConfig
+    from equal.corpus import read_reference
+    from equal.extraction.task import choose_examples
+    from equal.filters import NgramIndex
+    from equal.llm.cache import ResponseCache
+    from equal.quality import ReferenceShape, grade
+    from equal.records import PairGrade, Provenance, QAPair
+    from equal.run.budget import Budget
+    from equal.run.builders import build_llm
+    from equal.run.quality import CachedRequests, refined
+    from equal.stats import Stats
+
+    reward = read_reference(DATA / args.reference_set / "reward.jsonl", min_examples=1)
+    shape, examples = ReferenceShape.of(reward), choose_examples(reward, 3, seed=0)
+    index = NgramIndex(t for p in reward for t in (p.question, p.answer))
+    sample = set(sample_ids(_rows()))
+    stats = Stats()
+    llm = build_llm(LocalExtractionConfig(n_ctx=4096, n_threads=args.threads), stats, 0)
+    cache = ResponseCache(WORK / "cache" / "responses.sqlite")
+    print("| variant | pairs | rewritten | copies removed | answer words before/after (median) | "
+          "pointing before/after | checks' grade 5 before/after |")
+    print("|---|---|---|---|---|---|---|")
+    try:
+        for name in args.variant:
+            rows = read_variant(name)
+            pairs = [QAPair(p["question"], p["answer"], document_id=i,
+                            provenance=Provenance(i, 0, 0, 0.0, "bandit", grade=PairGrade(5)))
+                     for i in sorted(sample & set(rows)) for p in rows[i]["qa_pairs"]]
+            pairs = random.Random(0).sample(pairs, min(args.pairs, len(pairs)))
+            removed: list[Any] = []
+            out, rewritten = refined(pairs, CachedRequests(llm, cache, stats, "refine", Budget()), examples,
+                                     min_grade=1, max_tokens=MAX_TOKENS, shape=shape, protected=index,
+                                     removed=removed)
+            before, after = [pairs[i] for i in rewritten], [out[i] for i in rewritten]
+
+            def words(ps: list[QAPair]) -> str:
+                return f"{statistics.median(len(p.answer.split()) for p in ps):.0f}" if ps else "-"
+
+            def share(ps: list[QAPair], flag: str) -> str:
+                return f"{sum(flag in grade(p, shape).flags for p in ps) / max(len(ps), 1):.0%}"
+
+            def fives(ps: list[QAPair]) -> str:
+                return f"{sum(grade(p, shape).grade == 5 for p in ps) / max(len(ps), 1):.0%}"
+            print(f"| {name} | {len(pairs)} | {len(rewritten)} | {len(removed)} | {words(before)}/{words(after)} | "
+                  f"{share(before, 'points_at_passage')}/{share(after, 'points_at_passage')} | "
+                  f"{fives(before)}/{fives(after)} |")
+            for i in rewritten[:2]:
+                print(f"  before: {pairs[i].question[:100]!r} -> {pairs[i].answer[:100]!r}")
+                print(f"  after:  {out[i].question[:100]!r} -> {out[i].answer[:160]!r}")
+    finally:
+        cache.close()
+        llm.close()
+
+
 def cells(args: argparse.Namespace) -> None:
     """The downstream cells of the new pairs on the strategies' own selections (5%, seed 0), beside the old ones.
 
@@ -336,6 +394,12 @@ def main() -> None:
     g.add_argument("--pairs", type=int, default=60, help="pairs graded per variant (seeded sample)")
     g.add_argument("--threads", type=int, default=2)
     g.set_defaults(run=llm_grades)
+    r = sub.add_parser("refine")
+    r.add_argument("--reference-set", required=True)
+    r.add_argument("--variant", action="append", required=True)
+    r.add_argument("--pairs", type=int, default=20, help="pairs rewritten per variant (seeded sample)")
+    r.add_argument("--threads", type=int, default=2)
+    r.set_defaults(run=refine)
     c = sub.add_parser("cells")
     c.add_argument("--reference-set", required=True)
     c.add_argument("--variant", required=True)

@@ -43,7 +43,7 @@ Answer: {answer}
 Grade the pair from 1 to 5 as training data for this task. 5: the question stands on its own and the \
 answer is correct and complete, with its reasoning. 3: useful but incomplete, or it leans on a text the \
 reader does not have. 1: unusable (wrong, empty, off the task, or not a question).
-Reply as JSON: {{"grade": 1}}"""
+Reply as JSON with your grade, a whole number from 1 to 5: {{"grade": ...}}"""
 
 REFINE_TEMPLATE = """Examples of the task the training data is for:
 

@@ -82,3 +82,23 @@ def test_the_distractors_are_near_their_reference_set_in_embedding_space(tmp_pat
         assert len(near) == 8
         assert float(np.mean(embed([r["text"] for r in near]) @ centre)) > \
             float(np.mean(embed([r["text"] for r in relevant]) @ centre)), name
+
+
+def test_a_candidate_that_holds_a_reference_question_is_no_distractor():
+    """A table of contents that lists a reference set's questions (held-out ones included) would hand the extractor
+    the examples the benchmark holds out: it is never chosen as a distractor."""
+    import numpy as np
+
+    from equal.samples.distractors import nearest_distractors, without_examples
+
+    rows = [{"id": "toc", "text": "Python FAQ\nHow do I   test a Python program?\nWhy is Python slow?"},
+            {"id": "index", "text": "abs() (built-in function)\nacos() (in module math)"},
+            {"id": "news", "text": "What's New in Python 3.12: the new type parameter syntax"}]
+    vectors = np.eye(3, dtype=np.float32)
+    reference = np.array([[1.0, 0.5, 0.2]], dtype=np.float32)  # the table of contents is the nearest
+    assert nearest_distractors(rows, vectors, reference, 1)[0]["id"] == "toc"
+    kept, kept_vectors = without_examples(rows, vectors, ["How do I test a Python program?", "Why?"])
+    assert [r["id"] for r in kept] == ["index", "news"] and kept_vectors.shape == (2, 3)
+    assert nearest_distractors(kept, kept_vectors, reference, 1)[0]["id"] == "index"
+    # a question of fewer than four words is too common to count
+    assert [r["id"] for r in without_examples(rows, vectors, ["Why is Python"])[0]] == ["toc", "index", "news"]

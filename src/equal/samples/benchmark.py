@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from equal.errors import InputError
-from equal.samples.distractors import distractor_passages, nearest_distractors
+from equal.samples.distractors import distractor_passages, nearest_distractors, without_examples
 from equal.samples.python_docs import pack_paragraphs, python_doc_passages, python_faq, wikipedia_summaries
 
 SYMPY_DOCS = Path("/usr/share/doc/python-sympy-doc/html/_sources")
@@ -140,8 +140,12 @@ def build(out_dir: Path, *, n_wikipedia: int = 1500, n_python: int = 1000, n_sym
         chosen: dict[str, dict] = {}
         for name in manifest["reference_sets"]:
             reward = [json.loads(line) for line in (out_dir / name / "reward.jsonl").read_text().splitlines()]
+            heldout = [json.loads(line) for line in (out_dir / name / "heldout.jsonl").read_text().splitlines()]
             reference = embed([f"Question: {r['question']}\nAnswer: {r['answer']}" for r in reward])
-            for row in nearest_distractors(candidates, vectors, reference, n_distractors):
+            # a candidate that holds one of the set's questions (a table of contents of the FAQ) is no distractor
+            eligible, eligible_vectors = without_examples(candidates, vectors,
+                                                          [r.get("question", "") for r in reward + heldout])
+            for row in nearest_distractors(eligible, eligible_vectors, reference, n_distractors):
                 chosen.setdefault(row["id"], {**row, "near": []})["near"].append(name)
         extra = list(chosen.values())
         _write(out_dir / "corpus.jsonl", corpus + extra)

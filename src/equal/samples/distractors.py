@@ -157,3 +157,23 @@ def nearest_distractors(rows: Sequence[dict], vectors: np.ndarray, reference: np
     score = vectors @ reference.mean(0)
     order = np.argsort(-score, kind="stable")[:n]
     return [{**rows[i], "similarity": round(float(score[i]), 4)} for i in order]
+
+
+#: a question shorter than this (in words) is too common to count as held by a candidate
+MIN_QUESTION_WORDS = 4
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def without_examples(rows: Sequence[dict], vectors: np.ndarray, questions: Sequence[str]) -> tuple[list[dict],
+                                                                                                     np.ndarray]:
+    """The candidates that hold none of ``questions`` word for word (case and spacing aside), with their vectors.
+
+    The Python FAQ's table of contents lists the FAQ's own questions: as a distractor it would hand the
+    extractor the reference set's examples, held-out part included, and the OT proxy would reward picking it.
+    """
+    needles = [n for n in (_normal(q) for q in questions) if len(n.split()) >= MIN_QUESTION_WORDS]
+    keep = [i for i, row in enumerate(rows) if not any(n in _normal(row["text"]) for n in needles)]
+    return [rows[i] for i in keep], vectors[keep]

@@ -98,10 +98,10 @@ class _Child:
                 continue
             if event["event"] == "stage_start":
                 self.stages.append(event["stage"])
-            elif event["event"] == "log" and event.get("level") in ("warning", "error"):
-                self.warnings.append(event.get("message", "")[:120])
                 if event["stage"].startswith(prefix):
                     return True
+            elif event["event"] == "log" and event.get("level") in ("warning", "error"):
+                self.warnings.append(event.get("message", "")[:120])
         return False
 
     def drain(self) -> None:

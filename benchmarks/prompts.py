@@ -194,6 +194,16 @@ def stats(args: argparse.Namespace) -> None:
     cache.close()
 
 
+def _sampled_pairs(variant: str, sample: set[str], n: int) -> list[Any]:
+    """A seeded sample of ``n`` of the pairs ``variant`` extracted from the ``sample`` passages."""
+    from equal.records import QAPair
+
+    rows = read_variant(variant)
+    pairs = [QAPair(p["question"], p["answer"], document_id=i) for i in sorted(sample & set(rows))
+             for p in rows[i]["qa_pairs"]]
+    return random.Random(0).sample(pairs, min(n, len(pairs)))
+
+
 def llm_grades(args: argparse.Namespace) -> None:
     """The packaged model's 1-5 grade of a seeded sample of each variant's pairs (the sample passages), beside the
     cheap checks' grade of the same pairs; answers are cached in ``runs/prompts/cache``."""
@@ -203,7 +213,6 @@ def llm_grades(args: argparse.Namespace) -> None:
     from equal.llm.cache import ResponseCache
     from equal.quality import ReferenceShape, grade
     from equal.quality.llm import grade_request, parse_grade
-    from equal.records import QAPair
     from equal.run.budget import Budget
     from equal.run.builders import build_llm
     from equal.run.quality import CachedRequests
@@ -220,10 +229,7 @@ def llm_grades(args: argparse.Namespace) -> None:
     print("|---|---|---|---|---|---|")
     try:
         for name in ["old", *args.variant]:
-            rows = read_variant(name)
-            pairs = [QAPair(p["question"], p["answer"], document_id=i) for i in sorted(sample & set(rows))
-                     for p in rows[i]["qa_pairs"]]
-            pairs = random.Random(0).sample(pairs, min(args.pairs, len(pairs)))
+            pairs = _sampled_pairs(name, sample, args.pairs)
             answers = CachedRequests(llm, cache, stats, "grade", Budget()).ask(
                 [grade_request(p, examples) for p in pairs])
             llm_grade = [parse_grade(a.text) if a is not None else None for a in answers]
@@ -242,6 +248,8 @@ def llm_grades(args: argparse.Namespace) -> None:
 def refine(args: argparse.Namespace) -> None:
     """The packaged model's refine pass over a seeded sample of each variant's pairs: what a rewrite changes (answer
     words, pairs pointing at their passage, the checks' grades, copies of the examples it was shown)."""
+    from dataclasses import replace
+
     from equal.config import LocalExtractionConfig
     from equal.corpus import read_reference
     from equal.extraction.task import choose_examples
@@ -266,11 +274,8 @@ def refine(args: argparse.Namespace) -> None:
     print("|---|---|---|---|---|---|---|")
     try:
         for name in args.variant:
-            rows = read_variant(name)
-            pairs = [QAPair(p["question"], p["answer"], document_id=i,
-                            provenance=Provenance(i, 0, 0, 0.0, "bandit", grade=PairGrade(5)))
-                     for i in sorted(sample & set(rows)) for p in rows[i]["qa_pairs"]]
-            pairs = random.Random(0).sample(pairs, min(args.pairs, len(pairs)))
+            pairs = [replace(p, provenance=Provenance(p.document_id, 0, 0, 0.0, "bandit", grade=PairGrade(5)))
+                     for p in _sampled_pairs(name, sample, args.pairs)]
             removed: list[Any] = []
             out, rewritten = refined(pairs, CachedRequests(llm, cache, stats, "refine", Budget()), examples,
                                      min_grade=1, max_tokens=MAX_TOKENS, shape=shape, protected=index,
